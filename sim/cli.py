@@ -1,0 +1,158 @@
+"""Command line: ``python run_sim.py SCENARIO.yaml [flags]`` (also the ``storefront-sim`` script).
+
+Flags from the seed override the scenario YAML. Every input problem is one line on stderr
+naming the file, the field and the problem, exit code 2, and no file created or clobbered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from sim.clock import default_today, resolve_time_expression
+from sim.config import Scenario, ScenarioError, load_scenario
+from sim.run import print_summary, resolve_run_window, simulate
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+# CLI flag -> scenario field it overrides
+FLAG_FIELDS: dict[str, str] = {
+    "days": "window.days",
+    "start": "window.start",
+    "end": "window.end",
+    "incidents_per_day": "random_incidents.per_day",
+    "error_rate_incident": "random_incidents.error_rate_incident",
+    "base_tps": "traffic.base_tps",
+    "peak_multiplier": "traffic.peak_multiplier",
+    "error_rate_normal": "background_errors.error_rate_normal",
+    "output_dir": "output.dir",
+    "seed": "seed",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="run_sim.py", description=__doc__.splitlines()[0])
+    p.add_argument("scenario", nargs="?", help="scenario YAML (e.g. scenarios/baseline.yaml)")
+    p.add_argument("--days", type=int, help="days to simulate, ending at 24:00 UTC of --today")
+    p.add_argument("--today", help="the date runs end on and relative fault times resolve "
+                                   "against (YYYY-MM-DD; default: current UTC date)")
+    p.add_argument("--start", help="window start (ISO datetime or 'today 14:00'); with --end")
+    p.add_argument("--end", help="window end (ISO datetime or 'today 15:00'); with --start")
+    p.add_argument("--incidents-per-day", type=float, help="random incidents drawn per day")
+    p.add_argument("--base-tps", type=float, help="base transactions per second (default 20)")
+    p.add_argument("--peak-multiplier", type=float, help="peak traffic multiplier (default 2.5)")
+    p.add_argument("--error-rate-normal", type=float,
+                   help="everyday error rate in percent, before card declines (default 1.0)")
+    p.add_argument("--error-rate-incident", type=float,
+                   help="target error rate in percent for random incidents (scales their "
+                        "fault magnitude)")
+    p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    p.add_argument("--output-dir", help="where NDJSON files go (default ./output)")
+    p.add_argument("--no-files", action="store_true", help="write no NDJSON (stream only)")
+    p.add_argument("--create-mapping-only", action="store_true",
+                   help="write mapping.json to the output dir (and create the index if "
+                        "--opensearch is given), then exit")
+    p.add_argument("--opensearch", metavar="URL",
+                   help="stream into OpenSearch at URL while simulating (or OPENSEARCH_URL)")
+    p.add_argument("--index", help="index name (default: the scenario's output.index)")
+    p.add_argument("--ca-certs", help="CA bundle to verify the OpenSearch certificate")
+    p.add_argument("--insecure", action="store_true",
+                   help="do not verify the OpenSearch TLS certificate (warns)")
+    p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _bad(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
+    source = args.scenario
+    overrides: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for attr, path in FLAG_FIELDS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            overrides[path] = value
+            flags[path] = "--" + attr.replace("_", "-")
+    if args.start is not None or args.end is not None:
+        if args.start is None or args.end is None:
+            raise ScenarioError(f"{source}: --start/--end: give both or neither")
+        for flag in ("start", "end"):
+            try:
+                resolve_time_expression(getattr(args, flag), dt.date(2000, 1, 3))
+            except ValueError as exc:
+                raise ScenarioError(f"{source}: --{flag}: {exc}") from None
+    scenario = load_scenario(source, overrides, flags)
+    if args.today is not None:
+        try:
+            today = dt.date.fromisoformat(args.today)
+        except ValueError:
+            raise ScenarioError(
+                f"{source}: --today: invalid date {args.today!r} (expected YYYY-MM-DD)"
+            ) from None
+    else:
+        today = scenario.window.today or default_today()
+    try:
+        resolve_run_window(scenario, today)
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: window: {exc}") from None
+    return scenario, today
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.create_mapping_only:
+        from sim.mapping import create_mapping_only
+
+        return create_mapping_only(args)
+    if not args.scenario:
+        return _bad("a scenario file is required (e.g. scenarios/baseline.yaml)")
+    try:
+        scenario, today = load_from_args(args)
+    except ScenarioError as exc:
+        return _bad(str(exc))
+    output_dir = None if args.no_files else Path(scenario.output.dir)
+    bar = None
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        window = resolve_run_window(scenario, today)
+        segments = len(window.segments())
+        total_h = (window.seconds + segments * scenario.window.warmup_minutes * 60.0) / 3600.0
+        bar = tqdm(total=round(total_h, 2), unit="sim-h", file=sys.stderr, disable=None,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} sim-h [{elapsed}<{remaining}]")
+
+        def progress(seconds: float) -> None:
+            bar.update(seconds / 3600.0)
+
+    try:
+        result = simulate(scenario, today, output_dir, progress=progress)
+    except KeyboardInterrupt:
+        print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    print_summary(result)
+    if any(s.unaccounted for s in result.sinks):
+        print("error: some documents are unaccounted for (see the sink summary)", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

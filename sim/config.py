@@ -1,0 +1,304 @@
+"""The scenario schema: every default and every validation rule lives here, and only here.
+
+A scenario YAML is parsed into immutable pydantic models. Anything wrong with it becomes a
+``ScenarioError`` whose one-line message names the file, the field path and the problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class ScenarioError(Exception):
+    """Bad input: the message is the one line the user sees."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WindowConfig(_Model):
+    """Which simulated time is written. Either ``days`` ending at 24:00 UTC of ``today``, or
+    ``start``/``end``; a warm-up before the window brings the storefront to steady state."""
+
+    days: PositiveInt = 1
+    today: dt.date | None = None
+    start: str | None = None
+    end: str | None = None
+    warmup_minutes: NonNegFloat = 10
+
+    @model_validator(mode="after")
+    def _start_and_end_together(self) -> WindowConfig:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("start and end must be given together")
+        return self
+
+
+class EndpointMix(_Model):
+    """Relative weights of the request types a shopper sends."""
+
+    home: NonNegFloat = 0.22
+    search: NonNegFloat = 0.20
+    product: NonNegFloat = 0.33
+    cart: NonNegFloat = 0.15
+    checkout: NonNegFloat = 0.10
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> EndpointMix:
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one endpoint weight must be > 0")
+        return self
+
+
+class TrafficConfig(_Model):
+    """Arrivals: the seed's daily schedule scaled by base_tps and peak_multiplier."""
+
+    base_tps: PositiveFloat = 20.0
+    peak_multiplier: Annotated[float, Field(ge=1)] = 2.5
+    noise: Annotated[float, Field(ge=0, le=0.5)] = 0.08
+    weekend_factor: PositiveFloat = 1.0
+    endpoints: EndpointMix = EndpointMix()
+    customers: PositiveInt = 5000
+
+
+class DbPoolConfig(_Model):
+    """HikariCP-style pool per app instance."""
+
+    max_size: PositiveInt = 10
+    connection_timeout_ms: PositiveFloat = 10_000
+
+
+class DbServerConfig(_Model):
+    """The shared database: finite concurrent queries, lognormal query time."""
+
+    max_active: PositiveInt = 64
+    query_ms_median: PositiveFloat = 6.0
+    query_sigma: NonNegFloat = 0.6
+
+
+class HeapConfig(_Model):
+    """JVM heap per instance: young-gen allocation drives minor GCs, old-gen fill drives full GCs."""
+
+    max_mb: PositiveFloat = 2048
+    young_mb: PositiveFloat = 384
+    baseline_live_mb: PositiveFloat = 520
+    alloc_kb_per_request: PositiveFloat = 1800
+    promotion_ratio: Probability = 0.04
+    minor_pause_ms: PositiveFloat = 12
+    full_gc_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
+    full_pause_ms_per_gb: PositiveFloat = 900
+    restart_seconds: PositiveFloat = 45
+
+
+class GatewayConfig(_Model):
+    """The external payment gateway, called synchronously from checkout."""
+
+    latency_ms_median: PositiveFloat = 260
+    latency_sigma: NonNegFloat = 0.35
+    read_timeout_ms: PositiveFloat = 10_000
+    max_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    decline_rate: Probability = 0.06
+    error_rate: Probability = 0.002
+
+
+class BreakerConfig(_Model):
+    """Resilience4j-style count-based circuit breaker around the gateway, one per instance."""
+
+    enabled: bool = True
+    window_size: PositiveInt = 20
+    minimum_calls: PositiveInt = 10
+    failure_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 50
+    slow_call_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 80
+    slow_call_duration_ms: PositiveFloat = 5000
+    wait_open_ms: PositiveFloat = 30_000
+    half_open_calls: PositiveInt = 5
+
+
+class UpstreamConfig(_Model):
+    """An internal HTTP dependency (inventory, recommendations)."""
+
+    latency_ms_median: PositiveFloat = 40
+    latency_sigma: NonNegFloat = 0.4
+    timeout_ms: PositiveFloat = 3000
+
+
+class StorefrontConfig(_Model):
+    """The resources requests contend for."""
+
+    instances: PositiveInt = 4
+    worker_threads: PositiveInt = 100
+    accept_queue: Annotated[int, Field(ge=0)] = 100
+    lb_timeout_ms: PositiveFloat = 60_000
+    cpu_cores: PositiveInt = 4
+    cpu_ms_scale: PositiveFloat = 1.0
+    db_pool: DbPoolConfig = DbPoolConfig()
+    db_server: DbServerConfig = DbServerConfig()
+    heap: HeapConfig = HeapConfig()
+    payment_gateway: GatewayConfig = GatewayConfig()
+    circuit_breaker: BreakerConfig = BreakerConfig()
+    inventory: UpstreamConfig = UpstreamConfig(latency_ms_median=35)
+    recommendations: UpstreamConfig = UpstreamConfig(latency_ms_median=70, timeout_ms=2000)
+
+
+class BackgroundErrorsConfig(_Model):
+    """Everyday failures. ``error_rate_normal`` (percent of all requests) is split across the
+    causes by weight; card declines come from the gateway's decline_rate on top of it."""
+
+    error_rate_normal: Annotated[float, Field(ge=0, le=20)] = 1.0
+    validation_weight: NonNegFloat = 0.55
+    not_found_weight: NonNegFloat = 0.3
+    deadlock_weight: NonNegFloat = 0.05
+    internal_weight: NonNegFloat = 0.1
+
+
+FaultType = Literal[
+    "payment_gateway_slowdown",
+    "db_slow_queries",
+    "memory_leak",
+    "dependency_error_burst",
+    "upstream_slowdown",
+    "traffic_surge",
+]
+
+
+class FaultConfig(_Model):
+    """One injected root cause. ``magnitude`` is in the fault type's own unit (see docs)."""
+
+    type: FaultType
+    start: str
+    duration_minutes: PositiveFloat = 10
+    magnitude: NonNegFloat | None = None
+    ramp_minutes: NonNegFloat = 2
+    target: str | None = None
+    incident_type: str | None = None
+
+
+class RandomIncidentsConfig(_Model):
+    """Incidents drawn deterministically from the seed, per simulated day."""
+
+    per_day: Annotated[float, Field(ge=0, le=10)] = 0
+    min_gap_minutes: NonNegFloat = 90
+    error_rate_incident: Annotated[float, Field(gt=0, le=100)] | None = None
+
+
+class OutputConfig(_Model):
+    dir: str = "./output"
+    index: str = "ecommerce_performance_demo"
+    incidents_index: str = "ecommerce_performance_incidents"
+    metrics_interval_s: PositiveFloat = 10
+    split_files: bool = True
+
+
+class Scenario(_Model):
+    name: str = "scenario"
+    description: str = ""
+    seed: int = 42
+    window: WindowConfig = WindowConfig()
+    traffic: TrafficConfig = TrafficConfig()
+    storefront: StorefrontConfig = StorefrontConfig()
+    background_errors: BackgroundErrorsConfig = BackgroundErrorsConfig()
+    faults: list[FaultConfig] = []
+    random_incidents: RandomIncidentsConfig = RandomIncidentsConfig()
+    output: OutputConfig = OutputConfig()
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    node = raw
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_scenario(
+    raw: Any,
+    source: str,
+    overrides: dict[str, Any] | None = None,
+    flag_names: dict[str, str] | None = None,
+) -> Scenario:
+    """Validate a raw mapping (plus dotted-path overrides from the CLI) into a Scenario.
+
+    ``flag_names`` maps an overridden path to the CLI flag that set it, so an error about a
+    bad flag value names the flag rather than a YAML key the user never wrote."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: (top level): expected a mapping, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(raw, dotted, value)
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _format_loc(tuple(x for x in err["loc"] if not str(x).startswith("function-")))
+        if flag_names and loc in flag_names and loc in (overrides or {}):
+            loc = f"{flag_names[loc]} ({loc})"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "literal_error":
+            msg = f"unknown value {err.get('input')!r}: {msg}"
+        raise ScenarioError(f"{source}: {loc}: {msg}") from None
+    from sim.clock import resolve_time_expression  # local: clock imports config types
+
+    for i, fault in enumerate(scenario.faults):
+        try:
+            resolve_time_expression(fault.start, dt.date(2000, 1, 3))
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: faults[{i}].start: {exc}") from None
+    for key in ("start", "end"):
+        value = getattr(scenario.window, key)
+        if value is not None:
+            try:
+                resolve_time_expression(value, dt.date(2000, 1, 3))
+            except ValueError as exc:
+                raise ScenarioError(f"{source}: window.{key}: {exc}") from None
+    return scenario
+
+
+def load_scenario(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    flag_names: dict[str, str] | None = None,
+) -> Scenario:
+    """Read and validate a scenario file; every failure is a one-line ScenarioError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}: malformed YAML: {where}{problem}") from None
+    return parse_scenario(raw, str(path), overrides, flag_names)

@@ -1,0 +1,121 @@
+"""Root causes injected into the model. Only causes: every symptom must emerge downstream.
+
+A fault ramps up over ``ramp`` seconds from its start, holds until its end, then is removed
+at once; whatever recovery follows comes from the model (queues draining, the breaker
+probing, a JVM restarting). ``magnitude`` is in the fault type's own unit:
+
+- payment_gateway_slowdown: gateway latency multiplier added on top of 1 (55 -> x56)
+- db_slow_queries: query-time multiplier added on top of 1 (lock contention, missing index)
+- memory_leak: MB leaked per checkout request on the target instance(s)
+- dependency_error_burst: share of gateway calls that fail with HTTP 5xx
+- upstream_slowdown: latency multiplier added on top of 1 for ``target`` (inventory|recommendations)
+- traffic_surge: arrival-rate multiplier added on top of 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DEFAULT_MAGNITUDE: dict[str, float] = {
+    "payment_gateway_slowdown": 55.0,
+    "db_slow_queries": 90.0,
+    "memory_leak": 1.6,
+    "dependency_error_burst": 0.85,
+    "upstream_slowdown": 80.0,
+    "traffic_surge": 1.0,
+}
+
+DEFAULT_TARGET: dict[str, str | None] = {
+    "payment_gateway_slowdown": None,
+    "db_slow_queries": None,
+    "memory_leak": None,
+    "dependency_error_burst": None,
+    "upstream_slowdown": "inventory",
+    "traffic_surge": None,
+}
+
+# The seed's incident catalogue, named after what operators would call it.
+INCIDENT_TYPE: dict[str, str] = {
+    "payment_gateway_slowdown": "payment_gateway_timeout",
+    "db_slow_queries": "db_connection_pool_exhaustion",
+    "memory_leak": "memory_pressure",
+    "dependency_error_burst": "circuit_breaker_activation",
+    "upstream_slowdown": "upstream_service_degradation",
+    "traffic_surge": "traffic_surge",
+}
+
+
+@dataclass(frozen=True)
+class ActiveFault:
+    """A fault resolved to absolute time (epoch seconds)."""
+
+    fault_id: str
+    type: str
+    start_epoch: float
+    end_epoch: float
+    ramp_s: float
+    magnitude: float
+    target: str | None
+    incident_type: str
+
+    def intensity(self, epoch_s: float) -> float:
+        if epoch_s < self.start_epoch or epoch_s >= self.end_epoch:
+            return 0.0
+        if self.ramp_s <= 0:
+            return 1.0
+        return min(1.0, (epoch_s - self.start_epoch) / self.ramp_s)
+
+    def applies_to(self, name: str) -> bool:
+        return self.target is None or self.target == name
+
+
+_ONE: Callable[[], float] = lambda: 1.0  # noqa: E731
+_ZERO: Callable[[], float] = lambda: 0.0  # noqa: E731
+
+
+class FaultSchedule:
+    """Turns the active faults into the time-varying factors components read."""
+
+    def __init__(self, faults: list[ActiveFault], now_epoch: Callable[[], float]):
+        self.faults = faults
+        self.now_epoch = now_epoch
+
+    def _of(self, fault_type: str, target: str | None = None) -> list[ActiveFault]:
+        return [
+            f for f in self.faults
+            if f.type == fault_type and (target is None or f.applies_to(target))
+        ]
+
+    def multiplier(self, fault_type: str, target: str | None = None) -> Callable[[], float]:
+        """1 + sum(magnitude * intensity) for faults of a type, as a zero-argument callable."""
+        faults = self._of(fault_type, target)
+        if not faults:
+            return _ONE
+        now = self.now_epoch
+
+        def factor() -> float:
+            t = now()
+            return 1.0 + sum(f.magnitude * f.intensity(t) for f in faults)
+
+        return factor
+
+    def additive(self, fault_type: str, target: str | None = None) -> Callable[[], float]:
+        """sum(magnitude * intensity), e.g. an extra error rate or leaked MB."""
+        faults = self._of(fault_type, target)
+        if not faults:
+            return _ZERO
+        now = self.now_epoch
+
+        def amount() -> float:
+            t = now()
+            return sum(f.magnitude * f.intensity(t) for f in faults)
+
+        return amount
+
+    def surge_at(self) -> Callable[[float], float] | None:
+        """Arrival-rate multiplier as a function of epoch seconds (for the traffic generator)."""
+        faults = self._of("traffic_surge")
+        if not faults:
+            return None
+        return lambda t: 1.0 + sum(f.magnitude * f.intensity(t) for f in faults)

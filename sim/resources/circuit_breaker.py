@@ -1,0 +1,113 @@
+"""CircuitBreaker: Resilience4j's count-based breaker (closed / open / half-open).
+
+Closed: outcomes of the last ``window_size`` calls are kept; once ``minimum_calls`` are
+recorded and the failure rate or the slow-call rate reaches its threshold, it opens.
+Open: calls are refused (CallNotPermittedException) for ``wait_open``; the first call after
+that moves it to half-open. Half-open: ``half_open_calls`` probes are let through and their
+outcomes decide between closing and opening again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
+STATE_CODES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        name: str,
+        *,
+        window_size: int,
+        minimum_calls: int,
+        failure_rate_threshold: float,
+        slow_call_rate_threshold: float,
+        slow_call_duration_s: float,
+        wait_open_s: float,
+        half_open_calls: int,
+        enabled: bool = True,
+        clock: Callable[[], float],
+        on_transition: Callable[[str, str, str, float], None] | None = None,
+    ):
+        self.name = name
+        self.window_size = window_size
+        self.minimum_calls = minimum_calls
+        self.failure_rate_threshold = failure_rate_threshold
+        self.slow_call_rate_threshold = slow_call_rate_threshold
+        self.slow_call_duration_s = slow_call_duration_s
+        self.wait_open_s = wait_open_s
+        self.half_open_calls = half_open_calls
+        self.enabled = enabled
+        self.clock = clock
+        self.on_transition = on_transition
+        self.state = CLOSED
+        self.opened_at = 0.0
+        self.window: deque[tuple[bool, bool]] = deque()
+        self.failures = 0
+        self.slow = 0
+        self.half_open_permits = 0
+        self.not_permitted = 0
+
+    def reset(self) -> None:
+        """A fresh breaker, as after the owning JVM restarted (no transition is reported)."""
+        self.state = CLOSED
+        self.window.clear()
+        self.failures = self.slow = 0
+        self.half_open_permits = 0
+
+    def try_acquire(self) -> bool:
+        """May a call go to the dependency now?"""
+        if not self.enabled or self.state == CLOSED:
+            return True
+        if self.state == OPEN:
+            if self.clock() - self.opened_at < self.wait_open_s:
+                self.not_permitted += 1
+                return False
+            self._transition(HALF_OPEN)
+        if self.half_open_permits < self.half_open_calls:
+            self.half_open_permits += 1
+            return True
+        self.not_permitted += 1
+        return False
+
+    def record(self, duration_s: float, failed: bool) -> None:
+        """Outcome of a permitted call."""
+        if not self.enabled:
+            return
+        if self.state == OPEN:
+            return  # a late result of a call made before opening: Resilience4j ignores it too
+        slow = duration_s >= self.slow_call_duration_s
+        self.window.append((failed, slow))
+        self.failures += failed
+        self.slow += slow
+        limit = self.half_open_calls if self.state == HALF_OPEN else self.window_size
+        while len(self.window) > limit:
+            old_failed, old_slow = self.window.popleft()
+            self.failures -= old_failed
+            self.slow -= old_slow
+        needed = self.half_open_calls if self.state == HALF_OPEN else self.minimum_calls
+        if len(self.window) < needed:
+            return
+        n = len(self.window)
+        tripped = (
+            100.0 * self.failures / n >= self.failure_rate_threshold
+            or 100.0 * self.slow / n >= self.slow_call_rate_threshold
+        )
+        if tripped:
+            self._transition(OPEN)
+        elif self.state == HALF_OPEN:
+            self._transition(CLOSED)
+
+    def _transition(self, new_state: str) -> None:
+        old = self.state
+        self.state = new_state
+        self.window.clear()
+        self.failures = self.slow = 0
+        self.half_open_permits = 0
+        if new_state == OPEN:
+            self.opened_at = self.clock()
+        if self.on_transition is not None:
+            self.on_transition(self.name, old, new_state, self.clock())

@@ -1,0 +1,76 @@
+"""JvmHeap: generational heap accounting whose collections stall the instance.
+
+Every request allocates into the young generation; filling it triggers a short minor pause
+and promotes a little into the old generation. Filling the old generation past a threshold
+triggers a full collection whose pause grows with the old generation's size, and which
+frees all but the live set. A leak grows the live set: full collections come more often,
+last longer and free less, until the live set no longer fits and the JVM throws
+OutOfMemoryError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+MINOR, FULL, OOM = "minor", "full", "oom"
+
+
+class JvmHeap:
+    def __init__(
+        self,
+        *,
+        max_mb: float,
+        young_mb: float,
+        baseline_live_mb: float,
+        promotion_ratio: float,
+        minor_pause_s: float,
+        full_gc_threshold: float,
+        full_pause_s_per_gb: float,
+        on_gc: Callable[[str, float], None],
+    ):
+        self.max_mb = max_mb
+        self.young_mb = young_mb
+        self.old_max_mb = max_mb - young_mb
+        self.baseline_live_mb = baseline_live_mb
+        self.promotion_ratio = promotion_ratio
+        self.minor_pause_s = minor_pause_s
+        self.full_gc_threshold = full_gc_threshold
+        self.full_pause_s_per_gb = full_pause_s_per_gb
+        self.on_gc = on_gc
+        self.reset()
+
+    def reset(self) -> None:
+        self.young_used_mb = 0.0
+        self.leaked_mb = 0.0
+        self.old_used_mb = self.baseline_live_mb
+
+    @property
+    def used_mb(self) -> float:
+        return self.young_used_mb + self.old_used_mb
+
+    @property
+    def live_mb(self) -> float:
+        return self.baseline_live_mb + self.leaked_mb
+
+    def allocate(self, mb: float, leaked_mb: float = 0.0) -> bool:
+        """A request's allocations; ``leaked_mb`` of them stay reachable for good.
+
+        Returns True when this allocation ran the JVM out of memory."""
+        if leaked_mb:
+            self.leaked_mb += leaked_mb
+            self.old_used_mb += leaked_mb
+        self.young_used_mb += mb
+        if self.young_used_mb < self.young_mb:
+            return False
+        promoted = self.young_used_mb * self.promotion_ratio
+        self.young_used_mb = 0.0
+        self.old_used_mb += promoted
+        self.on_gc(MINOR, self.minor_pause_s)
+        if self.old_used_mb >= self.full_gc_threshold * self.old_max_mb:
+            pause = self.full_pause_s_per_gb * self.old_used_mb / 1024.0
+            self.old_used_mb = self.live_mb
+            if self.live_mb >= 0.98 * self.old_max_mb:
+                self.on_gc(OOM, pause)
+                return True
+            self.on_gc(FULL, pause)
+        return False

@@ -1,0 +1,197 @@
+"""The run lifecycle: plan segments, simulate them, feed the sinks, always close and summarise.
+
+Like desmod's simulate(): whatever happens inside, the ``finally`` closes every sink (a
+failed run leaves no complete-looking file behind) and the summary says what was written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sim.clock import Window, resolve_time_expression, resolve_window
+from sim.config import Scenario
+from sim.documents import make_customer_pool
+from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
+from sim.segment import SegmentPlan, SegmentResult, simulate_segment
+from sim.sinks.base import EventSink, SinkSummary
+from sim.sinks.ndjson import NdjsonSink
+
+DRAIN_S = 180.0
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    seed: int
+    window: Window
+    counts: dict[str, int] = field(default_factory=dict)
+    faults: list[ActiveFault] = field(default_factory=list)
+    state_log: list[tuple[str, str, str, str]] = field(default_factory=list)
+    sinks: list[SinkSummary] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "window": {"start": self.window.start.isoformat().replace("+00:00", "Z"),
+                       "end": self.window.end.isoformat().replace("+00:00", "Z")},
+            "counts": dict(sorted(self.counts.items())),
+            "total_documents": self.total,
+            "faults": [
+                {"id": f.fault_id, "type": f.type, "incident_type": f.incident_type,
+                 "start": _iso(f.start_epoch), "end": _iso(f.end_epoch),
+                 "magnitude": f.magnitude, "target": f.target}
+                for f in self.faults
+            ],
+            "sinks": [
+                {"name": s.name, "generated": s.generated, "indexed": s.indexed,
+                 "already_present": s.already_present, "dead_lettered": s.dead_lettered,
+                 "unaccounted": s.unaccounted, **s.details}
+                for s in self.sinks
+            ],
+            "files": self.files,
+            "wall_time_s": round(self.wall_time_s, 2),
+        }
+
+
+def _iso(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def resolve_run_window(scenario: Scenario, today: dt.date) -> Window:
+    w = scenario.window
+    return resolve_window(w.days, today, w.start, w.end)
+
+
+def resolve_faults(scenario: Scenario, today: dt.date) -> list[ActiveFault]:
+    """The scenario's pinned faults in absolute time."""
+    faults = []
+    for i, f in enumerate(scenario.faults):
+        start = resolve_time_expression(f.start, today).timestamp()
+        faults.append(ActiveFault(
+            fault_id=f"{scenario.name}-f{i + 1}",
+            type=f.type,
+            start_epoch=start,
+            end_epoch=start + f.duration_minutes * 60.0,
+            ramp_s=f.ramp_minutes * 60.0,
+            magnitude=DEFAULT_MAGNITUDE[f.type] if f.magnitude is None else f.magnitude,
+            target=f.target if f.target is not None else DEFAULT_TARGET[f.type],
+            incident_type=f.incident_type or INCIDENT_TYPE[f.type],
+        ))
+    return faults
+
+
+def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault]) -> list[SegmentPlan]:
+    warmup = scenario.window.warmup_minutes * 60.0
+    plans = []
+    for i, part in enumerate(window.segments()):
+        lo = part.start.timestamp() - warmup
+        hi = part.end.timestamp() + DRAIN_S
+        active = tuple(f for f in faults if f.start_epoch < hi and f.end_epoch > lo)
+        plans.append(SegmentPlan(i, part, warmup, active))
+    return plans
+
+
+def run_key(scenario: Scenario, window: Window) -> str:
+    """Part of every document id: same scenario, seed and window -> same ids."""
+    text = f"{scenario.name}|{scenario.seed}|{window.start.isoformat()}|{window.end.isoformat()}"
+    return hashlib.blake2b(text.encode(), digest_size=5).hexdigest()
+
+
+class _Fanout:
+    """Gives each document its deterministic id and hands it to every sink."""
+
+    def __init__(self, key: str, sinks: list[EventSink]):
+        self.key = key
+        self.sinks = sinks
+        self.segment = 0
+        self.seq = 0
+
+    def start_segment(self, index: int) -> None:
+        self.segment = index
+        self.seq = 0
+
+    def __call__(self, doc: dict[str, Any]) -> None:
+        self.seq += 1
+        doc_id = f"{self.key}-{self.segment:03d}-{self.seq:09d}"
+        for sink in self.sinks:
+            sink.emit(doc_id, doc)
+
+
+def simulate(
+    scenario: Scenario,
+    today: dt.date,
+    output_dir: Path | None,
+    extra_sinks: Iterable[EventSink] = (),
+    progress: Callable[[float], None] | None = None,
+    write_summary: bool = True,
+) -> RunResult:
+    """Run a whole scenario. Files land in ``output_dir`` (None: no files)."""
+    t0 = time.perf_counter()
+    window = resolve_run_window(scenario, today)
+    faults = resolve_faults(scenario, today)
+    plans = plan_segments(scenario, window, faults)
+    result = RunResult(scenario.name, scenario.seed, window, faults=faults)
+    sinks: list[EventSink] = []
+    ndjson: NdjsonSink | None = None
+    if output_dir is not None:
+        ndjson = NdjsonSink(output_dir / "all_data.ndjson")
+        sinks.append(ndjson)
+    sinks.extend(extra_sinks)
+    fanout = _Fanout(run_key(scenario, window), sinks)
+    customers = make_customer_pool(scenario.seed, scenario.traffic.customers)
+    ok = False
+    try:
+        for plan in plans:
+            fanout.start_segment(plan.index)
+            seg: SegmentResult = simulate_segment(scenario, plan, customers, fanout, progress)
+            for kind, n in seg.counts.items():
+                result.counts[kind] = result.counts.get(kind, 0) + n
+            result.state_log.extend(seg.state_log)
+        ok = True
+    finally:
+        for sink in sinks:
+            result.sinks.append(sink.close(ok))
+        result.wall_time_s = time.perf_counter() - t0
+        if ok and ndjson is not None and output_dir is not None:
+            result.files.append(str(output_dir / "all_data.ndjson"))
+            if write_summary:
+                result.files.append(str(output_dir / "run_summary.json"))
+                write_json_atomic(output_dir / "run_summary.json", result.summary())
+    return result
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def print_summary(result: RunResult, stream: Any = sys.stderr) -> None:
+    s = result.summary()
+    print(f"scenario {s['scenario']} seed {s['seed']}: {s['window']['start']} .. "
+          f"{s['window']['end']}", file=stream)
+    for kind, n in s["counts"].items():
+        print(f"  {kind:<24}{n:>12,}", file=stream)
+    print(f"  {'total':<24}{s['total_documents']:>12,}  in {s['wall_time_s']:.1f} s wall",
+          file=stream)
+    for sink in s["sinks"]:
+        print(f"  sink {sink['name']}: generated {sink['generated']:,} indexed "
+              f"{sink['indexed']:,} already present {sink['already_present']:,} "
+              f"dead-lettered {sink['dead_lettered']:,} unaccounted {sink['unaccounted']:,}",
+              file=stream)

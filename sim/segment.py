@@ -1,0 +1,138 @@
+"""One segment of simulated time (at most a UTC day), simulated on its own.
+
+A segment starts ``warmup`` before its window so the storefront is in steady state when
+documents start to count, and drains after it so requests that started inside finish.
+Its random streams derive from (seed, segment index): a segment's output does not depend
+on which process simulates it or on how many there are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from sim.clock import Window, epoch_ms
+from sim.config import Scenario
+from sim.documents import Customer, DocumentFactory
+from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
+from sim.faults import ActiveFault, FaultSchedule
+from sim.metrics import MetricsSampler
+from sim.rng import RandomStreams
+from sim.storefront import Request, Storefront
+from sim.traffic import DailySchedule, arrival_times
+
+SESSION_IDLE_S = 1800.0
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    index: int
+    window: Window
+    warmup_s: float
+    faults: tuple[ActiveFault, ...]
+
+
+@dataclass
+class SegmentResult:
+    index: int
+    counts: dict[str, int] = field(default_factory=dict)
+    state_log: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+def simulate_segment(
+    scenario: Scenario,
+    plan: SegmentPlan,
+    customers: list[Customer],
+    emit: Callable[[dict[str, Any]], None],
+    progress: Callable[[float], None] | None = None,
+) -> SegmentResult:
+    """Run one segment; ``emit`` receives every document in a deterministic order."""
+    env = simpy.Environment()
+    streams = RandomStreams(scenario.seed, plan.index)
+    origin = plan.window.start - dt.timedelta(seconds=plan.warmup_s)
+    origin_ms = epoch_ms(origin)
+    origin_s = origin_ms / 1000.0
+    emit_from = plan.warmup_s
+    emit_until = plan.warmup_s + plan.window.seconds
+    faults = FaultSchedule(list(plan.faults), lambda: origin_s + env.now)
+    id_seed = int(streams.generator("ids").integers(0, 2**63 - 1))
+    docs = DocumentFactory(origin_ms, id_seed)
+    counts: dict[str, int] = {}
+
+    def counting_emit(doc: dict[str, Any]) -> None:
+        kind = doc["event_type"]
+        counts[kind] = counts.get(kind, 0) + 1
+        emit(doc)
+
+    day_cache: dict[int, str] = {}
+
+    def day_label(sim_s: float) -> str:
+        day = int((origin_s + sim_s) // 86400)
+        label = day_cache.get(day)
+        if label is None:
+            label = dt.datetime.fromtimestamp(day * 86400, dt.UTC).strftime("%Y%m%d")
+            day_cache[day] = label
+        return label
+
+    shop = Storefront(env, scenario, streams, faults, docs, counting_emit, emit_from,
+                      emit_until, day_label)
+    sampler = MetricsSampler(shop, docs, scenario.output.metrics_interval_s, counting_emit,
+                             emit_from, emit_until)
+    env.process(sampler.run(env))
+    env.process(_traffic(env, scenario, streams, shop, customers, origin_s, emit_until, faults,
+                         progress))
+    lb_timeout_s = scenario.storefront.lb_timeout_ms / 1000.0
+    env.run(until=emit_until + 2 * lb_timeout_s + 60.0)
+    leftovers = sorted((r for inst in shop.instances for r in inst.inflight),
+                       key=lambda r: r.arrival)
+    for request in leftovers:
+        request.done = True
+        shop.record(request, request.instance.name if request.instance else None,
+                    "lb_timeout", env.now)
+    log = [
+        (docs.timestamp(t), component, event, detail)
+        for t, component, event, detail in shop.log.entries
+        if emit_from <= t < emit_until
+    ]
+    return SegmentResult(plan.index, counts, log)
+
+
+def _traffic(env: simpy.Environment, scenario: Scenario, streams: RandomStreams,
+             shop: Storefront, customers: list[Customer], origin_s: float, until: float,
+             faults: FaultSchedule, progress: Callable[[float], None] | None):
+    traffic = scenario.traffic
+    schedule = DailySchedule(traffic.base_tps, traffic.peak_multiplier, traffic.weekend_factor)
+    mix = traffic.endpoints.model_dump()
+    cumulative = []
+    acc = 0.0
+    for name in ENDPOINT_ORDER:
+        acc += mix[name]
+        cumulative.append(acc)
+    endpoints = [ENDPOINTS[name] for name in ENDPOINT_ORDER]
+    pick = streams.stream("shoppers")
+    sessions: dict[int, tuple[float, str]] = {}
+    session_ids = streams.stream("sessions")
+    surge = faults.surge_at()
+    surge_epoch = (lambda t: surge(origin_s + t)) if surge is not None else None
+    n_customers = len(customers)
+    reported = 0.0
+    for block in arrival_times(schedule, origin_s, 0.0, until, traffic.noise,
+                               streams.generator("arrivals"), surge_epoch):
+        for t in block.tolist():
+            yield env.timeout(t - env.now)
+            endpoint = endpoints[pick.choice_index(cumulative)]
+            idx = pick.randint(n_customers)
+            last = sessions.get(idx)
+            if last is None or t - last[0] > SESSION_IDLE_S:
+                sid = f"sess-{int(session_ids.random() * 2**52):013x}"
+            else:
+                sid = last[1]
+            sessions[idx] = (t, sid)
+            shop.arrive(Request(endpoint, t, customers[idx], sid))
+        if progress is not None:
+            progress(env.now - reported)
+            reported = env.now

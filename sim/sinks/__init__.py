@@ -1,0 +1,1 @@
+"""Where simulated documents go: NDJSON files, a live OpenSearch index, or both."""

@@ -1,0 +1,48 @@
+"""NDJSON in OpenSearch ``_bulk`` format, written so an interrupted run never looks complete.
+
+Documents go to ``<name>.partial`` and are renamed into place only by ``close(ok=True)``;
+a failed run removes its partial file and leaves any earlier complete file untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sim.sinks.base import SinkSummary
+
+_BUFFER = 1 << 20
+
+
+class NdjsonSink:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.partial, "wb", buffering=_BUFFER)  # noqa: SIM115
+        self.summary = SinkSummary(name=str(self.path))
+        self._closed = False
+
+    def emit(self, doc_id: str, doc: dict[str, Any]) -> None:
+        self._fh.write(b'{"index":{"_id":"' + doc_id.encode() + b'"}}\n' + orjson.dumps(doc) + b"\n")
+        self.summary.generated += 1
+
+    def emit_raw(self, lines: bytes, count: int) -> None:
+        """Already-serialized action/document line pairs (from a worker process)."""
+        self._fh.write(lines)
+        self.summary.generated += count
+
+    def close(self, ok: bool = True) -> SinkSummary:
+        if self._closed:
+            return self.summary
+        self._closed = True
+        self._fh.close()
+        if ok:
+            os.replace(self.partial, self.path)
+            self.summary.indexed = self.summary.generated
+        else:
+            self.partial.unlink(missing_ok=True)
+        return self.summary

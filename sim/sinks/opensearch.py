@@ -1,0 +1,545 @@
+"""Stream simulated documents into an OpenSearch index while the simulation runs.
+
+Why it looks like this:
+
+* ``emit`` only serializes (orjson) and appends to a small batch; full batches go into a
+  bounded queue. When OpenSearch is slow the queue fills and ``emit`` blocks, which is the
+  back-pressure the simulation relies on (memory stays bounded).
+* Sender threads each run ``opensearch.helpers.streaming_bulk`` over a lazy generator that
+  pulls from the queue. Every action is ``create`` with the deterministic ``doc_id``, so a
+  re-run or a retry of a partly applied request can never duplicate a document: a 409 means
+  "already present".
+* streaming_bulk itself only retries 429s, so it runs with ``max_retries=0``,
+  ``raise_on_error=False`` and ``raise_on_exception=False``: every item comes back with a
+  status and this module decides. 429/5xx/connection errors/timeouts are re-sent (only the
+  failed items) with capped exponential backoff and full jitter, bounded by a total give-up
+  time; other 4xx go to a dead-letter NDJSON file. Jitter only changes timing, never which
+  documents end up in the index.
+* ``close`` reports exact per-item accounting; documents that could not be delivered before
+  the give-up time are reported as unaccounted, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import (
+    AuthenticationException,
+    AuthorizationException,
+    ConnectionError,
+    SSLError,
+    TransportError,
+)
+from opensearchpy.helpers import streaming_bulk
+from opensearchpy.serializer import JSONSerializer
+
+from sim.sinks.base import SinkSummary
+
+__all__ = [
+    "OpenSearchSetupError",
+    "OpenSearchSink",
+    "OrjsonSerializer",
+    "connect",
+    "scrub_url",
+]
+
+
+class OpenSearchSetupError(RuntimeError):
+    """OpenSearch cannot be used (bad URL, unreachable, credentials refused, bad mapping).
+
+    The message is one line meant for the user and never contains secrets.
+    """
+
+
+class OrjsonSerializer(JSONSerializer):
+    """opensearch-py serializer backed by orjson (several times faster than ``json``).
+
+    Strings pass through unchanged: the sink hands over already-serialized sources.
+    """
+
+    mimetype: str = "application/json"
+
+    def dumps(self, data: Any) -> str:
+        if isinstance(data, str):
+            return data
+        if isinstance(data, bytes):
+            return data.decode("utf-8")
+        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
+
+    def loads(self, s: str) -> Any:
+        return orjson.loads(s)
+
+
+def scrub_url(url: str) -> str:
+    """``url`` without user:password, safe to print or put in an exception."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        if parts.hostname and ":" in parts.hostname:  # IPv6 literal
+            netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "<unparseable URL>"
+
+
+def connect(
+    url: str,
+    *,
+    ca_certs: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
+    timeout: float = 60.0,
+    ping_timeout: float = 10.0,
+    pool_maxsize: int = 8,
+) -> OpenSearch:
+    """Check that ``url`` is a usable OpenSearch and return a client for it.
+
+    Called before the simulation starts so that a typo, a stopped cluster or wrong
+    credentials fail in a second with one clear line (:class:`OpenSearchSetupError`)
+    instead of after the simulation. Credentials come from ``OPENSEARCH_USER`` /
+    ``OPENSEARCH_PASSWORD`` (or the URL's userinfo); TLS certificates are verified unless
+    ``insecure=True`` is asked for explicitly.
+    """
+    safe = scrub_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise OpenSearchSetupError(f"invalid OpenSearch URL {safe!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OpenSearchSetupError(
+            f"invalid OpenSearch URL {safe!r}: expected http(s)://host[:port]"
+        )
+    user = os.environ.get("OPENSEARCH_USER") or (parts.username or None)
+    password = os.environ.get("OPENSEARCH_PASSWORD") or (parts.password or "")
+    use_ssl = parts.scheme == "https"
+    if insecure and use_ssl:
+        print(
+            "WARNING: TLS certificate verification is disabled (insecure=True); "
+            "the connection can be intercepted.",
+            file=sys.stderr,
+        )
+    host: dict[str, Any] = {
+        "host": parts.hostname,
+        "port": port or (443 if use_ssl else 80),
+        "url_prefix": parts.path.rstrip("/"),
+    }
+    client = OpenSearch(
+        hosts=[host],
+        http_auth=(user, password) if user else None,
+        use_ssl=use_ssl,
+        verify_certs=not insecure,
+        ssl_show_warn=not insecure,
+        ca_certs=os.fspath(ca_certs) if ca_certs else None,
+        serializer=OrjsonSerializer(),
+        timeout=timeout,
+        max_retries=0,  # the sink retries with backoff itself
+        retry_on_timeout=False,
+        pool_maxsize=pool_maxsize,
+    )
+    try:
+        info = client.info(request_timeout=ping_timeout)
+    except AuthenticationException:
+        raise OpenSearchSetupError(
+            f"OpenSearch at {safe} rejected the credentials (HTTP 401); "
+            "set OPENSEARCH_USER and OPENSEARCH_PASSWORD"
+        ) from None
+    except AuthorizationException:
+        raise OpenSearchSetupError(
+            f"OpenSearch at {safe} denied access (HTTP 403); the user lacks permissions"
+        ) from None
+    except SSLError as exc:
+        raise OpenSearchSetupError(
+            f"TLS handshake with {safe} failed ({_short(exc)}); pass ca_certs=... "
+            "or, only if you accept the risk, insecure=True"
+        ) from None
+    except ConnectionError as exc:
+        raise OpenSearchSetupError(
+            f"cannot connect to OpenSearch at {safe}: {_short(exc)}"
+        ) from None
+    except TransportError as exc:
+        raise OpenSearchSetupError(
+            f"OpenSearch at {safe} answered HTTP {exc.status_code} to GET /"
+        ) from None
+    if not isinstance(info, dict) or "version" not in info:
+        raise OpenSearchSetupError(f"{safe} does not look like OpenSearch (GET / has no version)")
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    """A one-line reason for a connection failure (no secrets: URLs are already scrubbed)."""
+    cause: BaseException = exc
+    info = getattr(exc, "info", None)
+    if isinstance(info, BaseException):
+        cause = info
+    text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "certificate verify failed",
+        "Temporary failure in name resolution",
+    ):
+        if marker in text:
+            return marker.lower()
+    return text[:200]
+
+
+_DONE = object()  # queue sentinel: no more documents
+
+
+@dataclass(slots=True)
+class _Doc:
+    """One document on its way; ``source`` is the serialized JSON (kept for re-sending)."""
+
+    doc_id: str
+    event_type: str
+    source: str
+    ambiguous: bool = False  # a whole-request failure hit it: a later 409 may be our own
+
+
+@dataclass
+class _Counts:
+    """Outcome counters of one sender thread (merged in ``close``)."""
+
+    by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
+    retried_items: int = 0
+    retry_rounds: int = 0
+    ambiguous_409: int = 0
+
+
+class OpenSearchSink:
+    """An :class:`~sim.sinks.base.EventSink` that streams documents into one index.
+
+    ``emit`` must be called from one thread (the simulation's). Sizing knobs: ``chunk_size``
+    and ``max_chunk_bytes`` bound one ``_bulk`` request, ``senders`` requests are in flight
+    at once, and at most ``queue_docs`` documents wait in memory before ``emit`` blocks.
+    """
+
+    def __init__(
+        self,
+        client: OpenSearch,
+        index: str,
+        *,
+        dead_letter_path: str | os.PathLike[str],
+        chunk_size: int = 2000,
+        max_chunk_bytes: int = 8 * 1024 * 1024,
+        senders: int = 2,
+        queue_docs: int = 20_000,
+        request_timeout: float = 120.0,
+        give_up_after: float = 600.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        refresh_on_close: bool = True,
+        name: str = "opensearch",
+    ) -> None:
+        if senders < 1 or chunk_size < 1:
+            raise ValueError("senders and chunk_size must be >= 1")
+        self.client = client
+        self.index = index
+        self.dead_letter_path = Path(dead_letter_path)
+        self.chunk_size = chunk_size
+        self.max_chunk_bytes = max_chunk_bytes
+        self.request_timeout = request_timeout
+        self.give_up_after = give_up_after
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.refresh_on_close = refresh_on_close
+        self.name = name
+
+        self._batch_size = max(1, min(500, chunk_size))
+        self._batch: list[_Doc] = []
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(2, queue_docs // self._batch_size))
+        self._generated: Counter[str] = Counter()
+        self._closed = False
+        self._summary: SinkSummary | None = None
+        self._gave_up = threading.Event()
+        self._give_up_reason = ""
+        self._dead_lock = threading.Lock()
+        self._dead_file: IO[bytes] | None = None
+        self._errors: list[BaseException] = []
+        self._counts = [_Counts() for _ in range(senders)]
+        self._threads = [
+            threading.Thread(
+                target=self._sender, args=(i,), name=f"opensearch-sink-{i}", daemon=True
+            )
+            for i in range(senders)
+        ]
+        for t in self._threads:
+            t.start()
+
+    # ------------------------------------------------------------------ producer side
+    def emit(self, doc_id: str, doc: dict[str, Any]) -> None:
+        """Queue one document; blocks while the queue is full (back-pressure)."""
+        if self._closed:
+            raise RuntimeError("emit() after close()")
+        event_type = str(doc.get("event_type", "unknown"))
+        self._generated[event_type] += 1
+        source = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
+        self._batch.append(_Doc(doc_id, event_type, source))
+        if len(self._batch) >= self._batch_size:
+            self._put(self._batch)
+            self._batch = []
+
+    def _put(self, item: Any) -> None:
+        """Blocking put that cannot hang forever if every sender thread died."""
+        while True:
+            try:
+                self._queue.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if not any(t.is_alive() for t in self._threads):
+                    raise RuntimeError(
+                        f"OpenSearch sink senders stopped: {self._errors[:1]!r}"
+                    ) from None
+
+    def close(self, ok: bool = True) -> SinkSummary:
+        """Flush, wait for the senders, refresh the index and report per-item accounting."""
+        if self._summary is not None:
+            return self._summary
+        self._closed = True
+        if self._batch:
+            self._put(self._batch)
+            self._batch = []
+        self._put(_DONE)
+        for t in self._threads:
+            t.join()
+        # A sender that crashed leaves documents in the queue: drain them as unsent.
+        unsent = Counter[str]()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if item is not _DONE:
+                    for d in item:
+                        unsent[d.event_type] += 1
+        if self._dead_file is not None:
+            self._dead_file.close()
+        refreshed = False
+        if self.refresh_on_close and not self._gave_up.is_set():
+            try:
+                self.client.indices.refresh(index=self.index, request_timeout=self.request_timeout)
+                refreshed = True
+            except (TransportError, OSError) as exc:
+                self._errors.append(exc)
+        self._summary = self._build_summary(ok, refreshed, unsent)
+        return self._summary
+
+    def _build_summary(self, ok: bool, refreshed: bool, unsent: Counter[str]) -> SinkSummary:
+        total: Counter[tuple[str, str]] = Counter()
+        for c in self._counts:
+            total.update(c.by_type)
+        by_type: dict[str, dict[str, int]] = {}
+        for et in sorted(set(self._generated) | {k[0] for k in total}):
+            row = {
+                "generated": self._generated[et],
+                "indexed": total[(et, "indexed")],
+                "already_present": total[(et, "already_present")],
+                "dead_lettered": total[(et, "dead_lettered")],
+            }
+            row["unaccounted"] = (
+                row["generated"] - row["indexed"] - row["already_present"] - row["dead_lettered"]
+            )
+            by_type[et] = row
+        details: dict[str, Any] = {
+            "index": self.index,
+            "by_event_type": by_type,
+            "retried_items": sum(c.retried_items for c in self._counts),
+            "retry_rounds": sum(c.retry_rounds for c in self._counts),
+            "ambiguous_409": sum(c.ambiguous_409 for c in self._counts),
+            "refreshed": refreshed,
+            "run_ok": ok,
+        }
+        if self._dead_file is not None:
+            details["dead_letter_path"] = str(self.dead_letter_path)
+        if self._gave_up.is_set():
+            details["gave_up"] = self._give_up_reason
+        if unsent:
+            details["unsent_after_sender_failure"] = sum(unsent.values())
+        if self._errors:
+            details["errors"] = [f"{type(e).__name__}: {e}"[:300] for e in self._errors[:5]]
+        return SinkSummary(
+            name=self.name,
+            generated=sum(self._generated.values()),
+            indexed=sum(v for (_, o), v in total.items() if o == "indexed"),
+            already_present=sum(v for (_, o), v in total.items() if o == "already_present"),
+            dead_lettered=sum(v for (_, o), v in total.items() if o == "dead_lettered"),
+            details=details,
+        )
+
+    # ------------------------------------------------------------------ sender side
+    def _sender(self, slot: int) -> None:
+        """Thread body: fresh documents through streaming_bulk, failed ones through retries."""
+        counts = self._counts[slot]
+        rng = random.Random()  # jitter only: affects timing, never content
+        carry: deque[_Doc] = deque()  # taken from the queue, not yet handed to the helper
+        try:
+            finished = False
+            while not finished or carry:
+                retry: list[_Doc] = []
+                if self._gave_up.is_set():
+                    self._drain()
+                    return
+                state = {"done": finished}
+                self._run_bulk(self._fresh(state, retry, carry), counts, retry)
+                finished = state["done"]
+                if retry:
+                    self._retry(retry, counts, rng)
+        except BaseException as exc:  # noqa: BLE001 - reported in the summary, never lost
+            self._errors.append(exc)
+            raise
+
+    def _fresh(
+        self, state: dict[str, bool], retry: list[_Doc], carry: deque[_Doc]
+    ) -> Iterator[_Doc]:
+        """Lazily yield queued documents; stop early once something needs a retry.
+
+        Stopping early makes streaming_bulk flush its partial chunk, so retries never mix
+        with fresh documents and no new documents are taken while OpenSearch struggles
+        (the queue fills up and the simulation waits). ``carry`` holds the rest of the
+        current queue batch, so an aborted helper loses nothing.
+        """
+        while True:
+            while carry:
+                yield carry.popleft()
+            if retry or state["done"]:
+                return
+            item = self._queue.get()
+            if item is _DONE:
+                self._queue.put(_DONE)  # let the other senders see it too
+                state["done"] = True
+                return
+            carry.extend(item)
+
+    def _run_bulk(self, docs: Iterator[_Doc], counts: _Counts, retry: list[_Doc]) -> None:
+        """Send ``docs`` with streaming_bulk and sort every item's result."""
+        inflight: deque[_Doc] = deque()
+        index = self.index
+
+        def actions() -> Iterator[tuple[dict[str, Any], str]]:
+            for d in docs:
+                inflight.append(d)
+                yield {"create": {"_index": index, "_id": d.doc_id}}, d.source
+
+        def expand(action: tuple[dict[str, Any], str]) -> tuple[dict[str, Any], str]:
+            return action
+
+        results = streaming_bulk(
+            self.client,
+            actions(),
+            chunk_size=self.chunk_size,
+            max_chunk_bytes=self.max_chunk_bytes,
+            expand_action_callback=expand,
+            raise_on_error=False,
+            raise_on_exception=False,
+            max_retries=0,
+            request_timeout=self.request_timeout,
+            filter_path="errors,items.*._id,items.*.status,items.*.error.type,items.*.error.reason",
+        )
+        try:
+            for _ok, result in results:
+                (info,) = result.values()
+                d = inflight.popleft()
+                if info.get("_id", d.doc_id) != d.doc_id:
+                    raise RuntimeError(
+                        f"bulk response out of step: expected {d.doc_id!r}, got {info.get('_id')!r}"
+                    )
+                self._classify(d, info, counts, retry)
+        except (TransportError, OSError, ValueError) as exc:
+            # A failure outside the per-item protocol (e.g. an unparseable response):
+            # whatever has no result yet is re-sent; create + deterministic ids make it safe.
+            self._errors.append(exc)
+        for d in inflight:
+            d.ambiguous = True
+            retry.append(d)
+        inflight.clear()
+
+    def _classify(self, d: _Doc, info: dict[str, Any], counts: _Counts, retry: list[_Doc]) -> None:
+        status = info.get("status")
+        if isinstance(status, int) and 200 <= status < 300:
+            counts.by_type[(d.event_type, "indexed")] += 1
+        elif status == 409:
+            counts.by_type[(d.event_type, "already_present")] += 1
+            if d.ambiguous:
+                counts.ambiguous_409 += 1
+        elif not isinstance(status, int) or status == 429 or status >= 500:
+            # Connection error/timeout ("N/A"), throttling or a server-side failure.
+            if "exception" in info:
+                d.ambiguous = True  # whole request failed: it may have been applied
+            retry.append(d)
+        else:
+            self._dead_letter(d, status, info)
+            counts.by_type[(d.event_type, "dead_lettered")] += 1
+
+    def _dead_letter(self, d: _Doc, status: int, info: dict[str, Any]) -> None:
+        """Append a permanently rejected document to the dead-letter NDJSON file."""
+        err = info.get("error")
+        if isinstance(err, dict):
+            reason = f"{err.get('type', 'error')}: {err.get('reason', '')}"
+        else:
+            reason = str(err)
+        line = orjson.dumps(
+            {
+                "_id": d.doc_id,
+                "_index": self.index,
+                "status": status,
+                "reason": reason,
+                "doc": orjson.loads(d.source),
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        with self._dead_lock:
+            if self._dead_file is None:
+                self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+                self._dead_file = self.dead_letter_path.open("ab")
+            self._dead_file.write(line)
+
+    def _retry(self, retry: list[_Doc], counts: _Counts, rng: random.Random) -> None:
+        """Re-send only failed items until all are settled or the give-up time is over."""
+        started = time.monotonic()
+        attempt = 0
+        while retry:
+            if self._gave_up.is_set():
+                return
+            delay = rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+            remaining = self.give_up_after - (time.monotonic() - started)
+            if remaining <= 0:
+                self._give_up(
+                    f"{len(retry)} documents still failing after "
+                    f"{self.give_up_after:.0f}s of retries"
+                )
+                return
+            time.sleep(min(delay, remaining))
+            attempt += 1
+            counts.retry_rounds += 1
+            counts.retried_items += len(retry)
+            pending, retry[:] = list(retry), []
+            self._run_bulk(iter(pending), counts, retry)
+
+    def _give_up(self, reason: str) -> None:
+        """Stop trying: everything not yet delivered ends up unaccounted in the summary."""
+        self._give_up_reason = reason
+        self._gave_up.set()
+        print(f"opensearch sink: giving up: {reason}", file=sys.stderr)
+
+    def _drain(self) -> None:
+        """After giving up, keep taking documents so the simulation is not blocked forever."""
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                self._queue.put(_DONE)
+                return

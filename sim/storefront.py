@@ -1,0 +1,511 @@
+"""The storefront: a load balancer in front of app instances that share a DB and a gateway.
+
+A request is a small mutable record walked through its endpoint's steps by callbacks on
+the SimPy clock (see ``sim.engine``). Every wait it suffers comes from a resource it
+contends for: a worker thread, a pooled DB connection, a DB server slot, a dependency's
+latency, a GC pause of its JVM. Nothing here decides an outcome from the clock alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+from simpy.events import Timeout
+
+from sim.config import Scenario
+from sim.documents import Customer, DocumentFactory
+from sim.endpoints import (
+    APP,
+    DB_READ,
+    DB_WRITE,
+    ENDPOINTS,
+    GATEWAY,
+    INVENTORY,
+    RECOMMENDATIONS,
+    Endpoint,
+)
+from sim.failures import BACKGROUND_KINDS, Failure, build_catalog
+from sim.faults import FaultSchedule
+from sim.resources.circuit_breaker import CircuitBreaker
+from sim.resources.db import DbConnectionPool, DbServer
+from sim.resources.dependencies import DECLINED, FAILED, PaymentGateway, UpstreamService
+from sim.resources.jvm_heap import FULL, JvmHeap
+from sim.resources.worker_pool import WorkerPool
+from sim.rng import RandomStreams
+
+CPU_SHARE_OF_APP_TIME = 0.3  # the rest of "app" time is I/O the thread waits on (cache, logs)
+RETRY_BACKOFF_S = 0.2
+
+
+class StateLog:
+    """Resource state changes as the simulation saw them: (sim_s, component, event, detail)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[float, str, str, str]] = []
+
+    def record(self, t: float, component: str, event: str, detail: str = "") -> None:
+        self.entries.append((t, component, event, detail))
+
+
+class Request:
+    __slots__ = (
+        "endpoint", "arrival", "customer", "session_id", "instance", "step", "queue_wait",
+        "pool_wait", "db_time", "gateway_time", "upstream_time", "gc_wait", "mark", "done",
+        "conn_gen", "attempts", "bg_kind", "bg_step", "gw_latency", "gw_outcome",
+    )
+
+    def __init__(self, endpoint: Endpoint, arrival: float, customer: Customer, session_id: str):
+        self.endpoint = endpoint
+        self.arrival = arrival
+        self.customer = customer
+        self.session_id = session_id
+        self.instance: AppInstance | None = None
+        self.step = 0
+        self.queue_wait = 0.0
+        self.pool_wait = 0.0
+        self.db_time = 0.0
+        self.gateway_time = 0.0
+        self.upstream_time = 0.0
+        self.gc_wait = 0.0
+        self.mark = 0.0
+        self.done = False
+        self.conn_gen = -1
+        self.attempts = 0
+        self.bg_kind: str | None = None
+        self.bg_step = -1
+        self.gw_latency = 0.0
+        self.gw_outcome = 0
+
+
+class Storefront:
+    """Builds and wires every component of one simulated segment."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        scenario: Scenario,
+        streams: RandomStreams,
+        faults: FaultSchedule,
+        docs: DocumentFactory,
+        emit: Callable[[dict[str, Any]], None],
+        emit_from: float,
+        emit_until: float,
+        day_label: Callable[[float], str],
+    ):
+        cfg = scenario.storefront
+        self.env = env
+        self.cfg = cfg
+        self.docs = docs
+        self.emit = emit
+        self.emit_from = emit_from
+        self.emit_until = emit_until
+        self.day_label = day_label
+        self.log = StateLog()
+        self.catalog: dict[str, Failure] = build_catalog(cfg)
+        self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
+        self.app_rng = streams.stream("app-time")
+        self.db_rng = streams.stream("db-query")
+        self.bg_rng = streams.stream("background-errors")
+        self.order_rng = streams.stream("orders")
+        self.db_slowdown = faults.multiplier("db_slow_queries")
+        self.db_median_s = cfg.db_server.query_ms_median / 1000.0
+        self.db_sigma = cfg.db_server.query_sigma
+        self.db_server = DbServer(env, cfg.db_server.max_active)
+        gw = cfg.payment_gateway
+        self.gateway = PaymentGateway(
+            streams.stream("payment-gateway"), gw.latency_ms_median / 1000.0, gw.latency_sigma,
+            gw.read_timeout_ms / 1000.0, gw.decline_rate, gw.error_rate,
+            faults.multiplier("payment_gateway_slowdown"),
+            faults.additive("dependency_error_burst"),
+        )
+        self.upstreams = {
+            name: UpstreamService(
+                name, streams.stream(f"upstream:{name}"), ucfg.latency_ms_median / 1000.0,
+                ucfg.latency_sigma, ucfg.timeout_ms / 1000.0,
+                faults.multiplier("upstream_slowdown", name),
+            )
+            for name, ucfg in (("inventory", cfg.inventory), ("recommendations", cfg.recommendations))
+        }
+        self.instances = [
+            AppInstance(self, f"app-{i + 1:02d}", faults.additive("memory_leak", f"app-{i + 1:02d}"))
+            for i in range(cfg.instances)
+        ]
+        self._rr = 0
+        self.order_seq = 0
+        self.gateway_latencies: list[float] = []
+        self.gateway_calls = 0
+        self.gateway_timeouts = 0
+        self.gateway_failures = 0
+        self._background = self._background_plan(scenario)
+
+    # -- load balancer -------------------------------------------------------------------
+    def arrive(self, request: Request) -> None:
+        n = len(self.instances)
+        for _ in range(n):
+            inst = self.instances[self._rr]
+            self._rr = (self._rr + 1) % n
+            if inst.up:
+                inst.accept(request)
+                return
+        request.done = True
+        self.record(request, None, "no_instance", self.env.now)
+
+    # -- background failures --------------------------------------------------------------
+    def _background_plan(self, scenario: Scenario) -> dict[str, list[tuple[float, str]]]:
+        """Per endpoint: cumulative probabilities of each everyday failure kind."""
+        bg = scenario.background_errors
+        mix = scenario.traffic.endpoints.model_dump()
+        total_mix = sum(mix.values())
+        weights = {"validation": bg.validation_weight, "not_found": bg.not_found_weight,
+                   "db_deadlock": bg.deadlock_weight, "internal": bg.internal_weight}
+        wsum = sum(weights.values()) or 1.0
+        target = bg.error_rate_normal / 100.0
+        plan: dict[str, list[tuple[float, str]]] = {name: [] for name in ENDPOINTS}
+        for kind, eps in BACKGROUND_KINDS.items():
+            share = sum(mix[e] for e in eps) / total_mix
+            if share <= 0:
+                continue
+            p = target * weights[kind] / wsum / share
+            for e in eps:
+                plan[e].append((p, kind))
+        out: dict[str, list[tuple[float, str]]] = {}
+        for name, items in plan.items():
+            acc = 0.0
+            cum = []
+            for p, kind in items:
+                acc += p
+                cum.append((acc, kind))
+            out[name] = cum
+        return out
+
+    def plan_background(self, request: Request) -> None:
+        u = self.bg_rng.random()
+        for threshold, kind in self._background[request.endpoint.name]:
+            if u < threshold:
+                request.bg_kind = kind
+                steps = request.endpoint.steps
+                if kind == "db_deadlock":
+                    request.bg_step = steps.index(DB_WRITE) + 1
+                elif kind == "not_found":
+                    request.bg_step = steps.index(DB_READ) + 1
+                else:
+                    request.bg_step = 1
+                return
+
+    # -- documents ------------------------------------------------------------------------
+    def record(self, request: Request, host: str | None, failure_kind: str | None,
+               end: float, status_code: int = 200) -> None:
+        """Emit the transaction (and error) documents of a finished request."""
+        if not (self.emit_from <= request.arrival < self.emit_until):
+            return
+        endpoint = request.endpoint
+        response_s = end - request.arrival
+        failure = None
+        if response_s > self.lb_timeout_s:
+            failure_kind = "lb_timeout"
+            response_s = self.lb_timeout_s
+            end = request.arrival + response_s
+        if failure_kind is not None:
+            failure = self.catalog[failure_kind]
+            status_code = failure.status_code
+        elif endpoint.method == "POST" and endpoint.name == "checkout":
+            status_code = 201
+        trace_id, txn_id = self.docs.new_trace()
+        order = None
+        if endpoint.name == "checkout":
+            self.order_seq += 1
+            order = self.docs.order(self.order_rng.random, request.customer, self.order_seq,
+                                    self.day_label(request.arrival))
+            order["payment_status"] = (
+                "captured" if failure is None else
+                "declined" if failure_kind == "card_declined" else "failed"
+            )
+        timing = {
+            "queue_wait_ms": round(request.queue_wait * 1000.0, 1),
+            "db_pool_wait_ms": round(request.pool_wait * 1000.0, 1),
+            "db_time_ms": round(request.db_time * 1000.0, 1),
+            "gateway_time_ms": round(request.gateway_time * 1000.0, 1),
+            "upstream_time_ms": round(request.upstream_time * 1000.0, 1),
+            "gc_pause_ms": round(request.gc_wait * 1000.0, 1),
+        }
+        host_name = host or "lb-01"
+        self.emit(self.docs.transaction(
+            start_s=request.arrival, trace_id=trace_id, transaction_id=txn_id,
+            session_id=request.session_id, customer=request.customer, endpoint=endpoint,
+            host=host_name, status_code=status_code, response_ms=response_s * 1000.0,
+            timing=timing, order=order,
+        ))
+        if failure is not None:
+            self.emit(self.docs.error(
+                at_s=end, trace_id=trace_id, transaction_id=txn_id, endpoint=endpoint,
+                host=host_name, failure=failure, status_code=status_code,
+            ))
+
+
+class AppInstance:
+    """One JVM: worker threads, a DB connection pool, a heap, a breaker around the gateway."""
+
+    def __init__(self, shop: Storefront, name: str, leak_mb: Callable[[], float]):
+        cfg = shop.cfg
+        self.shop = shop
+        self.env = shop.env
+        self.name = name
+        self.leak_mb = leak_mb
+        self.up = True
+        self.paused_until = 0.0
+        self.inflight: set[Request] = set()
+        self.workers = WorkerPool(cfg.worker_threads, cfg.accept_queue, self._start)
+        self.db_pool = DbConnectionPool(
+            self.env, name, cfg.db_pool.max_size, cfg.db_pool.connection_timeout_ms / 1000.0)
+        h = cfg.heap
+        self.heap = JvmHeap(
+            max_mb=h.max_mb, young_mb=h.young_mb, baseline_live_mb=h.baseline_live_mb,
+            promotion_ratio=h.promotion_ratio, minor_pause_s=h.minor_pause_ms / 1000.0,
+            full_gc_threshold=h.full_gc_threshold,
+            full_pause_s_per_gb=h.full_pause_ms_per_gb / 1000.0, on_gc=self._on_gc,
+        )
+        self.alloc_scale = h.alloc_kb_per_request / 1800.0
+        b = cfg.circuit_breaker
+        self.breaker = CircuitBreaker(
+            f"{name}/paymentGateway", window_size=b.window_size, minimum_calls=b.minimum_calls,
+            failure_rate_threshold=b.failure_rate_threshold,
+            slow_call_rate_threshold=b.slow_call_rate_threshold,
+            slow_call_duration_s=b.slow_call_duration_ms / 1000.0,
+            wait_open_s=b.wait_open_ms / 1000.0, half_open_calls=b.half_open_calls,
+            enabled=b.enabled, clock=lambda: self.env.now,
+            on_transition=self._on_breaker,
+        )
+        self.restart_s = h.restart_seconds
+        self.app_scale = cfg.cpu_ms_scale / 1000.0
+        self.saturated = False
+        self.pool_exhausted = False
+        # per-interval counters, read and reset by the metrics sampler
+        self.m_requests = 0
+        self.m_errors = 0
+        self.m_latencies: list[float] = []
+        self.m_cpu_s = 0.0
+        self.m_gc_pause_s = 0.0
+        self.m_gc_count = 0
+        self.m_gc_full = 0
+        self.restarts = 0
+
+    # -- entry and exit -------------------------------------------------------------------
+    def accept(self, request: Request) -> None:
+        request.instance = self
+        self.inflight.add(request)
+        if not self.workers.submit(request):
+            self._finish(request, "queue_rejected", holds_thread=False)
+            return
+        if self.workers.queue and not self.saturated:
+            self.saturated = True
+            self.shop.log.record(self.env.now, self.name, "thread_pool_saturated",
+                                 f"{self.workers.active}/{self.workers.max_threads} busy")
+
+    def _start(self, request: Request) -> None:
+        now = self.env.now
+        request.queue_wait = now - request.arrival
+        if request.queue_wait >= self.shop.lb_timeout_s:
+            # the client is long gone; the thread drops it at once
+            self._finish(request, "lb_timeout")
+            return
+        self.shop.plan_background(request)
+        leak = self.leak_mb() if request.endpoint.leaky else 0.0
+        if self.heap.allocate(request.endpoint.alloc_mb * self.alloc_scale, leak):
+            self._crash(request)
+            return
+        self._advance(request)
+
+    def _finish(self, request: Request, failure_kind: str | None, holds_thread: bool = True) -> None:
+        request.done = True
+        self.inflight.discard(request)
+        now = self.env.now
+        self.m_requests += 1
+        if failure_kind is not None:
+            self.m_errors += 1
+        self.m_latencies.append(now - request.arrival)
+        self.shop.record(request, self.name, failure_kind, now)
+        if holds_thread:
+            self.workers.release()
+            if self.saturated and not self.workers.queue and \
+                    self.workers.active < 0.8 * self.workers.max_threads:
+                self.saturated = False
+                self.shop.log.record(now, self.name, "thread_pool_recovered",
+                                     f"{self.workers.active}/{self.workers.max_threads} busy")
+
+    # -- stepping -------------------------------------------------------------------------
+    def _after(self, delay: float, request: Request) -> None:
+        Timeout(self.env, delay, request).callbacks.append(self._resume)
+
+    def _resume(self, event: Timeout) -> None:
+        request: Request = event._value
+        if request.done:
+            return
+        now = self.env.now
+        if self.paused_until > now:
+            # stop-the-world: the thread cannot run until the collection ends
+            request.gc_wait += self.paused_until - now
+            self._after(self.paused_until - now, request)
+            return
+        self._advance(request)
+
+    def _advance(self, request: Request) -> None:
+        steps = request.endpoint.steps
+        i = request.step
+        if request.bg_step == i and request.bg_kind is not None:
+            self._finish(request, request.bg_kind)
+            return
+        if i >= len(steps):
+            self._finish(request, None)
+            return
+        request.step = i + 1
+        step = steps[i]
+        if step == APP:
+            t = self.shop.app_rng.lognormal(request.endpoint.app_ms_median, 0.45) * self.app_scale
+            self.m_cpu_s += t * CPU_SHARE_OF_APP_TIME
+            self._after(t, request)
+        elif step == DB_READ or step == DB_WRITE:
+            request.mark = self.env.now
+            self.db_pool.acquire(request, self._db_connected, self._db_pool_timeout)
+            if self.db_pool.pending and not self.pool_exhausted:
+                self.pool_exhausted = True
+                self.shop.log.record(self.env.now, self.name, "db_pool_exhausted",
+                                     f"{self.db_pool.active}/{self.db_pool.max_size} in use, "
+                                     f"{self.db_pool.pending} waiting")
+        elif step == INVENTORY or step == RECOMMENDATIONS:
+            upstream = self.shop.upstreams["inventory" if step == INVENTORY else "recommendations"]
+            latency = upstream.call_latency()
+            if latency >= upstream.timeout_s:
+                request.upstream_time += upstream.timeout_s
+                request.bg_kind = f"{upstream.name}_timeout"
+                request.bg_step = request.step
+                self._after(upstream.timeout_s, request)
+            else:
+                request.upstream_time += latency
+                self._after(latency, request)
+        elif step == GATEWAY:
+            self._charge(request)
+
+    # -- database -------------------------------------------------------------------------
+    def _db_connected(self, request: Request, waited: float) -> None:
+        request.pool_wait += waited
+        request.conn_gen = self.db_pool.generation
+        request.mark = self.env.now
+        shop = self.shop
+        duration = shop.db_rng.lognormal(shop.db_median_s * shop.db_slowdown(), shop.db_sigma)
+        shop.db_server.execute(duration, request, self._db_done)
+
+    def _db_done(self, request: Request) -> None:
+        self.db_pool.release(request.conn_gen)
+        if self.pool_exhausted and not self.db_pool.pending and \
+                self.db_pool.active < 0.8 * self.db_pool.max_size:
+            self.pool_exhausted = False
+            self.shop.log.record(self.env.now, self.name, "db_pool_recovered",
+                                 f"{self.db_pool.active}/{self.db_pool.max_size} in use")
+        if request.done:
+            return
+        request.db_time += self.env.now - request.mark
+        if self.paused_until > self.env.now:
+            request.gc_wait += self.paused_until - self.env.now
+            self._after(self.paused_until - self.env.now, request)
+        else:
+            self._advance(request)
+
+    def _db_pool_timeout(self, request: Request, waited: float) -> None:
+        request.pool_wait += waited
+        if not request.done:
+            self._finish(request, "db_pool_timeout")
+
+    # -- payment --------------------------------------------------------------------------
+    def _charge(self, request: Request) -> None:
+        if not self.breaker.try_acquire():
+            request.gateway_time += 0.001
+            self._finish(request, "breaker_open")
+            return
+        shop = self.shop
+        latency, outcome = shop.gateway.call()
+        shop.gateway_calls += 1
+        request.mark = self.env.now
+        if latency >= shop.gateway.timeout_s:
+            request.gw_latency = shop.gateway.timeout_s
+            request.gw_outcome = -1
+        else:
+            request.gw_latency = latency
+            request.gw_outcome = outcome
+        shop.gateway_latencies.append(request.gw_latency)
+        Timeout(self.env, request.gw_latency, request).callbacks.append(self._gateway_answered)
+
+    def _gateway_answered(self, event: Timeout) -> None:
+        request: Request = event._value
+        shop = self.shop
+        outcome = request.gw_outcome
+        timed_out = outcome == -1
+        failed = timed_out or outcome == FAILED
+        self.breaker.record(request.gw_latency, failed)
+        if timed_out:
+            shop.gateway_timeouts += 1
+        elif outcome == FAILED:
+            shop.gateway_failures += 1
+        if request.done:
+            return
+        request.gateway_time += self.env.now - request.mark
+        if failed:
+            if request.attempts < shop.cfg.payment_gateway.max_retries:
+                request.attempts += 1
+                Timeout(self.env, RETRY_BACKOFF_S * request.attempts, request).callbacks.append(
+                    self._retry_charge)
+                return
+            self._finish(request, "gateway_timeout" if timed_out else "gateway_error")
+            return
+        if outcome == DECLINED:
+            self._finish(request, "card_declined")
+            return
+        self._resume(event)
+
+    def _retry_charge(self, event: Timeout) -> None:
+        request: Request = event._value
+        if not request.done:
+            self._charge(request)
+
+    # -- JVM ------------------------------------------------------------------------------
+    def _on_gc(self, kind: str, pause_s: float) -> None:
+        now = self.env.now
+        self.paused_until = max(self.paused_until, now) + pause_s
+        self.m_gc_pause_s += pause_s
+        self.m_gc_count += 1
+        self.m_cpu_s += pause_s * self.shop.cfg.cpu_cores
+        if kind == FULL:
+            self.m_gc_full += 1
+            if pause_s >= 1.0:
+                self.shop.log.record(now, self.name, "long_gc_pause",
+                                     f"full GC {pause_s * 1000:.0f} ms, live "
+                                     f"{self.heap.live_mb:.0f} MB")
+
+    def _crash(self, culprit: Request) -> None:
+        """OutOfMemoryError: the JVM exits (ExitOnOutOfMemoryError); in-flight work is lost."""
+        now = self.env.now
+        self.shop.log.record(now, self.name, "out_of_memory",
+                             f"live set {self.heap.live_mb:.0f} MB of {self.heap.old_max_mb:.0f} MB")
+        self.up = False
+        self.restarts += 1
+        self._finish(culprit, "oom", holds_thread=False)
+        for request in sorted(self.inflight, key=lambda r: r.arrival):
+            self._finish(request, "instance_crash", holds_thread=False)
+        self.inflight.clear()
+        self.workers.reset()
+        self.db_pool.reset()
+        self.heap.reset()
+        self.paused_until = now
+        Timeout(self.env, self.restart_s).callbacks.append(self._restarted)
+
+    def _restarted(self, _event: Timeout) -> None:
+        self.up = True
+        self.saturated = False
+        self.pool_exhausted = False
+        self.breaker.reset()
+        self.shop.log.record(self.env.now, self.name, "instance_restarted", "JVM back in rotation")
+
+    def _on_breaker(self, name: str, old: str, new: str, t: float) -> None:
+        self.shop.log.record(t, self.name, f"circuit_breaker_{new.lower()}", f"{old} -> {new}")
+
