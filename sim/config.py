@@ -101,11 +101,14 @@ class HeapConfig(_Model):
 
 
 class GatewayConfig(_Model):
-    """The external payment gateway, called synchronously from checkout."""
+    """The external payment gateway, called synchronously from checkout.
+
+    Charges are not idempotent, so only fast 5xx answers are retried (``max_retries``); a
+    read timeout fails the checkout at once."""
 
     latency_ms_median: PositiveFloat = 260
     latency_sigma: NonNegFloat = 0.35
-    read_timeout_ms: PositiveFloat = 10_000
+    read_timeout_ms: PositiveFloat = 30_000
     max_retries: Annotated[int, Field(ge=0, le=5)] = 2
     decline_rate: Probability = 0.06
     error_rate: Probability = 0.002
@@ -115,13 +118,13 @@ class BreakerConfig(_Model):
     """Resilience4j-style count-based circuit breaker around the gateway, one per instance."""
 
     enabled: bool = True
-    window_size: PositiveInt = 20
-    minimum_calls: PositiveInt = 10
+    window_size: PositiveInt = 50
+    minimum_calls: PositiveInt = 30
     failure_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 50
-    slow_call_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 80
-    slow_call_duration_ms: PositiveFloat = 5000
-    wait_open_ms: PositiveFloat = 30_000
-    half_open_calls: PositiveInt = 5
+    slow_call_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 100
+    slow_call_duration_ms: PositiveFloat = 30_000
+    wait_open_ms: PositiveFloat = 60_000
+    half_open_calls: PositiveInt = 10
 
 
 class UpstreamConfig(_Model):
@@ -136,8 +139,8 @@ class StorefrontConfig(_Model):
     """The resources requests contend for."""
 
     instances: PositiveInt = 4
-    worker_threads: PositiveInt = 100
-    accept_queue: Annotated[int, Field(ge=0)] = 100
+    worker_threads: PositiveInt = 40
+    accept_queue: Annotated[int, Field(ge=0)] = 60
     lb_timeout_ms: PositiveFloat = 60_000
     cpu_cores: PositiveInt = 4
     cpu_ms_scale: PositiveFloat = 1.0

@@ -35,8 +35,8 @@ def build_catalog(cfg: StorefrontConfig) -> dict[str, Failure]:
     entries = [
         Failure(
             "gateway_timeout", 504, "com.storefront.payment.PaymentGatewayTimeoutException",
-            f"Payment gateway did not respond within {gw.read_timeout_ms:.0f} ms after {attempts} "
-            "attempts (POST https://api.paygate.example/v2/charges): "
+            f"Payment gateway did not respond within {gw.read_timeout_ms:.0f} ms "
+            "(POST https://api.paygate.example/v2/charges): "
             "java.net.SocketTimeoutException: Read timed out",
             _stack("java.base/java.net.SocketInputStream.socketRead0(Native Method)",
                    "org.apache.hc.core5.http.impl.io.SessionInputBufferImpl.fillBuffer(SessionInputBufferImpl.java:149)",

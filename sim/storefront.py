@@ -451,7 +451,7 @@ class AppInstance:
             return
         request.gateway_time += self.env.now - request.mark
         if failed:
-            if request.attempts < shop.cfg.payment_gateway.max_retries:
+            if not timed_out and request.attempts < shop.cfg.payment_gateway.max_retries:
                 request.attempts += 1
                 Timeout(self.env, RETRY_BACKOFF_S * request.attempts, request).callbacks.append(
                     self._retry_charge)
