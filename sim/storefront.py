@@ -365,7 +365,7 @@ class AppInstance:
             t = self.shop.app_rng.lognormal(request.endpoint.app_ms_median, 0.45) * self.app_scale
             self.m_cpu_s += t * CPU_SHARE_OF_APP_TIME
             self._after(t, request)
-        elif step == DB_READ or step == DB_WRITE:
+        elif step in (DB_READ, DB_WRITE):
             request.mark = self.env.now
             self.db_pool.acquire(request, self._db_connected, self._db_pool_timeout)
             if self.db_pool.pending and not self.pool_exhausted:
@@ -373,7 +373,7 @@ class AppInstance:
                 self.shop.log.record(self.env.now, self.name, "db_pool_exhausted",
                                      f"{self.db_pool.active}/{self.db_pool.max_size} in use, "
                                      f"{self.db_pool.pending} waiting")
-        elif step == INVENTORY or step == RECOMMENDATIONS:
+        elif step in (INVENTORY, RECOMMENDATIONS):
             upstream = self.shop.upstreams["inventory" if step == INVENTORY else "recommendations"]
             latency = upstream.call_latency()
             if latency >= upstream.timeout_s:
