@@ -64,21 +64,26 @@ class FakeOpenSearch:
             whole = s.always_status or s.status_requests.get(number)
             if whole:
                 record.outcome = {i: str(whole) for i in ids}
-                return whole, {"error": {"type": "fake_failure", "reason": "scripted"},
-                               "status": whole}
+                return whole, {"error": {"type": "fake_failure", "reason": "scripted"}, "status": whole}
             items = []
             for (action, source), doc_id in zip(pairs, ids, strict=True):
                 op, meta = next(iter(action.items()))
                 if doc_id in s.reject_400:
-                    st, err = 400, {"type": "mapper_parsing_exception",
-                                    "reason": "failed to parse field [amount]"}
+                    st, err = (
+                        400,
+                        {"type": "mapper_parsing_exception", "reason": "failed to parse field [amount]"},
+                    )
                 elif doc_id in s.throttle_once and doc_id not in self._throttled:
                     self._throttled.add(doc_id)
-                    st, err = 429, {"type": "es_rejected_execution_exception",
-                                    "reason": "rejected execution"}
+                    st, err = 429, {"type": "es_rejected_execution_exception", "reason": "rejected execution"}
                 elif doc_id in self.docs:
-                    st, err = 409, {"type": "version_conflict_engine_exception",
-                                    "reason": f"[{doc_id}]: document already exists"}
+                    st, err = (
+                        409,
+                        {
+                            "type": "version_conflict_engine_exception",
+                            "reason": f"[{doc_id}]: document already exists",
+                        },
+                    )
                 else:
                     self.docs[doc_id] = source
                     self.created[doc_id] += 1
@@ -91,8 +96,11 @@ class FakeOpenSearch:
             if number in s.drop_requests:
                 record.outcome = {i: "dropped" for i in ids}
                 return 0, None
-            return 200, {"took": 1, "errors": any("error" in next(iter(x.values()))
-                                                  for x in items), "items": items}
+            return 200, {
+                "took": 1,
+                "errors": any("error" in next(iter(x.values())) for x in items),
+                "items": items,
+            }
 
 
 def _handler(state: FakeOpenSearch) -> type[BaseHTTPRequestHandler]:
@@ -116,14 +124,27 @@ def _handler(state: FakeOpenSearch) -> type[BaseHTTPRequestHandler]:
         def _dispatch(self) -> None:
             body = self._body()
             if state.script.auth_required:
-                self._send(401, {"error": {"type": "security_exception",
-                                           "reason": "missing authentication credentials"},
-                                 "status": 401})
+                self._send(
+                    401,
+                    {
+                        "error": {
+                            "type": "security_exception",
+                            "reason": "missing authentication credentials",
+                        },
+                        "status": 401,
+                    },
+                )
                 return
             path = self.path.split("?", 1)[0]
             if path == "/":
-                self._send(200, {"name": "fake", "cluster_name": "fake",
-                                 "version": {"number": "2.19.6", "distribution": "opensearch"}})
+                self._send(
+                    200,
+                    {
+                        "name": "fake",
+                        "cluster_name": "fake",
+                        "version": {"number": "2.19.6", "distribution": "opensearch"},
+                    },
+                )
             elif path.endswith("/_bulk"):
                 status, resp = state.bulk(body)
                 if resp is None:
@@ -133,8 +154,7 @@ def _handler(state: FakeOpenSearch) -> type[BaseHTTPRequestHandler]:
             elif path.endswith("/_refresh"):
                 self._send(200, {"_shards": {"total": 1, "successful": 1, "failed": 0}})
             else:
-                self._send(404, {"error": {"type": "fake_not_found", "reason": path},
-                                 "status": 404})
+                self._send(404, {"error": {"type": "fake_not_found", "reason": path}, "status": 404})
 
         do_GET = do_POST = do_PUT = do_HEAD = _dispatch  # noqa: N815 - stdlib naming
 
