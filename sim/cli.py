@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,23 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         return _bad(str(exc))
     output_dir = None if args.no_files else Path(scenario.output.dir)
+    url = args.opensearch or os.environ.get("OPENSEARCH_URL")
+    extra_sinks = []
+    if url:
+        from sim.index_setup import bulk_load_settings, ensure_index, load_mapping
+        from sim.mapping import MAPPING_PATH
+        from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect
+
+        index = args.index or scenario.output.index
+        try:
+            client = connect(url, ca_certs=args.ca_certs, insecure=args.insecure)
+            ensure_index(client, index, load_mapping(MAPPING_PATH))
+        except OpenSearchSetupError as exc:
+            return _bad(str(exc))
+        dead_letter = Path(output_dir or ".") / "dead_letter.ndjson"
+        extra_sinks.append(OpenSearchSink(client, index, dead_letter_path=dead_letter))
+    elif args.no_files:
+        return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     bar = None
     progress = None
     if not args.quiet:
@@ -140,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(seconds / 3600.0)
 
     try:
-        result = simulate(scenario, today, output_dir, progress=progress)
+        if extra_sinks:
+            with bulk_load_settings(client, index):
+                result = simulate(scenario, today, output_dir, extra_sinks, progress=progress)
+        else:
+            result = simulate(scenario, today, output_dir, progress=progress)
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130

@@ -1,0 +1,184 @@
+"""Component behaviour as exact timelines, SimPy style: [(what, env.now), ...]."""
+
+from __future__ import annotations
+
+import simpy
+from simpy.events import Timeout
+
+from sim.config import Scenario
+from sim.documents import DocumentFactory, make_customer_pool
+from sim.endpoints import APP, Endpoint
+from sim.engine import call_later
+from sim.faults import FaultSchedule
+from sim.resources.circuit_breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from sim.resources.db import DbConnectionPool, DbServer
+from sim.resources.jvm_heap import FULL
+from sim.resources.worker_pool import WorkerPool
+from sim.rng import RandomStreams
+from sim.storefront import Request, Storefront
+
+
+def test_circuit_breaker_opens_probes_and_closes():
+    now = [0.0]
+    timeline = []
+    breaker = CircuitBreaker(
+        "gw", window_size=4, minimum_calls=4, failure_rate_threshold=50,
+        slow_call_rate_threshold=100, slow_call_duration_s=10, wait_open_s=30,
+        half_open_calls=2, clock=lambda: now[0],
+        on_transition=lambda name, old, new, t: timeline.append((old, new, t)),
+    )
+    # three failures in four calls (75% >= 50%) opens it once the minimum is reached
+    for t, failed in ((1, True), (2, False), (3, True)):
+        now[0] = t
+        assert breaker.try_acquire()
+        breaker.record(0.1, failed)
+    assert breaker.state == CLOSED  # only 3 calls: below minimum_calls
+    now[0] = 4
+    assert breaker.try_acquire()
+    breaker.record(0.1, True)
+    assert breaker.state == OPEN
+    now[0] = 20
+    assert not breaker.try_acquire()  # still waiting in open state
+    now[0] = 34
+    assert breaker.try_acquire()  # first call after the wait: half-open, probe 1
+    assert breaker.try_acquire()  # probe 2
+    assert not breaker.try_acquire()  # no third probe
+    breaker.record(0.1, True)
+    now[0] = 35
+    breaker.record(0.1, True)  # both probes failed: open again
+    now[0] = 66
+    assert breaker.try_acquire() and breaker.try_acquire()
+    breaker.record(0.1, False)
+    now[0] = 67
+    breaker.record(0.1, False)
+    assert timeline == [
+        (CLOSED, OPEN, 4), (OPEN, HALF_OPEN, 34), (HALF_OPEN, OPEN, 35),
+        (OPEN, HALF_OPEN, 66), (HALF_OPEN, CLOSED, 67),
+    ]
+
+
+def test_circuit_breaker_slow_calls_count_when_configured():
+    breaker = CircuitBreaker(
+        "gw", window_size=2, minimum_calls=2, failure_rate_threshold=100,
+        slow_call_rate_threshold=100, slow_call_duration_s=5, wait_open_s=30,
+        half_open_calls=1, clock=lambda: 0.0,
+    )
+    breaker.record(6.0, False)
+    breaker.record(7.0, False)
+    assert breaker.state == OPEN
+
+
+def test_db_pool_connection_timeout_timeline():
+    env = simpy.Environment()
+    pool = DbConnectionPool(env, "app-01", max_size=1, timeout_s=5)
+    timeline = []
+
+    def acquired(name, waited):
+        timeline.append((f"{name} acquired", env.now, waited))
+
+    def timed_out(name, waited):
+        timeline.append((f"{name} timed out", env.now, waited))
+
+    pool.acquire("A", acquired, timed_out)
+    call_later(env, 8, lambda _: pool.release(pool.generation), None)
+    call_later(env, 1, lambda _: pool.acquire("B", acquired, timed_out), None)
+    call_later(env, 7, lambda _: pool.acquire("C", acquired, timed_out), None)
+    env.run()
+    assert timeline == [("A acquired", 0, 0.0), ("B timed out", 6, 5), ("C acquired", 8, 1)]
+    assert pool.timeouts == 1
+
+
+def test_db_pool_reset_forgets_stale_connections():
+    env = simpy.Environment()
+    pool = DbConnectionPool(env, "app-01", max_size=1, timeout_s=5)
+    pool.acquire("A", lambda *_: None, lambda *_: None)
+    old = pool.generation
+    pool.reset()
+    pool.acquire("B", lambda *_: None, lambda *_: None)
+    pool.release(old)  # A's connection died with the old JVM: must not free B's
+    assert pool.active == 1
+
+
+def test_db_server_limits_concurrency_fifo():
+    env = simpy.Environment()
+    server = DbServer(env, max_active=2)
+    done = []
+    for name in "ABC":
+        server.execute(1.0, name, lambda n: done.append((n, env.now)))
+    env.run()
+    assert done == [("A", 1.0), ("B", 1.0), ("C", 2.0)]
+
+
+def test_worker_pool_queues_then_rejects():
+    started = []
+    pool = WorkerPool(max_threads=2, accept_queue=1, on_start=started.append)
+    assert pool.submit("A") and pool.submit("B")
+    assert pool.submit("C")  # queued
+    assert not pool.submit("D")  # accept queue full
+    assert started == ["A", "B"]
+    pool.release()
+    assert started == ["A", "B", "C"]
+    pool.release()
+    pool.release()
+    assert pool.active == 0 and pool.rejected == 1
+
+
+class _FixedTimes:
+    """App step durations chosen by the test, so the timeline is exact."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def lognormal(self, median, sigma):
+        return self.seconds
+
+
+def _single_instance_shop(env, docs_out):
+    scenario = Scenario.model_validate({"storefront": {"instances": 1}})
+    streams = RandomStreams(1)
+    shop = Storefront(
+        env, scenario, streams, FaultSchedule([], lambda: env.now), DocumentFactory(0, 1),
+        docs_out.append, 0.0, 1e9, lambda s: "20260101",
+    )
+    shop.app_rng = _FixedTimes(0.1)
+    shop.plan_background = lambda request: None  # no everyday failures in this timeline
+    return shop
+
+
+def test_gc_pause_stalls_in_flight_work():
+    env = simpy.Environment()
+    docs = []
+    shop = _single_instance_shop(env, docs)
+    inst = shop.instances[0]
+    inst.app_scale = 1.0  # each APP step takes exactly 0.1 s
+    probe = Endpoint("probe", "GET", "/probe", "probe-service", 100, (APP,), 0.0)
+    customer = make_customer_pool(1, 1)[0]
+    timeline = []
+    original = shop.record
+
+    def record(request, host, kind, end, status_code=200):
+        timeline.append((request.session_id, round(end, 6)))
+        original(request, host, kind, end, status_code)
+
+    shop.record = record
+
+    def arrive(name):
+        shop.arrive(Request(probe, env.now, customer, name))
+
+    call_later(env, 0.0, lambda _: arrive("r1"), None)
+    call_later(env, 0.05, lambda _: inst._on_gc(FULL, 0.5), None)  # stop-the-world 0.05-0.55
+    call_later(env, 0.2, lambda _: arrive("r2"), None)
+    call_later(env, 0.6, lambda _: arrive("r3"), None)
+    env.run()
+    assert timeline == [("r1", 0.55), ("r2", 0.55), ("r3", 0.7)]
+    gc_ms = [d["timing"]["gc_pause_ms"] for d in docs if d["event_type"] == "transaction"]
+    # r1's step would have ended at 0.1 and r2's at 0.3: each waits for the pause to end
+    assert gc_ms == [450.0, 250.0, 0.0]
+
+
+def test_timeout_is_plain_simpy_event():
+    env = simpy.Environment()
+    seen = []
+    Timeout(env, 2, "x").callbacks.append(lambda ev: seen.append((ev.value, env.now)))
+    env.run()
+    assert seen == [("x", 2)]
