@@ -17,6 +17,16 @@ from sim.sinks.base import SinkSummary
 _BUFFER = 1 << 20
 
 
+def doc_id_for(run_key: str, segment: int, seq: int) -> str:
+    """Deterministic document id: run (scenario, seed, window), segment, sequence."""
+    return f"{run_key}-{segment:03d}-{seq:09d}"
+
+
+def bulk_lines(doc_id: str, doc: dict[str, Any]) -> bytes:
+    """One action line and one document line, exactly as every writer produces them."""
+    return b'{"index":{"_id":"' + doc_id.encode() + b'"}}\n' + orjson.dumps(doc) + b"\n"
+
+
 class NdjsonSink:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -27,7 +37,7 @@ class NdjsonSink:
         self._closed = False
 
     def emit(self, doc_id: str, doc: dict[str, Any]) -> None:
-        self._fh.write(b'{"index":{"_id":"' + doc_id.encode() + b'"}}\n' + orjson.dumps(doc) + b"\n")
+        self._fh.write(bulk_lines(doc_id, doc))
         self.summary.generated += 1
 
     def emit_raw(self, lines: bytes, count: int) -> None:

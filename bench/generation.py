@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Generation benchmark: simulated transactions/s, the orjson floor, peak memory, workers.
+
+    python bench/generation.py [--quick] [--skip-week]
+
+Every measurement runs in a fresh child process (so peak RSS is that run's own) and all of
+them run in one invocation on the same machine: compare the ratios, not absolute numbers
+from different machines. Prints a Markdown table (paste it into docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TODAY = "2026-11-27"
+
+
+def _child(args: list[str]) -> None:
+    """Run one simulation in this process and print its measurements as JSON."""
+    sys.path.insert(0, str(ROOT))
+    from sim.cli import main
+
+    t0 = time.perf_counter()
+    code = main(args)
+    wall = time.perf_counter() - t0
+    out_dir = Path(args[args.index("--output-dir") + 1])
+    summary = json.loads((out_dir / "run_summary.json").read_text())
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({
+        "code": code, "wall_s": wall, "counts": summary["counts"],
+        "total": summary["total_documents"],
+        "bytes": (out_dir / "all_data.ndjson").stat().st_size,
+        "peak_rss_mb": max(self_kb, child_kb) / 1024.0,
+    }))
+
+
+def measure(label: str, scenario: str, extra: list[str], workdir: Path) -> dict:
+    out = workdir / label.replace(" ", "_")
+    args = [str(ROOT / scenario), "--today", TODAY, "--output-dir", str(out), "--quiet", *extra]
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)],
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["label"] = label
+    result["out"] = str(out)
+    tx = result["counts"].get("transaction", 0)
+    result["tx_per_s"] = tx / result["wall_s"]
+    print(f"  {label}: {tx:,} transactions, {result['total']:,} docs in {result['wall_s']:.1f} s "
+          f"({result['tx_per_s']:,.0f} tx/s), peak RSS {result['peak_rss_mb']:.0f} MB",
+          file=sys.stderr)
+    return result
+
+
+def orjson_floor(ndjson: Path, sample: int = 300_000) -> float:
+    """Seconds per document to serialize the very same documents with orjson alone."""
+    import orjson
+
+    docs, ids = [], []
+    with open(ndjson, "rb") as fh:
+        for i, line in enumerate(fh):
+            if i % 2 == 0:
+                ids.append(orjson.loads(line)["index"]["_id"])
+            else:
+                docs.append(orjson.loads(line))
+                if len(docs) >= sample:
+                    break
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        parts = []
+        for doc_id, doc in zip(ids, docs, strict=True):
+            parts.append(b'{"index":{"_id":"' + doc_id.encode() + b'"}}\n' + orjson.dumps(doc) + b"\n")
+        b"".join(parts)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(docs)
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        _child(json.loads(sys.argv[2]))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="2 simulated hours instead of a day")
+    p.add_argument("--skip-week", action="store_true", help="skip the 7-day demo_week runs")
+    a = p.parse_args()
+    cores = os.cpu_count() or 1
+    day = ["--start", "today 12:00", "--end", "today 14:00"] if a.quick else ["--days", "1"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        print("measuring (each run in a fresh process)...", file=sys.stderr)
+        one_day_1 = measure("baseline 1 day, 1 worker", "scenarios/baseline.yaml",
+                            [*day, "--workers", "1"], work)
+        rows.append(one_day_1)
+        if not a.quick:
+            rows.append(measure(f"baseline 1 day, {cores} workers", "scenarios/baseline.yaml",
+                                [*day, "--workers", str(cores)], work))
+        if not a.skip_week and not a.quick:
+            rows.append(measure("demo_week 7 days, 1 worker", "scenarios/demo_week.yaml",
+                                ["--workers", "1"], work))
+            rows.append(measure(f"demo_week 7 days, {cores} workers", "scenarios/demo_week.yaml",
+                                ["--workers", str(cores)], work))
+        floor = orjson_floor(Path(one_day_1["out"]) / "all_data.ndjson")
+    sim_per_doc = one_day_1["wall_s"] / one_day_1["total"]
+    print()
+    print(f"Machine: {cores} cores; Python {sys.version.split()[0]}; command: "
+          f"`python bench/generation.py{' --quick' if a.quick else ''}`")
+    print()
+    print("| run | transactions | documents | wall s | tx/s | tx/s per core used | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        used = 1 if "1 worker" in r["label"] else cores
+        tx = r["counts"].get("transaction", 0)
+        print(f"| {r['label']} | {tx:,} | {r['total']:,} | {r['wall_s']:.1f} | "
+              f"{r['tx_per_s']:,.0f} | {r['tx_per_s'] / used:,.0f} | {r['peak_rss_mb']:.0f} |")
+    print()
+    print(f"orjson-only floor: {floor * 1e6:.2f} µs/document; full simulation (1 worker): "
+          f"{sim_per_doc * 1e6:.2f} µs/document; ratio simulation/floor = "
+          f"{sim_per_doc / floor:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

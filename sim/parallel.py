@@ -1,0 +1,150 @@
+"""Simulating segments on several cores without changing a byte of the output.
+
+Segments are fixed by the window (UTC days), each with its own warm-up and random streams,
+so a segment's documents do not depend on where it runs. Worker processes write their
+segment to a part file; the parent reads part files strictly in segment order — following
+the one being written, like ``tail -f`` — and hands the documents to the sinks. The output
+is therefore identical for any number of workers, sinks still receive documents while the
+simulation runs, and the parent's memory stays bounded (part files wait on disk, not in RAM).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sim.config import Scenario
+from sim.documents import Customer, make_customer_pool
+from sim.segment import SegmentPlan, SegmentResult, simulate_segment
+from sim.sinks.base import EventSink
+from sim.sinks.ndjson import bulk_lines, doc_id_for
+
+_POLL_S = 0.05
+_READ = 4 << 20
+_customers: dict[tuple[int, int], list[Customer]] = {}
+
+
+def customers_for(scenario: Scenario) -> list[Customer]:
+    """The run's customer pool, made once per process."""
+    key = (scenario.seed, scenario.traffic.customers)
+    if key not in _customers:
+        _customers[key] = make_customer_pool(*key)
+    return _customers[key]
+
+
+def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: str) -> SegmentResult:
+    """Worker: simulate one segment into a part file of _bulk lines."""
+    seq = 0
+    with open(part, "wb", buffering=1 << 20) as fh:
+        write = fh.write
+
+        def emit(doc: dict[str, Any]) -> None:
+            nonlocal seq
+            seq += 1
+            write(bulk_lines(doc_id_for(run_key, plan.index, seq), doc))
+
+        return simulate_segment(scenario, plan, customers_for(scenario), emit)
+
+
+def _feed(lines: bytes, count: int, sinks: Sequence[EventSink]) -> None:
+    for sink in sinks:
+        raw = getattr(sink, "emit_raw", None)
+        if raw is not None:
+            raw(lines, count)
+            continue
+        it = iter(lines.splitlines())
+        for action, doc in zip(it, it, strict=True):
+            sink.emit(orjson.loads(action)["index"]["_id"], orjson.loads(doc))
+
+
+def _follow(part: Path, future: Future, sinks: Sequence[EventSink]) -> None:
+    """Hand the part file's complete line pairs to the sinks until its worker is done."""
+    while not part.exists():
+        if future.done():
+            future.result()  # raises the worker's error
+            return
+        time.sleep(_POLL_S)
+    with open(part, "rb") as fh:
+        pending = b""
+        while True:
+            finished = future.done()
+            chunk = fh.read(_READ)
+            if chunk:
+                pending += chunk
+                lines = pending.count(b"\n")
+                pairs = lines // 2
+                if pairs:
+                    cut = 0
+                    for _ in range(pairs * 2):
+                        cut = pending.index(b"\n", cut) + 1
+                    _feed(pending[:cut], pairs, sinks)
+                    pending = pending[cut:]
+                continue
+            if finished:
+                future.result()
+                if pending:
+                    raise RuntimeError(f"{part}: truncated segment output")
+                return
+            time.sleep(_POLL_S)
+
+
+def run_segments(
+    scenario: Scenario,
+    plans: Sequence[SegmentPlan],
+    run_key: str,
+    sinks: Sequence[EventSink],
+    workers: int,
+    scratch: Path,
+    progress: Callable[[float], None] | None = None,
+) -> list[SegmentResult]:
+    """Simulate every segment (in parallel when workers > 1) and feed sinks in order."""
+    if workers <= 1 or len(plans) <= 1:
+        return [_in_process(scenario, plan, run_key, sinks, progress) for plan in plans]
+    scratch.mkdir(parents=True, exist_ok=True)
+    ctx = multiprocessing.get_context("fork")
+    results: list[SegmentResult] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=ctx) as pool:
+        parts = [scratch / f"segment-{p.index:03d}.ndjson" for p in plans]
+        futures = [pool.submit(_segment_to_file, scenario, p, run_key, str(part))
+                   for p, part in zip(plans, parts, strict=True)]
+        try:
+            for plan, part, future in zip(plans, parts, futures, strict=True):
+                _follow(part, future, sinks)
+                results.append(future.result())
+                part.unlink(missing_ok=True)
+                if progress is not None:
+                    progress(plan.warmup_s + plan.window.seconds)
+        finally:
+            for future in futures:
+                future.cancel()
+            for part in parts:
+                part.unlink(missing_ok=True)
+    return results
+
+
+def _in_process(scenario: Scenario, plan: SegmentPlan, run_key: str,
+                sinks: Sequence[EventSink], progress: Callable[[float], None] | None
+                ) -> SegmentResult:
+    seq = 0
+    index = plan.index
+
+    def emit(doc: dict[str, Any]) -> None:
+        nonlocal seq
+        seq += 1
+        doc_id = doc_id_for(run_key, index, seq)
+        for sink in sinks:
+            sink.emit(doc_id, doc)
+
+    return simulate_segment(scenario, plan, customers_for(scenario), emit, progress)
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))
