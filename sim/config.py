@@ -115,16 +115,22 @@ class GatewayConfig(_Model):
 
 
 class BreakerConfig(_Model):
-    """Resilience4j-style count-based circuit breaker around the gateway, one per instance."""
+    """Resilience4j-style count-based circuit breaker around the gateway, one per instance.
+
+    Small window and few half-open probes, slow calls (20 s, well above the gateway's
+    normal ~260 ms) count: it opens about a minute into a gateway slowdown, and the open
+    wait doubles per failed probe round (60 s, 120 s, 240 s) so recovery lags the cause."""
 
     enabled: bool = True
-    window_size: PositiveInt = 50
-    minimum_calls: PositiveInt = 30
+    window_size: PositiveInt = 20
+    minimum_calls: PositiveInt = 10
     failure_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 50
-    slow_call_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 100
-    slow_call_duration_ms: PositiveFloat = 30_000
+    slow_call_rate_threshold: Annotated[float, Field(gt=0, le=100)] = 60
+    slow_call_duration_ms: PositiveFloat = 20_000
     wait_open_ms: PositiveFloat = 60_000
-    half_open_calls: PositiveInt = 10
+    backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    max_wait_open_ms: PositiveFloat = 240_000
+    half_open_calls: PositiveInt = 3
 
 
 class UpstreamConfig(_Model):

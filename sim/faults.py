@@ -20,7 +20,7 @@ from dataclasses import dataclass
 DEFAULT_MAGNITUDE: dict[str, float] = {
     "payment_gateway_slowdown": 55.0,
     "db_slow_queries": 90.0,
-    "memory_leak": 1.6,
+    "memory_leak": 1.2,
     "dependency_error_burst": 0.85,
     "upstream_slowdown": 80.0,
     "traffic_surge": 1.0,

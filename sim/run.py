@@ -21,6 +21,8 @@ from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
 from sim.documents import make_customer_pool
 from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
+from sim.groundtruth import Minute, build_incident_records, merge_minutes, write_incidents, write_split_files
+from sim.incidents import draw_random_incidents
 from sim.segment import SegmentPlan, SegmentResult, simulate_segment
 from sim.sinks.base import EventSink, SinkSummary
 from sim.sinks.ndjson import NdjsonSink
@@ -36,6 +38,7 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
     faults: list[ActiveFault] = field(default_factory=list)
     state_log: list[tuple[str, str, str, str]] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
     sinks: list[SinkSummary] = field(default_factory=list)
     wall_time_s: float = 0.0
     files: list[str] = field(default_factory=list)
@@ -144,9 +147,12 @@ def simulate(
     """Run a whole scenario. Files land in ``output_dir`` (None: no files)."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
-    faults = resolve_faults(scenario, today)
+    pinned = resolve_faults(scenario, today)
+    drawn = draw_random_incidents(scenario, window, pinned)
+    faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
     plans = plan_segments(scenario, window, faults)
     result = RunResult(scenario.name, scenario.seed, window, faults=faults)
+    minutes: list[dict[int, Minute]] = []
     sinks: list[EventSink] = []
     ndjson: NdjsonSink | None = None
     if output_dir is not None:
@@ -163,6 +169,10 @@ def simulate(
             for kind, n in seg.counts.items():
                 result.counts[kind] = result.counts.get(kind, 0) + n
             result.state_log.extend(seg.state_log)
+            minutes.append(seg.minutes)
+        origin = {f.fault_id: "random" for f in drawn}
+        result.incidents = build_incident_records(faults, merge_minutes(minutes),
+                                                  result.state_log, origin)
         ok = True
     finally:
         for sink in sinks:
@@ -170,6 +180,11 @@ def simulate(
         result.wall_time_s = time.perf_counter() - t0
         if ok and ndjson is not None and output_dir is not None:
             result.files.append(str(output_dir / "all_data.ndjson"))
+            write_incidents(output_dir / "incidents.ndjson", result.incidents)
+            result.files.append(str(output_dir / "incidents.ndjson"))
+            if scenario.output.split_files:
+                for path in write_split_files(output_dir / "all_data.ndjson", result.incidents):
+                    result.files.append(str(path))
             if write_summary:
                 result.files.append(str(output_dir / "run_summary.json"))
                 write_json_atomic(output_dir / "run_summary.json", result.summary())

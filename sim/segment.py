@@ -20,6 +20,7 @@ from sim.config import Scenario
 from sim.documents import Customer, DocumentFactory
 from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
 from sim.faults import ActiveFault, FaultSchedule
+from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
 from sim.rng import RandomStreams
 from sim.storefront import Request, Storefront
@@ -41,6 +42,7 @@ class SegmentResult:
     index: int
     counts: dict[str, int] = field(default_factory=dict)
     state_log: list[tuple[str, str, str, str]] = field(default_factory=list)
+    minutes: dict[int, Minute] = field(default_factory=dict)  # ground truth, see sim.groundtruth
 
 
 def simulate_segment(
@@ -98,7 +100,7 @@ def simulate_segment(
         for t, component, event, detail in shop.log.entries
         if emit_from <= t < emit_until
     ]
-    return SegmentResult(plan.index, counts, log)
+    return SegmentResult(plan.index, counts, log, shop.minutes.minutes)
 
 
 def _traffic(env: simpy.Environment, scenario: Scenario, streams: RandomStreams,

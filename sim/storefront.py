@@ -28,6 +28,7 @@ from sim.endpoints import (
 )
 from sim.failures import BACKGROUND_KINDS, Failure, build_catalog
 from sim.faults import FaultSchedule
+from sim.groundtruth import MinuteAggregator
 from sim.resources.circuit_breaker import CircuitBreaker
 from sim.resources.db import DbConnectionPool, DbServer
 from sim.resources.dependencies import DECLINED, FAILED, PaymentGateway, UpstreamService
@@ -37,6 +38,16 @@ from sim.rng import RandomStreams
 
 CPU_SHARE_OF_APP_TIME = 0.3  # the rest of "app" time is I/O the thread waits on (cache, logs)
 RETRY_BACKOFF_S = 0.2
+# Shoppers who get a 5xx (or give up waiting) often try again: the retry storm that
+# amplifies every incident, and the backlog that makes recovery take minutes.
+CLIENT_RETRY_PROB = 0.6
+CLIENT_MAX_RETRIES = 3
+CLIENT_RETRY_DELAY_S = (2.0, 20.0)
+CLIENT_RETRY_STATUS = frozenset({500, 502, 503, 504})
+QUIET_BEFORE_TIMEOUT_EVENT_S = 120.0
+LONG_GC_PAUSE_S = 1.5  # everyday full GCs of this heap take ~1.2 s
+HEAP_PRESSURE_SHARE = 0.6  # live set share of the old generation that operators alert on
+POOL_EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection before we call it exhausted
 
 
 class StateLog:
@@ -54,6 +65,7 @@ class Request:
         "endpoint", "arrival", "customer", "session_id", "instance", "step", "queue_wait",
         "pool_wait", "db_time", "gateway_time", "upstream_time", "gc_wait", "mark", "done",
         "conn_gen", "attempts", "bg_kind", "bg_step", "gw_latency", "gw_outcome",
+        "client_attempt",
     )
 
     def __init__(self, endpoint: Endpoint, arrival: float, customer: Customer, session_id: str):
@@ -77,6 +89,7 @@ class Request:
         self.bg_step = -1
         self.gw_latency = 0.0
         self.gw_outcome = 0
+        self.client_attempt = 0
 
 
 class Storefront:
@@ -103,6 +116,10 @@ class Storefront:
         self.emit_until = emit_until
         self.day_label = day_label
         self.log = StateLog()
+        self.minutes = MinuteAggregator(docs.origin_ms / 1000.0)
+        self.client_rng = streams.stream("client-retries")
+        self.last_timeout: dict[str, float] = {}
+        self.db_saturated = False
         self.catalog: dict[str, Failure] = build_catalog(cfg)
         self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
         self.app_rng = streams.stream("app-time")
@@ -198,8 +215,6 @@ class Storefront:
     def record(self, request: Request, host: str | None, failure_kind: str | None,
                end: float, status_code: int = 200) -> None:
         """Emit the transaction (and error) documents of a finished request."""
-        if not (self.emit_from <= request.arrival < self.emit_until):
-            return
         endpoint = request.endpoint
         response_s = end - request.arrival
         failure = None
@@ -212,6 +227,9 @@ class Storefront:
             status_code = failure.status_code
         elif endpoint.method == "POST" and endpoint.name == "checkout":
             status_code = 201
+        retried = self._maybe_retry(request, status_code)
+        if not (self.emit_from <= request.arrival < self.emit_until):
+            return
         trace_id, txn_id = self.docs.new_trace()
         order = None
         if endpoint.name == "checkout":
@@ -231,6 +249,12 @@ class Storefront:
             "gc_pause_ms": round(request.gc_wait * 1000.0, 1),
         }
         host_name = host or "lb-01"
+        failed_amount = None
+        if order is not None and order["payment_status"] == "failed" and not retried:
+            # the shopper gave up: this order is lost (a retried one may still succeed)
+            failed_amount = order["amount"]
+        self.minutes.add(request.arrival, endpoint.name, host_name, response_s * 1000.0,
+                         failure_kind, failed_amount)
         self.emit(self.docs.transaction(
             start_s=request.arrival, trace_id=trace_id, transaction_id=txn_id,
             session_id=request.session_id, customer=request.customer, endpoint=endpoint,
@@ -242,6 +266,48 @@ class Storefront:
                 at_s=end, trace_id=trace_id, transaction_id=txn_id, endpoint=endpoint,
                 host=host_name, failure=failure, status_code=status_code,
             ))
+
+
+    def _maybe_retry(self, request: Request, status_code: int) -> bool:
+        """The shopper may send the same request again after a short, random pause."""
+        if status_code not in CLIENT_RETRY_STATUS or request.client_attempt >= CLIENT_MAX_RETRIES:
+            return False
+        rng = self.client_rng
+        if rng.random() >= CLIENT_RETRY_PROB:
+            return False
+        lo, hi = CLIENT_RETRY_DELAY_S
+        delay = lo + (hi - lo) * rng.random()
+        retry = Request(request.endpoint, 0.0, request.customer, request.session_id)
+        retry.client_attempt = request.client_attempt + 1
+        Timeout(self.env, delay, retry).callbacks.append(self._retry_arrives)
+        return True
+
+    def _retry_arrives(self, event: Timeout) -> None:
+        retry: Request = event._value
+        retry.arrival = self.env.now
+        self.arrive(retry)
+
+    def dependency_timeout(self, name: str) -> None:
+        """Log the first timeout of a dependency after a quiet spell (a state change)."""
+        now = self.env.now
+        last = self.last_timeout.get(name)
+        self.last_timeout[name] = now
+        if last is None or now - last > QUIET_BEFORE_TIMEOUT_EVENT_S:
+            event = "gateway_timeouts_started" if name == "payment-gateway" else \
+                "upstream_timeouts_started"
+            self.log.record(now, name, event, f"{name} calls timing out")
+
+    def check_db_server(self) -> None:
+        """Log the shared database running out of concurrent query slots, and recovering."""
+        db = self.db_server
+        if db.queue and not self.db_saturated:
+            self.db_saturated = True
+            self.log.record(self.env.now, "db-01", "db_server_saturated",
+                            f"{db.active}/{db.max_active} active, {len(db.queue)} queued")
+        elif self.db_saturated and not db.queue and db.active < 0.8 * db.max_active:
+            self.db_saturated = False
+            self.log.record(self.env.now, "db-01", "db_server_recovered",
+                            f"{db.active}/{db.max_active} active")
 
 
 class AppInstance:
@@ -274,6 +340,7 @@ class AppInstance:
             slow_call_rate_threshold=b.slow_call_rate_threshold,
             slow_call_duration_s=b.slow_call_duration_ms / 1000.0,
             wait_open_s=b.wait_open_ms / 1000.0, half_open_calls=b.half_open_calls,
+            backoff_multiplier=b.backoff_multiplier, max_wait_open_s=b.max_wait_open_ms / 1000.0,
             enabled=b.enabled, clock=lambda: self.env.now,
             on_transition=self._on_breaker,
         )
@@ -281,6 +348,7 @@ class AppInstance:
         self.app_scale = cfg.cpu_ms_scale / 1000.0
         self.saturated = False
         self.pool_exhausted = False
+        self.heap_pressure = False
         # per-interval counters, read and reset by the metrics sampler
         self.m_requests = 0
         self.m_errors = 0
@@ -368,7 +436,8 @@ class AppInstance:
         elif step in (DB_READ, DB_WRITE):
             request.mark = self.env.now
             self.db_pool.acquire(request, self._db_connected, self._db_pool_timeout)
-            if self.db_pool.pending and not self.pool_exhausted:
+            if self.db_pool.pending >= POOL_EXHAUSTED_WAITERS * self.db_pool.max_size \
+                    and not self.pool_exhausted:
                 self.pool_exhausted = True
                 self.shop.log.record(self.env.now, self.name, "db_pool_exhausted",
                                      f"{self.db_pool.active}/{self.db_pool.max_size} in use, "
@@ -377,6 +446,7 @@ class AppInstance:
             upstream = self.shop.upstreams["inventory" if step == INVENTORY else "recommendations"]
             latency = upstream.call_latency()
             if latency >= upstream.timeout_s:
+                self.shop.dependency_timeout(upstream.name)
                 request.upstream_time += upstream.timeout_s
                 request.bg_kind = f"{upstream.name}_timeout"
                 request.bg_step = request.step
@@ -395,6 +465,8 @@ class AppInstance:
         shop = self.shop
         duration = shop.db_rng.lognormal(shop.db_median_s * shop.db_slowdown(), shop.db_sigma)
         shop.db_server.execute(duration, request, self._db_done)
+        if shop.db_server.queue or shop.db_saturated:
+            shop.check_db_server()
 
     def _db_done(self, request: Request) -> None:
         self.db_pool.release(request.conn_gen)
@@ -445,6 +517,7 @@ class AppInstance:
         self.breaker.record(request.gw_latency, failed)
         if timed_out:
             shop.gateway_timeouts += 1
+            shop.dependency_timeout("payment-gateway")
         elif outcome == FAILED:
             shop.gateway_failures += 1
         if request.done:
@@ -477,7 +550,12 @@ class AppInstance:
         self.m_cpu_s += pause_s * self.shop.cfg.cpu_cores
         if kind == FULL:
             self.m_gc_full += 1
-            if pause_s >= 1.0:
+            if not self.heap_pressure and \
+                    self.heap.live_mb >= HEAP_PRESSURE_SHARE * self.heap.old_max_mb:
+                self.heap_pressure = True
+                self.shop.log.record(now, self.name, "heap_pressure",
+                                     f"live set {self.heap.live_mb:.0f} MB after full GC")
+            if pause_s >= LONG_GC_PAUSE_S:
                 self.shop.log.record(now, self.name, "long_gc_pause",
                                      f"full GC {pause_s * 1000:.0f} ms, live "
                                      f"{self.heap.live_mb:.0f} MB")
@@ -503,6 +581,7 @@ class AppInstance:
         self.up = True
         self.saturated = False
         self.pool_exhausted = False
+        self.heap_pressure = False
         self.breaker.reset()
         self.shop.log.record(self.env.now, self.name, "instance_restarted", "JVM back in rotation")
 

@@ -2,8 +2,9 @@
 
 Closed: outcomes of the last ``window_size`` calls are kept; once ``minimum_calls`` are
 recorded and the failure rate or the slow-call rate reaches its threshold, it opens.
-Open: calls are refused (CallNotPermittedException) for ``wait_open``; the first call after
-that moves it to half-open. Half-open: ``half_open_calls`` probes are let through and their
+Open: calls are refused (CallNotPermittedException) for ``wait_open`` (multiplied by
+``backoff_multiplier`` for every re-open in a row, up to ``max_wait_open``); the first call
+after that moves it to half-open. Half-open: ``half_open_calls`` probes are let through and their
 outcomes decide between closing and opening again.
 """
 
@@ -29,6 +30,8 @@ class CircuitBreaker:
         wait_open_s: float,
         half_open_calls: int,
         enabled: bool = True,
+        backoff_multiplier: float = 1.0,
+        max_wait_open_s: float | None = None,
         clock: Callable[[], float],
         on_transition: Callable[[str, str, str, float], None] | None = None,
     ):
@@ -41,6 +44,10 @@ class CircuitBreaker:
         self.wait_open_s = wait_open_s
         self.half_open_calls = half_open_calls
         self.enabled = enabled
+        self.backoff_multiplier = backoff_multiplier
+        self.max_wait_open_s = max_wait_open_s if max_wait_open_s is not None else wait_open_s
+        self.current_wait_s = wait_open_s
+        self.consecutive_opens = 0
         self.clock = clock
         self.on_transition = on_transition
         self.state = CLOSED
@@ -57,13 +64,15 @@ class CircuitBreaker:
         self.window.clear()
         self.failures = self.slow = 0
         self.half_open_permits = 0
+        self.consecutive_opens = 0
+        self.current_wait_s = self.wait_open_s
 
     def try_acquire(self) -> bool:
         """May a call go to the dependency now?"""
         if not self.enabled or self.state == CLOSED:
             return True
         if self.state == OPEN:
-            if self.clock() - self.opened_at < self.wait_open_s:
+            if self.clock() - self.opened_at < self.current_wait_s:
                 self.not_permitted += 1
                 return False
             self._transition(HALF_OPEN)
@@ -109,5 +118,13 @@ class CircuitBreaker:
         self.half_open_permits = 0
         if new_state == OPEN:
             self.opened_at = self.clock()
+            # Resilience4j's exponential backoff in the open state: every failed probe
+            # round waits longer, up to a maximum; closing resets it
+            self.current_wait_s = min(self.max_wait_open_s, self.wait_open_s *
+                                      self.backoff_multiplier ** self.consecutive_opens)
+            self.consecutive_opens += 1
+        elif new_state == CLOSED:
+            self.consecutive_opens = 0
+            self.current_wait_s = self.wait_open_s
         if self.on_transition is not None:
             self.on_transition(self.name, old, new_state, self.clock())

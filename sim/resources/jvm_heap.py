@@ -52,6 +52,11 @@ class JvmHeap:
     def live_mb(self) -> float:
         return self.baseline_live_mb + self.leaked_mb
 
+    def young_limit_mb(self) -> float:
+        """The young generation shrinks when the live set leaves the heap little room, so a
+        filling heap collects ever more often (the GC death spiral before an OOM)."""
+        return min(self.young_mb, max(16.0, 0.5 * (self.old_max_mb - self.live_mb) + 16.0))
+
     def allocate(self, mb: float, leaked_mb: float = 0.0) -> bool:
         """A request's allocations; ``leaked_mb`` of them stay reachable for good.
 
@@ -60,7 +65,7 @@ class JvmHeap:
             self.leaked_mb += leaked_mb
             self.old_used_mb += leaked_mb
         self.young_used_mb += mb
-        if self.young_used_mb < self.young_mb:
+        if self.young_used_mb < self.young_limit_mb():
             return False
         promoted = self.young_used_mb * self.promotion_ratio
         self.young_used_mb = 0.0

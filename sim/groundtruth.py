@@ -1,0 +1,408 @@
+"""Ground truth: per-minute aggregates of what the simulated clients saw, and incident records.
+
+The simulation only ever injects causes. To tell where an incident *showed*, every segment
+keeps small per-minute aggregates of its transactions (counts, errors by kind, a latency
+histogram, per-endpoint and per-host counts, failed orders) — memory grows with minutes,
+never with requests — and returns them in its picklable result. After the run the minutes
+are merged and each fault's observed symptom window, the order in which resources gave
+way (from the model's own state log) and its impact are derived from them. None of this
+is written into the telemetry documents: it goes to ``incidents.ndjson`` (and its own
+index), and cuts ``all_data.ndjson`` into the seed's normal/incident/recovery files.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sim.faults import ActiveFault
+
+# latency histogram: log-spaced bins, 8 per doubling, from 1 ms
+_BINS_PER_DOUBLING = 8
+_N_BINS = 8 * 18  # up to ~262 s
+
+# The seed's envelopes turned into per-minute thresholds.
+ABNORMAL_ERROR_PCT = 5.0  # normal is 1-2 %
+ABNORMAL_P95_MS = 2000.0  # normal responses are 200-800 ms
+SEVERE_ERROR_PCT = 10.0
+SEVERE_P95_MS = 5000.0
+RELATIVE_P95_FACTOR = 1.6  # ...or this many times the p95 before the fault
+SLOW_MS = 5000.0  # the seed's "Find Performance Incidents" threshold
+NORMAL_MINUTES_TO_RECOVER = 3  # consecutive normal minutes that end a symptom window
+SEARCH_AFTER_FAULT_S = 45 * 60.0  # how long after a fault ends its symptoms may last
+CHAIN_EVENTS = (
+    "gateway_timeouts_started", "upstream_timeouts_started", "db_server_saturated",
+    "db_pool_exhausted", "thread_pool_saturated", "heap_pressure", "long_gc_pause",
+    "circuit_breaker_open", "out_of_memory",
+)
+
+
+def _bin(ms: float) -> int:
+    if ms <= 1.0:
+        return 0
+    return min(_N_BINS - 1, int(math.log2(ms) * _BINS_PER_DOUBLING))
+
+
+def _bin_upper_ms(i: int) -> float:
+    return 2.0 ** ((i + 1) / _BINS_PER_DOUBLING)
+
+
+@dataclass
+class Minute:
+    """What clients saw for requests that *arrived* in one UTC minute."""
+
+    requests: int = 0
+    errors: int = 0
+    slow_errors: int = 0
+    hist: list[int] = field(default_factory=lambda: [0] * _N_BINS)
+    kinds: dict[str, int] = field(default_factory=dict)
+    endpoints: dict[str, list[int]] = field(default_factory=dict)  # name -> [requests, errors, slow]
+    hosts: dict[str, list[int]] = field(default_factory=dict)
+    failed_orders: int = 0
+    lost_revenue: float = 0.0
+
+    def p95_ms(self) -> float:
+        return _quantile(self.hist, self.requests, 0.95)
+
+    def error_pct(self) -> float:
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+    def merge(self, other: Minute) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.slow_errors += other.slow_errors
+        self.hist = [a + b for a, b in zip(self.hist, other.hist, strict=True)]
+        for k, n in other.kinds.items():
+            self.kinds[k] = self.kinds.get(k, 0) + n
+        for mine, theirs in ((self.endpoints, other.endpoints), (self.hosts, other.hosts)):
+            for k, v in theirs.items():
+                row = mine.setdefault(k, [0, 0, 0])
+                for i in range(3):
+                    row[i] += v[i]
+        self.failed_orders += other.failed_orders
+        self.lost_revenue += other.lost_revenue
+
+
+def _quantile(hist: list[int], n: int, q: float) -> float:
+    if n <= 0:
+        return 0.0
+    rank = q * n
+    acc = 0
+    for i, c in enumerate(hist):
+        acc += c
+        if acc >= rank:
+            return _bin_upper_ms(i)
+    return _bin_upper_ms(len(hist) - 1)
+
+
+class MinuteAggregator:
+    """Collects ``Minute`` buckets keyed by epoch minute during one segment."""
+
+    def __init__(self, origin_epoch_s: float):
+        self.origin_s = origin_epoch_s
+        self.minutes: dict[int, Minute] = {}
+
+    def add(self, arrival_s: float, endpoint: str, host: str, response_ms: float,
+            failure_kind: str | None, failed_order_amount: float | None) -> None:
+        key = int((self.origin_s + arrival_s) // 60)
+        m = self.minutes.get(key)
+        if m is None:
+            m = self.minutes[key] = Minute()
+        m.requests += 1
+        m.hist[_bin(response_ms)] += 1
+        slow = response_ms >= SLOW_MS
+        error = failure_kind is not None
+        if error:
+            m.errors += 1
+            m.kinds[failure_kind] = m.kinds.get(failure_kind, 0) + 1
+            m.slow_errors += slow
+        for table, name in ((m.endpoints, endpoint), (m.hosts, host)):
+            row = table.get(name)
+            if row is None:
+                row = table[name] = [0, 0, 0]
+            row[0] += 1
+            row[1] += error
+            row[2] += slow
+        if failed_order_amount is not None:
+            m.failed_orders += 1
+            m.lost_revenue += failed_order_amount
+
+
+def merge_minutes(parts: Iterable[dict[int, Minute]]) -> dict[int, Minute]:
+    out: dict[int, Minute] = {}
+    for part in parts:
+        for key, m in part.items():
+            if key in out:
+                out[key].merge(m)
+            else:
+                out[key] = m
+    return out
+
+
+def _iso(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def _parse_iso(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+HOST_MIN_REQUESTS = 50
+
+
+def _host_in_trouble(m: Minute) -> bool:
+    """One instance failing (an OOM, a GC spiral) hides in the fleet-wide numbers."""
+    return any(
+        n >= HOST_MIN_REQUESTS and (100.0 * err / n >= ABNORMAL_ERROR_PCT or slow / n >= 0.05)
+        for n, err, slow in m.hosts.values()
+    )
+
+
+def _abnormal(m: Minute, p95_limit_ms: float = ABNORMAL_P95_MS) -> bool:
+    return m.error_pct() >= ABNORMAL_ERROR_PCT or m.p95_ms() >= p95_limit_ms or \
+        _host_in_trouble(m)
+
+
+def _baseline_p95_limit(minutes: dict[int, Minute], before_key: int) -> float:
+    """A gradual slowdown counts once p95 is well above the half hour before the fault."""
+    p95s = sorted(m.p95_ms() for k in range(before_key - 30, before_key)
+                  if (m := minutes.get(k)) is not None and m.requests)
+    if len(p95s) < 5:
+        return ABNORMAL_P95_MS
+    return min(ABNORMAL_P95_MS, RELATIVE_P95_FACTOR * p95s[len(p95s) // 2])
+
+
+def _severe(m: Minute) -> bool:
+    return m.error_pct() >= SEVERE_ERROR_PCT or m.p95_ms() >= SEVERE_P95_MS
+
+
+@dataclass(frozen=True)
+class ObservedWindow:
+    """Epoch seconds: symptoms start, the incident phase ends, symptoms are gone."""
+
+    start: float
+    incident_end: float
+    end: float
+
+
+def observe_window(fault: ActiveFault, minutes: dict[int, Minute],
+                   claimed_until: float = 0.0) -> ObservedWindow | None:
+    """Where this fault's symptoms showed in the telemetry, or None if they never did.
+
+    A minute is abnormal when the fleet's error rate or p95 (absolute, or relative to the
+    half hour before the fault) or one host's error/slow share crosses its threshold.
+    Symptoms start at the first abnormal minute from the fault's start on; they end once
+    ``NORMAL_MINUTES_TO_RECOVER`` consecutive normal minutes follow. The incident phase
+    ends after the last severe minute (or the first abnormal one if none was severe); the
+    rest of the symptom window is recovery."""
+    first = int(max(fault.start_epoch, claimed_until) // 60)
+    last = int((fault.end_epoch + SEARCH_AFTER_FAULT_S) // 60)
+    limit = _baseline_p95_limit(minutes, int(fault.start_epoch // 60))
+    start = None
+    for key in range(first, last + 1):
+        m = minutes.get(key)
+        if m is not None and m.requests and _abnormal(m, limit):
+            start = key
+            break
+    if start is None:
+        return None
+    end = start + 1
+    last_severe = None
+    normal_run = 0
+    key = start
+    while key <= last + 60:
+        m = minutes.get(key)
+        if m is None:
+            break
+        if _abnormal(m, limit):
+            normal_run = 0
+            end = key + 1
+            if _severe(m):
+                last_severe = key
+        else:
+            normal_run += 1
+            if normal_run >= NORMAL_MINUTES_TO_RECOVER and key * 60 >= fault.end_epoch:
+                break
+        key += 1
+    incident_end = (last_severe + 1) if last_severe is not None else start + 1
+    return ObservedWindow(start * 60.0, incident_end * 60.0, end * 60.0)
+
+
+def _affected(minutes: dict[int, Minute], win: ObservedWindow, attr: str) -> list[str]:
+    """Endpoints/hosts whose error or slow share in the window is well above their normal."""
+    during: dict[str, list[int]] = {}
+    before: dict[str, list[int]] = {}
+    lo, hi = int(win.start // 60), int(win.end // 60)
+    for key in range(lo - 60, hi):
+        m = minutes.get(key)
+        if m is None:
+            continue
+        target = during if key >= lo else before
+        for name, row in getattr(m, attr).items():
+            acc = target.setdefault(name, [0, 0, 0])
+            for i in range(3):
+                acc[i] += row[i]
+    out = []
+    for name, (n, err, slow) in sorted(during.items()):
+        if n == 0:
+            continue
+        b = before.get(name, [0, 0, 0])
+        base_err = b[1] / b[0] if b[0] else 0.02
+        base_slow = b[2] / b[0] if b[0] else 0.0
+        if err / n >= max(0.05, 2.5 * base_err) or slow / n >= max(0.02, 3 * base_slow):
+            out.append(name)
+    return out
+
+
+SERVICE_OF_ENDPOINT = {
+    "home": "storefront-web", "search": "catalog-service", "product": "catalog-service",
+    "cart": "cart-service", "checkout": "checkout-service",
+}
+
+
+def build_incident_records(
+    faults: list[ActiveFault],
+    minutes: dict[int, Minute],
+    state_log: list[tuple[str, str, str, str]],
+    origin: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One ground-truth record per fault, in start order."""
+    log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
+    records = []
+    claimed = 0.0
+    for fault in sorted(faults, key=lambda f: (f.start_epoch, f.fault_id)):
+        win = observe_window(fault, minutes, claimed)
+        rec: dict[str, Any] = {
+            "incident_id": fault.fault_id,
+            "incident_type": fault.incident_type,
+            "origin": (origin or {}).get(fault.fault_id, "pinned"),
+            "cause": {"fault_type": fault.type, "magnitude": fault.magnitude,
+                      "target": fault.target, "ramp_s": fault.ramp_s},
+            "fault_start": _iso(fault.start_epoch),
+            "fault_end": _iso(fault.end_epoch),
+            "observed": win is not None,
+        }
+        if win is None:
+            rec.update(symptom_start=None, incident_end=None, symptom_end=None,
+                       duration_min=0.0, recovery_after_cause_min=None, peak_p95_ms=0.0,
+                       peak_error_rate_pct=0.0, affected_services=[], affected_endpoints=[],
+                       affected_hosts=[], first_saturated=None, chain=[],
+                       impact={"requests": 0, "errors": 0, "slow_errors": 0,
+                               "errors_by_kind": {}, "failed_orders": 0, "lost_revenue": 0.0})
+            records.append(rec)
+            continue
+        claimed = win.end
+        keys = range(int(win.start // 60), int(win.end // 60))
+        ms = [minutes[k] for k in keys if k in minutes]
+        total = Minute()
+        for m in ms:
+            total.merge(m)
+        endpoints = _affected(minutes, win, "endpoints")
+        chain = [
+            {"at": _iso(t), "component": comp, "event": ev, "detail": detail}
+            for t, comp, ev, detail in log
+            if fault.start_epoch - 60 <= t < win.end and ev in CHAIN_EVENTS
+        ]
+        first_by_event: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for entry in chain:
+            if entry["event"] not in seen:
+                seen.add(entry["event"])
+                first_by_event.append(entry)
+        rec.update(
+            symptom_start=_iso(win.start),
+            incident_end=_iso(win.incident_end),
+            symptom_end=_iso(win.end),
+            duration_min=round((win.end - win.start) / 60.0, 1),
+            incident_phase_min=round((win.incident_end - win.start) / 60.0, 1),
+            recovery_after_cause_min=round(max(0.0, win.end - fault.end_epoch) / 60.0, 1),
+            peak_p95_ms=round(max(m.p95_ms() for m in ms), 0),
+            peak_error_rate_pct=round(max(m.error_pct() for m in ms if m.requests), 1),
+            affected_endpoints=endpoints,
+            affected_services=sorted({SERVICE_OF_ENDPOINT.get(e, e) for e in endpoints}),
+            affected_hosts=_affected(minutes, win, "hosts"),
+            first_saturated=first_by_event[0] if first_by_event else None,
+            saturation_order=first_by_event,
+            chain=chain[:200],
+            impact={
+                "requests": total.requests,
+                "errors": total.errors,
+                "slow_errors": total.slow_errors,
+                "errors_by_kind": dict(sorted(total.kinds.items())),
+                "failed_orders": total.failed_orders,
+                "lost_revenue": round(total.lost_revenue, 2),
+            },
+        )
+        records.append(rec)
+    return records
+
+
+def write_incidents(path: Path, records: list[dict[str, Any]]) -> None:
+    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically."""
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as fh:
+        for rec in records:
+            fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
+            fh.write(orjson.dumps(rec) + b"\n")
+    os.replace(tmp, path)
+
+
+SPLIT_NAMES = ("normal_data.ndjson", "incident_data.ndjson", "recovery_data.ndjson")
+_TS_KEY = b'"@timestamp":"'
+
+
+def split_windows(records: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """(start, end, phase) ISO intervals: phase 1 = incident, 2 = recovery; sorted."""
+    out = []
+    for rec in records:
+        if rec.get("observed"):
+            out.append((rec["symptom_start"], rec["incident_end"], 1))
+            if rec["symptom_end"] > rec["incident_end"]:
+                out.append((rec["incident_end"], rec["symptom_end"], 2))
+    return sorted(out)
+
+
+def _phase(ts: str, windows: list[tuple[str, str, int]], starts: list[str]) -> int:
+    i = bisect.bisect_right(starts, ts) - 1
+    if i >= 0 and ts < windows[i][1]:
+        return windows[i][2]
+    return 0
+
+
+def write_split_files(all_data: Path, records: list[dict[str, Any]]) -> list[Path]:
+    """Cut ``all_data.ndjson`` by @timestamp into normal/incident/recovery files.
+
+    A streaming pass: action and document lines are copied in pairs; timestamps are
+    compared as strings (one fixed ISO format, so string order is time order)."""
+    windows = split_windows(records)
+    starts = [w[0] for w in windows]
+    paths = [all_data.with_name(n) for n in SPLIT_NAMES]
+    tmps = [p.with_name(p.name + ".partial") for p in paths]
+    handles = [open(t, "wb", buffering=1 << 20) for t in tmps]  # noqa: SIM115
+    ok = False
+    try:
+        with open(all_data, "rb", buffering=1 << 20) as src:
+            for action in src:
+                doc = src.readline()
+                i = doc.find(_TS_KEY)
+                ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
+                handles[_phase(ts, windows, starts)].write(action + doc)
+        ok = True
+    finally:
+        for h in handles:
+            h.close()
+        for tmp, path in zip(tmps, paths, strict=True):
+            if ok:
+                os.replace(tmp, path)
+            else:
+                tmp.unlink(missing_ok=True)
+    return paths
