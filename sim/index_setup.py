@@ -76,9 +76,7 @@ def mapping_incompatibility(existing: dict[str, Any], wanted: dict[str, Any]) ->
         if path not in have:
             return f"field '{path}' is missing in the existing index (wanted type {wanted_type})"
         if have[path] != wanted_type:
-            return (
-                f"field '{path}' has type {have[path]} in the existing index, wanted {wanted_type}"
-            )
+            return f"field '{path}' has type {have[path]} in the existing index, wanted {wanted_type}"
     return None
 
 

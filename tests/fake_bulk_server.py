@@ -168,7 +168,9 @@ def fake_opensearch(script: BulkScript | None = None) -> Iterator[FakeOpenSearch
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-opensearch", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-opensearch", daemon=True
+    )
     thread.start()
     try:
         yield state

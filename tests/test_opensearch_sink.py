@@ -175,8 +175,11 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     if not opensearch_node.own_node:
         pytest.skip("needs the project's own node (OPENSEARCH_URL points elsewhere)")
-    n = 120_000
+    n = 60_000
     docs = make_docs(n)
+    # Commit often so the restart replays a short translog (replay runs ~2k ops/s on a cold JVM, 60k
+    # ops would dominate the test's run time); the kill still hits in-flight requests.
+    client.indices.put_settings(index=index, body={"index": {"translog.flush_threshold_size": "4mb"}})
     start_killer = threading.Event()
     killed = threading.Event()
     restarted = threading.Event()

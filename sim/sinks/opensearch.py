@@ -22,6 +22,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import random
@@ -122,9 +123,7 @@ def connect(
     except ValueError as exc:
         raise OpenSearchSetupError(f"invalid OpenSearch URL {safe!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise OpenSearchSetupError(
-            f"invalid OpenSearch URL {safe!r}: expected http(s)://host[:port]"
-        )
+        raise OpenSearchSetupError(f"invalid OpenSearch URL {safe!r}: expected http(s)://host[:port]")
     user = os.environ.get("OPENSEARCH_USER") or (parts.username or None)
     password = os.environ.get("OPENSEARCH_PASSWORD") or (parts.password or "")
     use_ssl = parts.scheme == "https"
@@ -169,16 +168,22 @@ def connect(
             "or, only if you accept the risk, insecure=True"
         ) from None
     except ConnectionError as exc:
-        raise OpenSearchSetupError(
-            f"cannot connect to OpenSearch at {safe}: {_short(exc)}"
-        ) from None
+        raise OpenSearchSetupError(f"cannot connect to OpenSearch at {safe}: {_short(exc)}") from None
     except TransportError as exc:
-        raise OpenSearchSetupError(
-            f"OpenSearch at {safe} answered HTTP {exc.status_code} to GET /"
-        ) from None
+        raise OpenSearchSetupError(f"OpenSearch at {safe} answered HTTP {exc.status_code} to GET /") from None
     if not isinstance(info, dict) or "version" not in info:
         raise OpenSearchSetupError(f"{safe} does not look like OpenSearch (GET / has no version)")
     return client
+
+
+def _failure_text(status: Any, info: dict[str, Any]) -> str:
+    """Short description of a retryable failure for the retry log line."""
+    exc = info.get("exception")
+    if isinstance(exc, BaseException):
+        return f"{type(exc).__name__}: {_short(exc)}"
+    err = info.get("error")
+    kind = err.get("type", "") if isinstance(err, dict) else str(err)[:80]
+    return f"HTTP {status} {kind}".strip()
 
 
 def _short(exc: BaseException) -> str:
@@ -201,6 +206,22 @@ def _short(exc: BaseException) -> str:
 
 
 _DONE = object()  # queue sentinel: no more documents
+_THREAD_PREFIX = "opensearch-sink-"
+log = logging.getLogger(__name__)
+
+
+class _QuietSenderThreads(logging.Filter):
+    """Drop opensearch-py's per-request warnings (with tracebacks) from our sender threads.
+
+    Every failed attempt would otherwise print a traceback while a node restarts; the sink
+    logs one line per retry round itself.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.threadName.startswith(_THREAD_PREFIX)
+
+
+_QUIET = _QuietSenderThreads()
 
 
 @dataclass(slots=True)
@@ -270,14 +291,16 @@ class OpenSearchSink:
         self._summary: SinkSummary | None = None
         self._gave_up = threading.Event()
         self._give_up_reason = ""
+        self._last_failure = ""
         self._dead_lock = threading.Lock()
         self._dead_file: IO[bytes] | None = None
         self._errors: list[BaseException] = []
         self._counts = [_Counts() for _ in range(senders)]
+        opensearch_logger = logging.getLogger("opensearch")
+        if _QUIET not in opensearch_logger.filters:
+            opensearch_logger.addFilter(_QUIET)
         self._threads = [
-            threading.Thread(
-                target=self._sender, args=(i,), name=f"opensearch-sink-{i}", daemon=True
-            )
+            threading.Thread(target=self._sender, args=(i,), name=f"{_THREAD_PREFIX}{i}", daemon=True)
             for i in range(senders)
         ]
         for t in self._threads:
@@ -304,9 +327,7 @@ class OpenSearchSink:
                 return
             except queue.Full:
                 if not any(t.is_alive() for t in self._threads):
-                    raise RuntimeError(
-                        f"OpenSearch sink senders stopped: {self._errors[:1]!r}"
-                    ) from None
+                    raise RuntimeError(f"OpenSearch sink senders stopped: {self._errors[:1]!r}") from None
 
     def close(self, ok: bool = True) -> SinkSummary:
         """Flush, wait for the senders, refresh the index and report per-item accounting."""
@@ -403,9 +424,7 @@ class OpenSearchSink:
             self._errors.append(exc)
             raise
 
-    def _fresh(
-        self, state: dict[str, bool], retry: list[_Doc], carry: deque[_Doc]
-    ) -> Iterator[_Doc]:
+    def _fresh(self, state: dict[str, bool], retry: list[_Doc], carry: deque[_Doc]) -> Iterator[_Doc]:
         """Lazily yield queued documents; stop early once something needs a retry.
 
         Stopping early makes streaming_bulk flush its partial chunk, so retries never mix
@@ -478,6 +497,7 @@ class OpenSearchSink:
                 counts.ambiguous_409 += 1
         elif not isinstance(status, int) or status == 429 or status >= 500:
             # Connection error/timeout ("N/A"), throttling or a server-side failure.
+            self._last_failure = _failure_text(status, info)
             if "exception" in info:
                 d.ambiguous = True  # whole request failed: it may have been applied
             retry.append(d)
@@ -488,10 +508,7 @@ class OpenSearchSink:
     def _dead_letter(self, d: _Doc, status: int, info: dict[str, Any]) -> None:
         """Append a permanently rejected document to the dead-letter NDJSON file."""
         err = info.get("error")
-        if isinstance(err, dict):
-            reason = f"{err.get('type', 'error')}: {err.get('reason', '')}"
-        else:
-            reason = str(err)
+        reason = f"{err.get('type', 'error')}: {err.get('reason', '')}" if isinstance(err, dict) else str(err)
         line = orjson.dumps(
             {
                 "_id": d.doc_id,
@@ -519,10 +536,17 @@ class OpenSearchSink:
             remaining = self.give_up_after - (time.monotonic() - started)
             if remaining <= 0:
                 self._give_up(
-                    f"{len(retry)} documents still failing after "
-                    f"{self.give_up_after:.0f}s of retries"
+                    f"{len(retry)} documents still failing after {self.give_up_after:.0f}s of retries"
                 )
                 return
+            log.log(
+                logging.WARNING if attempt == 0 else logging.INFO,
+                "opensearch sink: %d documents to retry (%s); attempt %d in %.1fs",
+                len(retry),
+                self._last_failure,
+                attempt + 1,
+                delay,
+            )
             time.sleep(min(delay, remaining))
             attempt += 1
             counts.retry_rounds += 1
