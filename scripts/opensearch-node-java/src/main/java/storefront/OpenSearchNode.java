@@ -11,6 +11,7 @@ import java.util.concurrent.TimeUnit;
 import org.opensearch.common.logging.LogConfigurator;
 import org.opensearch.common.settings.Settings;
 import org.opensearch.env.Environment;
+import org.opensearch.index.mapper.MapperExtrasPlugin;
 import org.opensearch.node.InternalSettingsPreparer;
 import org.opensearch.node.Node;
 import org.opensearch.plugins.Plugin;
@@ -21,13 +22,14 @@ import org.opensearch.transport.Netty4Plugin;
  *
  * <p>Why a subclass: {@link Node}'s public constructor only loads plugins from a plugins/
  * directory; the protected one accepts classpath plugin classes, which is how we add the
- * Netty4 HTTP transport without a distribution. Settings come from
+ * Netty4 HTTP transport and the mapper-extras module (scaled_float) without a distribution. Settings come from
  * {@code <path.home>/config/opensearch.yml} (written by scripts/opensearch-node), logging from
  * {@code <path.home>/config/log4j2.properties}.
  */
 public final class OpenSearchNode extends Node {
 
-    private static final Collection<Class<? extends Plugin>> PLUGINS = List.of(Netty4Plugin.class);
+    private static final Collection<Class<? extends Plugin>> PLUGINS =
+            List.of(Netty4Plugin.class, MapperExtrasPlugin.class);
 
     private OpenSearchNode(Environment environment) {
         super(environment, PLUGINS, true);
