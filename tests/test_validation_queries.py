@@ -1,0 +1,156 @@
+"""The seed's validation queries and each demo scenario's evidence, asserted from the NDJSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from sim.config import parse_scenario
+from sim.run import simulate
+from sim.traffic import DailySchedule
+from sim.validation_queries import (
+    check_data_distribution,
+    find_performance_incidents,
+    iter_docs,
+    minute_view,
+)
+
+TODAY = dt.date(2026, 11, 27)
+
+
+@cache
+def generate(path: str, start: str, end: str, out: str, faults: str | None = None,
+             **overrides: Any) -> Path:
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
+    raw.setdefault("window", {}).update(start=start, end=end, warmup_minutes=5)
+    if faults is not None:
+        raw["faults"] = orjson.loads(faults)
+    target = Path(out)
+    simulate(parse_scenario(raw, path, overrides), TODAY, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("vq")
+
+
+def incidents(out: Path) -> list[dict[str, Any]]:
+    lines = (out / "incidents.ndjson").read_bytes().splitlines()
+    return [orjson.loads(line) for line in lines[1::2]]
+
+
+def epoch(ts: str) -> float:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def app_metrics(out: Path) -> list[dict[str, Any]]:
+    return [d for d in iter_docs(out / "all_data.ndjson")
+            if d["event_type"] == "infrastructure_metric" and d["component"] == "app-instance"]
+
+
+def test_payment_timeout_evidence_and_seed_queries(tmp_root: Path):
+    out = generate("scenarios/payment_timeout.yaml", "today 14:15", "today 14:50",
+                   str(tmp_root / "pay"))
+    (rec,) = incidents(out)
+    assert rec["observed"] and rec["incident_type"] == "payment_gateway_timeout"
+    # the seed: response time ~300 ms -> ~30,000 ms, ~65 payment timeout errors, breaker opens
+    view = minute_view(out / "all_data.ndjson")
+    before = [view.p95(m) for m in view.requests if m * 60 < epoch(rec["fault_start"])]
+    during = [view.p95(m) for m in view.requests
+              if epoch(rec["symptom_start"]) <= m * 60 < epoch(rec["symptom_end"])]
+    assert max(before) < 1000 and max(during) >= 15_000
+    timeouts = view.error_types["com.storefront.payment.PaymentGatewayTimeoutException"]
+    assert 30 <= timeouts <= 200
+    assert view.error_types["io.github.resilience4j.circuitbreaker.CallNotPermittedException"] > 0
+    assert any(d["circuit_breaker"]["state"] == "OPEN" for d in view.metrics
+               if d["component"] == "app-instance")
+    # Find Performance Incidents: hits exist, and (almost) all fall inside the windows
+    windows = [(epoch(rec["symptom_start"]), epoch(rec["symptom_end"]))]
+    hits = find_performance_incidents(out / "all_data.ndjson", windows)
+    assert hits.total > 0 and hits.outside_share < 0.05
+    assert len(hits.latest) == 10
+    assert hits.latest[0]["@timestamp"] >= hits.latest[-1]["@timestamp"]
+    # Check Data Distribution: mostly successes, stats over response_time_ms
+    dist = check_data_distribution(out / "all_data.ndjson")
+    assert dist.status["success"] > 3 * dist.status["error"]
+    assert dist.min > 0 and dist.max >= 20_000 and 150 < dist.avg < 5000
+    assert sorted(dist.hourly) == ["2026-11-27T14:00:00Z"]
+
+
+def test_db_pool_exhaustion_evidence(tmp_root: Path):
+    out = generate("scenarios/db_pool_exhaustion.yaml", "yesterday 12:10", "yesterday 12:40",
+                   str(tmp_root / "db"))
+    (rec,) = incidents(out)
+    assert rec["observed"] and rec["incident_type"] == "db_connection_pool_exhaustion"
+    assert rec["first_saturated"]["event"] == "db_pool_exhausted"
+    lo, hi = epoch(rec["symptom_start"]), epoch(rec["symptom_end"])
+    inside = [d for d in app_metrics(out) if lo <= epoch(d["@timestamp"]) < hi]
+    outside = [d for d in app_metrics(out) if epoch(d["@timestamp"]) < epoch(rec["fault_start"])]
+    assert any(d["db_pool"]["pending"] > 0 and d["db_pool"]["active"] == d["db_pool"]["max"]
+               for d in inside)
+    assert any(d["thread_pool"]["active"] == d["thread_pool"]["max"] and d["thread_pool"]["queued"]
+               for d in inside)
+    assert not any(d["thread_pool"]["queued"] for d in outside)
+    assert {"cart", "checkout", "home", "product", "search"} <= set(rec["affected_endpoints"])
+
+
+def test_memory_leak_evidence(tmp_root: Path):
+    out = generate("scenarios/memory_leak.yaml", "2 days ago 18:25", "2 days ago 18:55",
+                   str(tmp_root / "mem"))
+    (rec,) = incidents(out)
+    assert rec["observed"] and rec["incident_type"] == "memory_pressure"
+    metrics = [d for d in app_metrics(out) if d["host"] == "app-02"]
+    start = epoch(rec["fault_start"])
+    oom_at = min(epoch(d["@timestamp"]) for d in metrics if not d["instance_up"])
+    assert oom_at > start + 120  # gradual: the heap needs minutes to fill
+
+    def window(lo: float, hi: float) -> list[dict[str, Any]]:
+        return [d for d in metrics if lo <= epoch(d["@timestamp"]) < hi]
+
+    early, late = window(start - 300, start), window(oom_at - 300, oom_at)
+    # the floor of the sawtooth (what survives a collection) rises
+    assert min(d["jvm"]["heap_used_mb"] for d in late) > min(d["jvm"]["heap_used_mb"] for d in early)
+    assert sum(d["jvm"]["gc_count"] for d in late) > 2 * sum(d["jvm"]["gc_count"] for d in early)
+    assert sum(d["jvm"]["gc_pause_ms"] for d in late) > 2 * sum(d["jvm"]["gc_pause_ms"] for d in early)
+    errors = minute_view(out / "all_data.ndjson", keep_metrics=False).error_types
+    assert errors.get("java.lang.OutOfMemoryError", 0) >= 1
+    assert errors.get("UpstreamPrematureClose", 0) >= 1  # in-flight requests lost with the JVM
+
+
+def test_no_fault_means_no_incident_and_no_slow_cluster(tmp_root: Path):
+    out = generate("scenarios/payment_timeout.yaml", "today 14:15", "today 14:45",
+                   str(tmp_root / "quiet"), faults="[]")
+    assert incidents(out) == []
+    view = minute_view(out / "all_data.ndjson", keep_metrics=False)
+    for m, n in view.requests.items():
+        slow = sum(1 for v in view.latencies[m] if v >= 5000)
+        assert slow < 0.01 * n
+        assert 0.5 <= view.error_pct(m) <= 4.0
+    assert find_performance_incidents(out / "all_data.ndjson").total < 10
+    assert (out / "incident_data.ndjson").stat().st_size == 0
+
+
+def test_hourly_histogram_follows_the_schedule(tmp_root: Path):
+    out = generate("scenarios/payment_timeout.yaml", "today 04:00", "today 10:00",
+                   str(tmp_root / "ramp"), faults="[]", **{"traffic.base_tps": 1.5,
+                                                           "traffic.noise": 0.0})
+    counts: dict[str, int] = {}
+    for d in iter_docs(out / "all_data.ndjson"):
+        if d["event_type"] == "transaction":
+            hour = d["@timestamp"][:13]
+            counts[hour] = counts.get(hour, 0) + 1
+    schedule = DailySchedule(1.5, 2.5)
+    for hour, n in counts.items():
+        t0 = epoch(hour + ":00:00Z")
+        expected = sum(schedule.rate(t0 + s + 30) * 60 for s in range(0, 3600, 60))
+        assert n == pytest.approx(expected, rel=0.1), hour
+    ordered = [counts[h] for h in sorted(counts)]
+    assert ordered == sorted(ordered)  # the morning ramp
