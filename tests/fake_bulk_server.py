@@ -27,6 +27,7 @@ class BulkScript:
     drop_requests: set[int] = field(default_factory=set)  # apply, then close w/o answer
     status_requests: dict[int, int] = field(default_factory=dict)  # whole-request status
     always_status: int | None = None  # every _bulk answered with this status
+    garbage_requests: set[int] = field(default_factory=set)  # 200 with an unparseable body
     auth_required: bool = False  # 401 for everything
 
 
@@ -61,6 +62,9 @@ class FakeOpenSearch:
             record = BulkRecord(number, ids, {})
             self.requests.append(record)
             s = self.script
+            if number in s.garbage_requests:
+                record.outcome = {i: "garbage" for i in ids}
+                return 200, {"__garbage__": True}
             whole = s.always_status or s.status_requests.get(number)
             if whole:
                 record.outcome = {i: str(whole) for i in ids}
@@ -149,6 +153,14 @@ def _handler(state: FakeOpenSearch) -> type[BaseHTTPRequestHandler]:
                 status, resp = state.bulk(body)
                 if resp is None:
                     self.close_connection = True  # no answer: the client sees a dropped link
+                    return
+                if resp.get("__garbage__"):
+                    data = b"<html>502 from a confused proxy"
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 self._send(status, resp)
             elif path.endswith("/_refresh"):

@@ -3,7 +3,8 @@
 Why a separate module: tests/conftest.py imports these fixtures so that every test module
 shares one session-scoped node. If ``OPENSEARCH_URL`` is set, that cluster is used as is;
 otherwise the project's own node is started with ``scripts/opensearch-node start`` (and
-stopped at the end of the session only if this session started it). Without a node the
+stopped at the end of the session only if this session started it). Tests that kill and
+restart the node need the project's own node (``OpenSearchNode.own_node``). Without a node the
 tests are skipped locally but fail under ``CI=true``: CI must not go green by skipping.
 """
 
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -74,6 +76,31 @@ def _reachable(url: str) -> bool:
         return False
 
 
+def _script_status() -> str | None:
+    """URL of the project's node if ``scripts/opensearch-node status`` says it runs."""
+    if not NODE_SCRIPT.exists():
+        return None
+    proc = subprocess.run(
+        [str(NODE_SCRIPT), "status"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=30,
+    )
+    parts = proc.stdout.split()
+    return parts[1] if proc.returncode == 0 and len(parts) == 2 else None
+
+
+def _same_url(a: str, b: str) -> bool:
+    def norm(u: str) -> tuple[str | None, int | None]:
+        parts = urlsplit(u)
+        host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
+        return host, parts.port
+
+    return norm(a) == norm(b)
+
+
 _SESSION: dict[str, OpenSearchNode] = {}
 
 
@@ -84,30 +111,24 @@ def opensearch_node() -> Iterator[OpenSearchNode]:
         yield _SESSION["node"]
         return
     env_url = os.environ.get("OPENSEARCH_URL")
+    status = _script_status()
     if env_url:
         if not _reachable(env_url):
             _no_node("OPENSEARCH_URL is set but does not answer")
-        node = OpenSearchNode(url=env_url.rstrip("/"), own_node=False, started_here=False)
+        # OPENSEARCH_URL may name the project's own node (e.g. CI started it first).
+        own = status is not None and _same_url(status, env_url)
+        node = OpenSearchNode(url=env_url.rstrip("/"), own_node=own, started_here=False)
     else:
         if not NODE_SCRIPT.exists():
             _no_node(f"{NODE_SCRIPT} missing")
         probe = OpenSearchNode(url="", own_node=True, started_here=False)
-        was_running = (
-            subprocess.run(
-                [str(NODE_SCRIPT), "status"],
-                capture_output=True,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            ).returncode
-            == 0
-        )
         try:
             out = probe.script("start")
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
             _no_node(str(exc))
             raise AssertionError("unreachable") from exc
         url = out.strip().splitlines()[-1]
-        node = OpenSearchNode(url=url, own_node=True, started_here=not was_running)
+        node = OpenSearchNode(url=url, own_node=True, started_here=status is None)
     _SESSION["node"] = node
     try:
         yield node

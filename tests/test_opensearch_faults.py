@@ -41,7 +41,7 @@ def _sink(url: str, tmp_path: Path, **kw: Any) -> OpenSearchSink:
 
 
 def _retryable(outcome: str) -> bool:
-    return outcome in ("429", "dropped") or outcome.startswith("5")
+    return outcome in ("429", "dropped", "garbage") or outcome.startswith("5")
 
 
 def _assert_only_failures_resent(fake: FakeOpenSearch) -> None:
@@ -127,7 +127,7 @@ def test_gives_up_after_bounded_time_and_reports_unaccounted(tmp_path: Path) -> 
 
 def test_two_senders_keep_exact_accounting(tmp_path: Path) -> None:
     throttle = {f"doc-{i:05d}" for i in range(0, 2000, 37)}
-    script = BulkScript(throttle_once=throttle, status_requests={3: 502, 7: 500})
+    script = BulkScript(throttle_once=throttle, status_requests={3: 502, 7: 500}, garbage_requests={5})
     docs = _docs(2000)
     with fake_opensearch(script) as fake:
         sink = _sink(fake.url, tmp_path, senders=2, chunk_size=100)

@@ -176,6 +176,12 @@ def connect(
     return client
 
 
+def _drain_deque(items: deque[_Doc]) -> Iterator[_Doc]:
+    """Yield items by popping them, so an aborted consumer leaves the rest in ``items``."""
+    while items:
+        yield items.popleft()
+
+
 def _failure_text(status: Any, info: dict[str, Any]) -> str:
     """Short description of a retryable failure for the retry log line."""
     exc = info.get("exception")
@@ -295,6 +301,8 @@ class OpenSearchSink:
         self._dead_lock = threading.Lock()
         self._dead_file: IO[bytes] | None = None
         self._errors: list[BaseException] = []
+        # The dead-letter file belongs to this run: a stale one must not be mistaken for it.
+        self.dead_letter_path.unlink(missing_ok=True)
         self._counts = [_Counts() for _ in range(senders)]
         opensearch_logger = logging.getLogger("opensearch")
         if _QUIET not in opensearch_logger.filters:
@@ -312,8 +320,8 @@ class OpenSearchSink:
         if self._closed:
             raise RuntimeError("emit() after close()")
         event_type = str(doc.get("event_type", "unknown"))
-        self._generated[event_type] += 1
         source = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
+        self._generated[event_type] += 1
         self._batch.append(_Doc(doc_id, event_type, source))
         if len(self._batch) >= self._batch_size:
             self._put(self._batch)
@@ -334,10 +342,13 @@ class OpenSearchSink:
         if self._summary is not None:
             return self._summary
         self._closed = True
-        if self._batch:
-            self._put(self._batch)
-            self._batch = []
-        self._put(_DONE)
+        try:
+            if self._batch:
+                self._put(self._batch)
+                self._batch = []
+            self._put(_DONE)
+        except RuntimeError:
+            pass  # every sender died; what they did not deliver shows up as unaccounted
         for t in self._threads:
             t.join()
         # A sender that crashed leaves documents in the queue: drain them as unsent.
@@ -472,16 +483,18 @@ class OpenSearchSink:
         try:
             for _ok, result in results:
                 (info,) = result.values()
-                d = inflight.popleft()
+                d = inflight[0]
                 if info.get("_id", d.doc_id) != d.doc_id:
                     raise RuntimeError(
                         f"bulk response out of step: expected {d.doc_id!r}, got {info.get('_id')!r}"
                     )
+                inflight.popleft()
                 self._classify(d, info, counts, retry)
-        except (TransportError, OSError, ValueError) as exc:
-            # A failure outside the per-item protocol (e.g. an unparseable response):
-            # whatever has no result yet is re-sent; create + deterministic ids make it safe.
+        except Exception as exc:  # noqa: BLE001 - e.g. an unparseable response
+            # A failure outside the per-item protocol: whatever has no result yet is re-sent
+            # (create + deterministic ids make that safe); bounded by the give-up time.
             self._errors.append(exc)
+            self._last_failure = f"{type(exc).__name__}: {str(exc)[:120]}"
         for d in inflight:
             d.ambiguous = True
             retry.append(d)
@@ -522,7 +535,7 @@ class OpenSearchSink:
         with self._dead_lock:
             if self._dead_file is None:
                 self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-                self._dead_file = self.dead_letter_path.open("ab")
+                self._dead_file = self.dead_letter_path.open("wb")
             self._dead_file.write(line)
 
     def _retry(self, retry: list[_Doc], counts: _Counts, rng: random.Random) -> None:
@@ -551,8 +564,10 @@ class OpenSearchSink:
             attempt += 1
             counts.retry_rounds += 1
             counts.retried_items += len(retry)
-            pending, retry[:] = list(retry), []
-            self._run_bulk(iter(pending), counts, retry)
+            pending: deque[_Doc] = deque(retry)
+            retry.clear()
+            self._run_bulk(_drain_deque(pending), counts, retry)
+            retry.extend(pending)  # not handed to the helper before it stopped: not sent
 
     def _give_up(self, reason: str) -> None:
         """Stop trying: everything not yet delivered ends up unaccounted in the summary."""
