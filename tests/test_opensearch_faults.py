@@ -6,6 +6,7 @@ routine on a busy cluster; the sink's per-item accounting must hold exactly unde
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import orjson
 import pytest
 from fake_bulk_server import BulkScript, FakeOpenSearch, fake_opensearch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect
 
@@ -158,3 +161,44 @@ def test_401_fails_fast_without_leaking_secrets(monkeypatch: pytest.MonkeyPatch)
     assert "url-secret" not in msg
     assert "bob" not in msg
     assert fake.url in msg
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    chunk_size=st.integers(1, 60),
+    senders=st.sampled_from((1, 2)),
+    data=st.data(),
+)
+def test_any_fault_script_keeps_exact_accounting(
+    n: int, chunk_size: int, senders: int, data: st.DataObject
+) -> None:
+    """Whatever mix of faults: every document is indexed once, dead-lettered, or reported."""
+    ids = [f"doc-{i:05d}" for i in range(n)]
+    reject = set(data.draw(st.lists(st.sampled_from(ids), max_size=5)))
+    script = BulkScript(
+        reject_400=reject,
+        throttle_once=set(data.draw(st.lists(st.sampled_from(ids), max_size=20))),
+        drop_requests=set(data.draw(st.lists(st.integers(1, 12), max_size=3))),
+        status_requests=data.draw(
+            st.dictionaries(st.integers(1, 12), st.sampled_from((429, 500, 502, 503)), max_size=3)
+        ),
+        garbage_requests=set(data.draw(st.lists(st.integers(1, 12), max_size=2))),
+    )
+    with tempfile.TemporaryDirectory() as tmp, fake_opensearch(script) as fake:
+        sink = _sink(
+            fake.url, Path(tmp), chunk_size=chunk_size, senders=senders, backoff_base=0.001, backoff_cap=0.01
+        )
+        for doc_id, doc in _docs(n):
+            sink.emit(doc_id, doc)
+        summary = sink.close()
+        dead = Path(tmp) / "dead.ndjson"
+        dead_ids = {orjson.loads(x)["_id"] for x in dead.read_bytes().splitlines()} if reject else set()
+    _assert_only_failures_resent(fake)
+    assert summary.generated == n
+    assert summary.unaccounted == 0
+    assert set(fake.created) == set(ids) - reject
+    assert not fake.created or max(fake.created.values()) == 1
+    assert summary.dead_lettered == len(reject)
+    assert dead_ids == reject
+    assert summary.indexed + summary.already_present == n - len(reject)
