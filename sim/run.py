@@ -147,7 +147,8 @@ def simulate(
     """Run a whole scenario. Files land in ``output_dir`` (None: no files)."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
-    pinned = resolve_faults(scenario, today)
+    lo, hi = window.start.timestamp(), window.end.timestamp()
+    pinned = [f for f in resolve_faults(scenario, today) if f.end_epoch > lo and f.start_epoch < hi]
     drawn = draw_random_incidents(scenario, window, pinned)
     faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
     plans = plan_segments(scenario, window, faults)
