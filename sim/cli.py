@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         scenario, today = load_from_args(args)
     except ScenarioError as exc:
         return _bad(str(exc))
+    if args.workers is not None and args.workers < 1:
+        return _bad(f"{args.scenario}: --workers: must be at least 1")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
     extra_sinks = []
@@ -160,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if extra_sinks:
             with bulk_load_settings(client, index):
-                result = simulate(scenario, today, output_dir, extra_sinks, progress=progress)
+                result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
+                                  workers=args.workers)
         else:
-            result = simulate(scenario, today, output_dir, progress=progress)
+            result = simulate(scenario, today, output_dir, progress=progress,
+                              workers=args.workers)
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130

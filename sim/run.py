@@ -10,7 +10,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,11 +21,11 @@ from typing import Any
 
 from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
-from sim.documents import make_customer_pool
 from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
 from sim.groundtruth import Minute, build_incident_records, merge_minutes, write_incidents, write_split_files
 from sim.incidents import draw_random_incidents
-from sim.segment import SegmentPlan, SegmentResult, simulate_segment
+from sim.parallel import default_workers, run_segments
+from sim.segment import SegmentPlan
 from sim.sinks.base import EventSink, SinkSummary
 from sim.sinks.ndjson import NdjsonSink
 
@@ -116,26 +118,6 @@ def run_key(scenario: Scenario, window: Window) -> str:
     return hashlib.blake2b(text.encode(), digest_size=5).hexdigest()
 
 
-class _Fanout:
-    """Gives each document its deterministic id and hands it to every sink."""
-
-    def __init__(self, key: str, sinks: list[EventSink]):
-        self.key = key
-        self.sinks = sinks
-        self.segment = 0
-        self.seq = 0
-
-    def start_segment(self, index: int) -> None:
-        self.segment = index
-        self.seq = 0
-
-    def __call__(self, doc: dict[str, Any]) -> None:
-        self.seq += 1
-        doc_id = f"{self.key}-{self.segment:03d}-{self.seq:09d}"
-        for sink in self.sinks:
-            sink.emit(doc_id, doc)
-
-
 def simulate(
     scenario: Scenario,
     today: dt.date,
@@ -143,8 +125,12 @@ def simulate(
     extra_sinks: Iterable[EventSink] = (),
     progress: Callable[[float], None] | None = None,
     write_summary: bool = True,
+    workers: int | None = None,
 ) -> RunResult:
-    """Run a whole scenario. Files land in ``output_dir`` (None: no files)."""
+    """Run a whole scenario. Files land in ``output_dir`` (None: no files).
+
+    ``workers`` processes simulate segments in parallel (default: all cores); the output
+    is the same for any number."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
     lo, hi = window.start.timestamp(), window.end.timestamp()
@@ -160,13 +146,13 @@ def simulate(
         ndjson = NdjsonSink(output_dir / "all_data.ndjson")
         sinks.append(ndjson)
     sinks.extend(extra_sinks)
-    fanout = _Fanout(run_key(scenario, window), sinks)
-    customers = make_customer_pool(scenario.seed, scenario.traffic.customers)
+    scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=output_dir)) if output_dir else \
+        Path(tempfile.mkdtemp(prefix="storefront-sim-"))
     ok = False
     try:
-        for plan in plans:
-            fanout.start_segment(plan.index)
-            seg: SegmentResult = simulate_segment(scenario, plan, customers, fanout, progress)
+        segments = run_segments(scenario, plans, run_key(scenario, window), sinks,
+                                workers or default_workers(), scratch, progress)
+        for seg in segments:
             for kind, n in seg.counts.items():
                 result.counts[kind] = result.counts.get(kind, 0) + n
             result.state_log.extend(seg.state_log)
@@ -176,6 +162,7 @@ def simulate(
                                                   result.state_log, origin)
         ok = True
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         for sink in sinks:
             result.sinks.append(sink.close(ok))
         result.wall_time_s = time.perf_counter() - t0
