@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import simpy
+from simpy.events import Timeout
 
 from sim.clock import Window, epoch_ms
 from sim.config import Scenario
@@ -106,35 +108,38 @@ def simulate_segment(
 def _traffic(env: simpy.Environment, scenario: Scenario, streams: RandomStreams,
              shop: Storefront, customers: list[Customer], origin_s: float, until: float,
              faults: FaultSchedule, progress: Callable[[float], None] | None):
+    """Shoppers arrive: each 60 s block of arrivals is drawn at once (numpy) and scheduled
+    as plain timeouts, so the generator wakes once per block, not once per request."""
     traffic = scenario.traffic
     schedule = DailySchedule(traffic.base_tps, traffic.peak_multiplier, traffic.weekend_factor)
     mix = traffic.endpoints.model_dump()
-    cumulative = []
-    acc = 0.0
-    for name in ENDPOINT_ORDER:
-        acc += mix[name]
-        cumulative.append(acc)
+    weights = np.array([mix[name] for name in ENDPOINT_ORDER], dtype=float)
+    cumulative = np.cumsum(weights) / weights.sum()
     endpoints = [ENDPOINTS[name] for name in ENDPOINT_ORDER]
-    pick = streams.stream("shoppers")
+    pick = streams.generator("shoppers")
     sessions: dict[int, tuple[float, str]] = {}
     session_ids = streams.stream("sessions")
     surge = faults.surge_at()
     surge_epoch = (lambda t: surge(origin_s + t)) if surge is not None else None
     n_customers = len(customers)
+    arrive = shop.arrive_event
     reported = 0.0
     for block in arrival_times(schedule, origin_s, 0.0, until, traffic.noise,
                                streams.generator("arrivals"), surge_epoch):
-        for t in block.tolist():
-            yield env.timeout(t - env.now)
-            endpoint = endpoints[pick.choice_index(cumulative)]
-            idx = pick.randint(n_customers)
+        n = len(block)
+        kinds = np.searchsorted(cumulative, pick.random(n), side="right").tolist()
+        who = pick.integers(0, n_customers, n).tolist()
+        now = env.now
+        for t, kind, idx in zip(block.tolist(), kinds, who, strict=True):
             last = sessions.get(idx)
             if last is None or t - last[0] > SESSION_IDLE_S:
                 sid = f"sess-{int(session_ids.random() * 2**52):013x}"
             else:
                 sid = last[1]
             sessions[idx] = (t, sid)
-            shop.arrive(Request(endpoint, t, customers[idx], sid))
+            request = Request(endpoints[min(kind, 4)], t, customers[idx], sid)
+            Timeout(env, t - now, request).callbacks.append(arrive)
+        yield env.timeout(max(0.0, float(block[-1]) - now))
         if progress is not None:
             progress(env.now - reported)
             reported = env.now

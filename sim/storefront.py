@@ -145,6 +145,8 @@ class Storefront:
             )
             for name, ucfg in (("inventory", cfg.inventory), ("recommendations", cfg.recommendations))
         }
+        self.inventory = self.upstreams["inventory"]
+        self.recommendations = self.upstreams["recommendations"]
         self.instances = [
             AppInstance(self, f"app-{i + 1:02d}", faults.additive("memory_leak", f"app-{i + 1:02d}"))
             for i in range(cfg.instances)
@@ -158,6 +160,9 @@ class Storefront:
         self._background = self._background_plan(scenario)
 
     # -- load balancer -------------------------------------------------------------------
+    def arrive_event(self, event: Timeout) -> None:
+        self.arrive(event._value)
+
     def arrive(self, request: Request) -> None:
         n = len(self.instances)
         for _ in range(n):
@@ -419,43 +424,57 @@ class AppInstance:
         self._advance(request)
 
     def _advance(self, request: Request) -> None:
+        """Run the request's next steps. Steps that touch nothing shared (app time, calls to
+        upstream services) are summed into one wait; a shared step (DB, gateway) starts at
+        its own simulated time, since what it finds there depends on everybody else."""
         steps = request.endpoint.steps
+        n = len(steps)
         i = request.step
-        if request.bg_step == i and request.bg_kind is not None:
-            self._finish(request, request.bg_kind)
-            return
-        if i >= len(steps):
-            self._finish(request, None)
-            return
-        request.step = i + 1
-        step = steps[i]
-        if step == APP:
-            t = self.shop.app_rng.lognormal(request.endpoint.app_ms_median, 0.45) * self.app_scale
-            self.m_cpu_s += t * CPU_SHARE_OF_APP_TIME
-            self._after(t, request)
-        elif step in (DB_READ, DB_WRITE):
-            request.mark = self.env.now
-            self.db_pool.acquire(request, self._db_connected, self._db_pool_timeout)
-            if self.db_pool.pending >= POOL_EXHAUSTED_WAITERS * self.db_pool.max_size \
-                    and not self.pool_exhausted:
-                self.pool_exhausted = True
-                self.shop.log.record(self.env.now, self.name, "db_pool_exhausted",
-                                     f"{self.db_pool.active}/{self.db_pool.max_size} in use, "
-                                     f"{self.db_pool.pending} waiting")
-        elif step in (INVENTORY, RECOMMENDATIONS):
-            upstream = self.shop.upstreams["inventory" if step == INVENTORY else "recommendations"]
-            latency = upstream.call_latency()
-            if latency >= upstream.timeout_s:
-                self.shop.dependency_timeout(upstream.name)
-                request.upstream_time += upstream.timeout_s
-                request.bg_kind = f"{upstream.name}_timeout"
-                request.bg_step = request.step
-                self._after(upstream.timeout_s, request)
-            else:
+        delay = 0.0
+        shop = self.shop
+        while True:
+            if i >= n or (request.bg_step == i and request.bg_kind is not None):
+                if delay > 0.0:
+                    request.step = i
+                    self._after(delay, request)
+                else:
+                    self._finish(request, request.bg_kind if request.bg_step == i else None)
+                return
+            step = steps[i]
+            if step == APP:
+                t = shop.app_rng.lognormal(request.endpoint.app_ms_median, 0.45) * self.app_scale
+                self.m_cpu_s += t * CPU_SHARE_OF_APP_TIME
+                delay += t
+                i += 1
+                continue
+            if step in (INVENTORY, RECOMMENDATIONS):
+                upstream = shop.inventory if step == INVENTORY else shop.recommendations
+                latency = upstream.call_latency()
+                i += 1
+                if latency >= upstream.timeout_s:
+                    shop.dependency_timeout(upstream.name)
+                    latency = upstream.timeout_s
+                    request.bg_kind = upstream.timeout_kind
+                    request.bg_step = i
                 request.upstream_time += latency
-                self._after(latency, request)
-        elif step == GATEWAY:
-            self._charge(request)
+                delay += latency
+                continue
+            if delay > 0.0:
+                request.step = i
+                self._after(delay, request)
+                return
+            request.step = i + 1
+            if step == GATEWAY:
+                self._charge(request)
+                return
+            request.mark = self.env.now
+            pool = self.db_pool
+            pool.acquire(request, self._db_connected, self._db_pool_timeout)
+            if pool.pending >= POOL_EXHAUSTED_WAITERS * pool.max_size and not self.pool_exhausted:
+                self.pool_exhausted = True
+                shop.log.record(self.env.now, self.name, "db_pool_exhausted",
+                                f"{pool.active}/{pool.max_size} in use, {pool.pending} waiting")
+            return
 
     # -- database -------------------------------------------------------------------------
     def _db_connected(self, request: Request, waited: float) -> None:

@@ -30,7 +30,7 @@ class UpstreamService:
         self.sigma = sigma
         self.timeout_s = timeout_s
         self.slowdown = slowdown
-        self.latencies: list[float] = []
+        self.timeout_kind = f"{name}_timeout"
 
     def call_latency(self) -> float:
         """How long the dependency takes to answer this call (may exceed the timeout)."""
