@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", default=os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200"))
     p.add_argument("--docs", type=int, default=200_000)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup-docs", type=int, default=60_000)
     p.add_argument("--plain-chunk-mb", type=float, default=8.0)
     p.add_argument("--chunk-size", type=int, default=2000)
