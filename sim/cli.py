@@ -129,20 +129,26 @@ def main(argv: list[str] | None = None) -> int:
         return _bad(f"{args.scenario}: --workers: must be at least 1")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
-    extra_sinks = []
+    extra_sinks: list[Any] = []
+    incident_sinks: list[Any] = []
     if url:
         from sim.index_setup import bulk_load_settings, ensure_index, load_mapping
-        from sim.mapping import MAPPING_PATH
+        from sim.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
         from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect
 
         index = args.index or scenario.output.index
+        incidents_index = scenario.output.incidents_index
         try:
             client = connect(url, ca_certs=args.ca_certs, insecure=args.insecure)
             ensure_index(client, index, load_mapping(MAPPING_PATH))
+            ensure_index(client, incidents_index, load_mapping(INCIDENTS_MAPPING_PATH))
         except OpenSearchSetupError as exc:
             return _bad(str(exc))
         dead_letter = Path(output_dir or ".") / "dead_letter.ndjson"
         extra_sinks.append(OpenSearchSink(client, index, dead_letter_path=dead_letter))
+        incident_sinks.append(OpenSearchSink(
+            client, incidents_index, dead_letter_path=dead_letter, senders=1,
+            name=f"opensearch:{incidents_index}"))
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     bar = None
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra_sinks:
             with bulk_load_settings(client, index):
                 result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
-                                  workers=args.workers)
+                                  workers=args.workers, incident_sinks=incident_sinks)
         else:
             result = simulate(scenario, today, output_dir, progress=progress,
                               workers=args.workers)

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 MAPPING_PATH = Path(__file__).resolve().parent.parent / "mapping.json"
+#: Ground-truth incident records go to their own index, never into the telemetry.
+INCIDENTS_MAPPING_PATH = Path(__file__).resolve().parent / "incidents_mapping.json"
 
 
 def create_mapping_only(args: argparse.Namespace) -> int:

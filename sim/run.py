@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,7 @@ def simulate(
     progress: Callable[[float], None] | None = None,
     write_summary: bool = True,
     workers: int | None = None,
+    incident_sinks: Sequence[EventSink] = (),
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
@@ -160,10 +161,14 @@ def simulate(
         origin = {f.fault_id: "random" for f in drawn}
         result.incidents = build_incident_records(faults, merge_minutes(minutes),
                                                   result.state_log, origin)
+        key = run_key(scenario, window)
+        for record in result.incidents:
+            for sink in incident_sinks:
+                sink.emit(f"{key}-{record['incident_id']}", record)
         ok = True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        for sink in sinks:
+        for sink in [*sinks, *incident_sinks]:
             result.sinks.append(sink.close(ok))
         result.wall_time_s = time.perf_counter() - t0
         if ok and ndjson is not None and output_dir is not None:
@@ -185,7 +190,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def print_summary(result: RunResult, stream: Any = sys.stderr) -> None:
+def print_summary(result: RunResult, stream: Any = None) -> None:
+    stream = stream or sys.stderr
     s = result.summary()
     print(f"scenario {s['scenario']} seed {s['seed']}: {s['window']['start']} .. "
           f"{s['window']['end']}", file=stream)
