@@ -75,7 +75,10 @@ class DbPoolConfig(_Model):
     """HikariCP-style pool per app instance."""
 
     max_size: PositiveInt = 10
-    connection_timeout_ms: PositiveFloat = 10_000
+    # fail fast: with 40 worker threads at most ~30 requests can queue for 10 connections,
+    # so a pool starved by slow queries makes them wait ~2-3 s; a 2 s connectionTimeout
+    # (HikariCP's 30 s default would never fire) turns that into SQLTransientConnectionException
+    connection_timeout_ms: PositiveFloat = 2_000
 
 
 class DbServerConfig(_Model):

@@ -4,9 +4,11 @@ A fault ramps up over ``ramp`` seconds from its start, holds until its end, then
 at once; whatever recovery follows comes from the model (queues draining, the breaker
 probing, a JVM restarting). ``magnitude`` is in the fault type's own unit:
 
-- payment_gateway_slowdown: gateway latency multiplier added on top of 1 (55 -> x56)
+- payment_gateway_slowdown: gateway latency multiplier added on top of 1 (130 -> x131: the
+  ~260 ms median moves to ~34 s, straddling the 30 s read timeout)
 - db_slow_queries: query-time multiplier added on top of 1 (lock contention, missing index)
-- memory_leak: MB leaked per checkout request on the target instance(s)
+- memory_leak: MB leaked per checkout request on the target instance(s); ``target`` may
+  name several instances separated by commas (a build rolled out to part of the fleet)
 - dependency_error_burst: share of gateway calls that fail with HTTP 5xx
 - upstream_slowdown: latency multiplier added on top of 1 for ``target`` (inventory|recommendations)
 - traffic_surge: arrival-rate multiplier added on top of 1
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_MAGNITUDE: dict[str, float] = {
-    "payment_gateway_slowdown": 55.0,
+    "payment_gateway_slowdown": 130.0,
     "db_slow_queries": 110.0,
     "memory_leak": 1.2,
     "dependency_error_burst": 0.85,
@@ -67,7 +69,9 @@ class ActiveFault:
         return min(1.0, (epoch_s - self.start_epoch) / self.ramp_s)
 
     def applies_to(self, name: str) -> bool:
-        return self.target is None or self.target == name
+        if self.target is None:
+            return True
+        return name in (t.strip() for t in self.target.split(","))
 
 
 _ONE: Callable[[], float] = lambda: 1.0  # noqa: E731

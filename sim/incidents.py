@@ -47,8 +47,16 @@ def incident_stream(seed: int, day: dt.date) -> np.random.Generator:
     return RandomStreams(seed, 0).generator(f"random-incidents:{day.isoformat()}")
 
 
-def _magnitude(fault_type: str, factor: float) -> float:
-    value = DEFAULT_MAGNITUDE[fault_type] * factor
+# Recommendations sit on home and product pages (over half the traffic) behind a 2 s
+# timeout: the inventory default would time out nearly every one of those calls.
+TARGET_MAGNITUDE: dict[tuple[str, str], float] = {
+    ("upstream_slowdown", "recommendations"): 25.0,
+}
+
+
+def _magnitude(fault_type: str, factor: float, target: str | None = None) -> float:
+    base = TARGET_MAGNITUDE.get((fault_type, target or ""), DEFAULT_MAGNITUDE[fault_type])
+    value = base * factor
     if fault_type == "dependency_error_burst":
         value = min(1.0, value)  # a share of calls
     return round(value, 3)
@@ -99,7 +107,7 @@ def draw_random_incidents(
                     out.append(ActiveFault(
                         fault_id=f"{scenario.name}-r{day.strftime('%Y%m%d')}-{k + 1}",
                         type=fault_type, start_epoch=start, end_epoch=end, ramp_s=120.0,
-                        magnitude=_magnitude(fault_type, jitter * scale),
+                        magnitude=_magnitude(fault_type, jitter * scale, target),
                         target=target, incident_type=INCIDENT_TYPE[fault_type],
                     ))
                     break

@@ -100,6 +100,12 @@ def test_db_pool_exhaustion_evidence(tmp_root: Path):
                for d in inside)
     assert not any(d["thread_pool"]["queued"] for d in outside)
     assert {"cart", "checkout", "home", "product", "search"} <= set(rec["affected_endpoints"])
+    # the seed's story: connections run out first, so HikariCP's timeout is the main error,
+    # not Tomcat turning requests away
+    kinds = rec["impact"]["errors_by_kind"]
+    assert kinds["db_pool_timeout"] > 2 * kinds.get("queue_rejected", 0)
+    errors = minute_view(out / "all_data.ndjson", keep_metrics=False).error_types
+    assert max(errors, key=errors.get) == "java.sql.SQLTransientConnectionException"
 
 
 def test_memory_leak_evidence(tmp_root: Path):
