@@ -19,6 +19,9 @@ class Endpoint:
     alloc_mb: float
     writes: bool = False
     leaky: bool = False
+    # (first, last) step index of a database transaction that holds one pooled connection
+    # from its first query to its last (Spring @Transactional), or None
+    transaction: tuple[int, int] | None = None
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -34,7 +37,7 @@ ENDPOINTS: dict[str, Endpoint] = {
                  (APP, DB_READ, INVENTORY, DB_WRITE, APP), 1.4, writes=True),
         Endpoint("checkout", "POST", "/api/checkout", "checkout-service", 100,
                  (APP, DB_READ, INVENTORY, DB_WRITE, GATEWAY, DB_WRITE, APP), 2.4,
-                 writes=True, leaky=True),
+                 writes=True, leaky=True, transaction=(3, 5)),
     )
 }
 ENDPOINT_ORDER = ("home", "search", "product", "cart", "checkout")

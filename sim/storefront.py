@@ -64,7 +64,7 @@ class Request:
     __slots__ = (
         "endpoint", "arrival", "customer", "session_id", "instance", "step", "queue_wait",
         "pool_wait", "db_time", "gateway_time", "upstream_time", "gc_wait", "mark", "done",
-        "conn_gen", "attempts", "bg_kind", "bg_step", "gw_latency", "gw_outcome",
+        "conn", "in_query", "attempts", "bg_kind", "bg_step", "gw_latency", "gw_outcome",
         "client_attempt",
     )
 
@@ -83,7 +83,8 @@ class Request:
         self.gc_wait = 0.0
         self.mark = 0.0
         self.done = False
-        self.conn_gen = -1
+        self.conn: int | None = None  # generation of the pool whose connection it holds
+        self.in_query = False
         self.attempts = 0
         self.bg_kind: str | None = None
         self.bg_step = -1
@@ -393,6 +394,8 @@ class AppInstance:
     def _finish(self, request: Request, failure_kind: str | None, holds_thread: bool = True) -> None:
         request.done = True
         self.inflight.discard(request)
+        if request.conn is not None and not request.in_query:
+            self._release_connection(request)
         now = self.env.now
         self.m_requests += 1
         if failure_kind is not None:
@@ -468,6 +471,9 @@ class AppInstance:
                 self._charge(request)
                 return
             request.mark = self.env.now
+            if request.conn is not None:  # inside a transaction: reuse its connection
+                self._query(request)
+                return
             pool = self.db_pool
             pool.acquire(request, self._db_connected, self._db_pool_timeout)
             if pool.pending >= POOL_EXHAUSTED_WAITERS * pool.max_size and not self.pool_exhausted:
@@ -479,21 +485,34 @@ class AppInstance:
     # -- database -------------------------------------------------------------------------
     def _db_connected(self, request: Request, waited: float) -> None:
         request.pool_wait += waited
-        request.conn_gen = self.db_pool.generation
+        request.conn = self.db_pool.generation
         request.mark = self.env.now
+        self._query(request)
+
+    def _query(self, request: Request) -> None:
         shop = self.shop
+        request.in_query = True
         duration = shop.db_rng.lognormal(shop.db_median_s * shop.db_slowdown(), shop.db_sigma)
         shop.db_server.execute(duration, request, self._db_done)
         if shop.db_server.queue or shop.db_saturated:
             shop.check_db_server()
 
-    def _db_done(self, request: Request) -> None:
-        self.db_pool.release(request.conn_gen)
-        if self.pool_exhausted and not self.db_pool.pending and \
-                self.db_pool.active < 0.8 * self.db_pool.max_size:
+    def _release_connection(self, request: Request) -> None:
+        pool = self.db_pool
+        pool.release(request.conn)
+        request.conn = None
+        if self.pool_exhausted and not pool.pending and pool.active < 0.8 * pool.max_size:
             self.pool_exhausted = False
             self.shop.log.record(self.env.now, self.name, "db_pool_recovered",
-                                 f"{self.db_pool.active}/{self.db_pool.max_size} in use")
+                                 f"{pool.active}/{pool.max_size} in use")
+
+    def _db_done(self, request: Request) -> None:
+        request.in_query = False
+        span = request.endpoint.transaction
+        # @Transactional: the connection stays with the request from the span's first query
+        # to its last, whatever happens in between (a slow payment call included)
+        if request.done or span is None or not span[0] <= request.step - 1 < span[1]:
+            self._release_connection(request)
         if request.done:
             return
         request.db_time += self.env.now - request.mark

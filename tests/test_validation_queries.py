@@ -66,7 +66,9 @@ def test_payment_timeout_evidence_and_seed_queries(tmp_root: Path):
     before = [view.p95(m) for m in view.requests if m * 60 < epoch(rec["fault_start"])]
     during = [view.p95(m) for m in view.requests
               if epoch(rec["symptom_start"]) <= m * 60 < epoch(rec["symptom_end"])]
-    assert max(before) < 1000 and max(during) >= 15_000
+    # p95 jumps into the seed's incident envelope; the slowest requests wait out the 30 s
+    # read timeout (fast connection-pool failures keep the p95 itself below that)
+    assert max(before) < 1000 and max(during) >= 5_000
     timeouts = view.error_types["com.storefront.payment.PaymentGatewayTimeoutException"]
     assert 30 <= timeouts <= 200
     assert view.error_types["io.github.resilience4j.circuitbreaker.CallNotPermittedException"] > 0
@@ -81,7 +83,7 @@ def test_payment_timeout_evidence_and_seed_queries(tmp_root: Path):
     # Check Data Distribution: mostly successes, stats over response_time_ms
     dist = check_data_distribution(out / "all_data.ndjson")
     assert dist.status["success"] > 3 * dist.status["error"]
-    assert dist.min > 0 and dist.max >= 20_000 and 150 < dist.avg < 5000
+    assert dist.min > 0 and dist.max >= 29_000 and 150 < dist.avg < 5000
     assert sorted(dist.hourly) == ["2026-11-27T14:00:00Z"]
 
 
