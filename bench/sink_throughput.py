@@ -166,14 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup-docs", type=int, default=60_000)
     p.add_argument("--plain-chunk-mb", type=float, default=8.0)
-    p.add_argument("--chunk-size", type=int, default=2000)
+    p.add_argument("--chunk-size", type=int, default=5000)
     p.add_argument("--max-chunk-mb", type=float, default=8.0)
     p.add_argument("--senders", type=int, default=2)
     args = p.parse_args(argv)
 
     client = connect(args.url)
     url = scrub_url(args.url).rstrip("/")
-    http = urllib3.PoolManager(headers=client.transport.kwargs.get("headers") or {})
+    headers: dict[str, str] = {}
+    if os.environ.get("OPENSEARCH_USER"):
+        auth = f"{os.environ['OPENSEARCH_USER']}:{os.environ.get('OPENSEARCH_PASSWORD', '')}"
+        headers = urllib3.make_headers(basic_auth=auth)
+    http = urllib3.PoolManager(headers=headers)
     sink_kw = {
         "chunk_size": args.chunk_size,
         "max_chunk_bytes": int(args.max_chunk_mb * 1024 * 1024),

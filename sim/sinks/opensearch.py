@@ -75,6 +75,8 @@ class OrjsonSerializer(JSONSerializer):
     mimetype: str = "application/json"
 
     def dumps(self, data: Any) -> str:
+        if type(data) is _Action:
+            return data.line
         if isinstance(data, str):
             return data
         if isinstance(data, bytes):
@@ -83,6 +85,19 @@ class OrjsonSerializer(JSONSerializer):
 
     def loads(self, s: str) -> Any:
         return orjson.loads(s)
+
+
+class _Action(dict[str, Any]):
+    """A bulk action that carries its own JSON line (built once, not per helper call).
+
+    It stays a dict because opensearch-py's error path copies and unpacks the action.
+    """
+
+    __slots__ = ("line",)
+
+    def __init__(self, index_line: str, index: str, doc_id: str) -> None:
+        super().__init__(create={"_index": index, "_id": doc_id})
+        self.line = index_line + orjson.dumps(doc_id).decode("utf-8") + "}}"
 
 
 def scrub_url(url: str) -> str:
@@ -291,7 +306,7 @@ class OpenSearchSink:
         index: str,
         *,
         dead_letter_path: str | os.PathLike[str],
-        chunk_size: int = 2000,
+        chunk_size: int = 5000,
         max_chunk_bytes: int = 8 * 1024 * 1024,
         senders: int = 2,
         queue_docs: int = 20_000,
@@ -489,14 +504,12 @@ class OpenSearchSink:
         """Send ``docs`` with streaming_bulk and sort every item's result."""
         inflight: deque[_Doc] = deque()
         index = self.index
+        prefix = '{"create":{"_index":' + orjson.dumps(index).decode("utf-8") + ',"_id":'
 
         def actions() -> Iterator[tuple[dict[str, Any], str]]:
             for d in docs:
                 inflight.append(d)
-                yield {"create": {"_index": index, "_id": d.doc_id}}, d.source
-
-        def expand(action: tuple[dict[str, Any], str]) -> tuple[dict[str, Any], str]:
-            return action
+                yield _Action(prefix, index, d.doc_id), d.source
 
         settling = _SettlingClient(self, inflight, counts, retry)
         results = streaming_bulk(
@@ -504,7 +517,7 @@ class OpenSearchSink:
             actions(),
             chunk_size=self.chunk_size,
             max_chunk_bytes=self.max_chunk_bytes,
-            expand_action_callback=expand,
+            expand_action_callback=tuple,  # actions are already (action, source) pairs
             raise_on_error=False,
             raise_on_exception=False,
             max_retries=0,
