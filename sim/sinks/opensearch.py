@@ -11,12 +11,14 @@ Why it looks like this:
   "already present".
 * streaming_bulk itself only retries 429s, so it runs with ``max_retries=0``,
   ``raise_on_error=False`` and ``raise_on_exception=False``: every item comes back with a
-  status and this module decides. 429/5xx/connection errors/timeouts are re-sent (only the
-  failed items) with capped exponential backoff and full jitter, bounded by a total give-up
-  time; other 4xx go to a dead-letter NDJSON file. Jitter only changes timing, never which
-  documents end up in the index.
+  status and this module decides (answered requests are settled in one pass by
+  ``_SettlingClient``, which is what the helper calls ``bulk`` on). 429/5xx/connection
+  errors/timeouts are re-sent (only the failed items) with capped exponential backoff and
+  full jitter, bounded by a total give-up time; other 4xx go to a dead-letter NDJSON file.
+  Jitter only changes timing, never which documents end up in the index.
 * ``close`` reports exact per-item accounting; documents that could not be delivered before
-  the give-up time are reported as unaccounted, never silently dropped.
+  the give-up time (counted from the first failure of a retry phase) are reported as
+  unaccounted, never silently dropped.
 """
 
 from __future__ import annotations
