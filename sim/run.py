@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
 from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
@@ -28,6 +30,7 @@ from sim.parallel import default_workers, run_segments
 from sim.segment import SegmentPlan
 from sim.sinks.base import EventSink, SinkSummary
 from sim.sinks.ndjson import NdjsonSink
+from sim.traffic import DailySchedule
 
 DRAIN_S = 180.0
 
@@ -101,10 +104,55 @@ def resolve_faults(scenario: Scenario, today: dt.date) -> list[ActiveFault]:
     return faults
 
 
+SPLIT_CLEARANCE_S = 45 * 60.0  # keep splits this far from any fault (and its recovery)
+MIN_SEGMENT_S = 3 * 3600.0
+
+
+def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault]) -> list[float]:
+    """Where the window is cut into independently simulated segments (epoch seconds).
+
+    At every UTC midnight (the quietest time), and inside each day where half of that
+    day's expected traffic has arrived, so two cores share a day evenly. A split is moved
+    away from any fault so that no incident is ever cut; the warm-up of the segment after
+    it restores steady state. Depends on the scenario only, never on the worker count.
+    """
+    t = scenario.traffic
+    schedule = DailySchedule(t.base_tps, t.peak_multiplier, t.weekend_factor)
+    lo, hi = window.start.timestamp(), window.end.timestamp()
+    points = []
+    for part in window.segments():
+        a, b = part.start.timestamp(), part.end.timestamp()
+        if b - a >= 2 * MIN_SEGMENT_S:
+            steps = np.arange(a, b, 60.0)
+            load = np.cumsum([schedule.rate(x) for x in steps])
+            mid = float(steps[int(np.searchsorted(load, load[-1] / 2))])
+            mid = _clear_of_faults(mid, faults, a + MIN_SEGMENT_S, b - MIN_SEGMENT_S)
+            if mid is not None:
+                points.append(mid)
+        if b < hi:
+            points.append(b)
+    return sorted(p for p in points if lo < p < hi)
+
+
+def _clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
+                     latest: float) -> float | None:
+    """The time nearest ``t`` within [earliest, latest] that no fault is near, if any."""
+    for shift in range(0, int(latest - earliest) + 1, 300):
+        for cand in (t - shift, t + shift):
+            if earliest <= cand <= latest and all(
+                    cand < f.start_epoch - SPLIT_CLEARANCE_S or cand > f.end_epoch + SPLIT_CLEARANCE_S
+                    for f in faults):
+                return cand
+    return None
+
+
 def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault]) -> list[SegmentPlan]:
     warmup = scenario.window.warmup_minutes * 60.0
+    edges = [window.start, *(dt.datetime.fromtimestamp(p, dt.UTC)
+                             for p in split_points(scenario, window, faults)), window.end]
     plans = []
-    for i, part in enumerate(window.segments()):
+    for i, (start, end) in enumerate(zip(edges, edges[1:], strict=False)):
+        part = Window(start, end)
         lo = part.start.timestamp() - warmup
         hi = part.end.timestamp() + DRAIN_S
         active = tuple(f for f in faults if f.start_epoch < hi and f.end_epoch > lo)
