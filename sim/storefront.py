@@ -38,6 +38,8 @@ from sim.rng import RandomStreams
 
 CPU_SHARE_OF_APP_TIME = 0.3  # the rest of "app" time is I/O the thread waits on (cache, logs)
 RETRY_BACKOFF_S = 0.2
+LEAK_SCAN_S_PER_MB = 0.0004  # 0.4 s of extra work per GB leaked, on the leaky path
+LEAK_SCAN_GARBAGE_PER_MB = 0.01  # MB of short-lived garbage per MB leaked, per call
 # Shoppers who get a 5xx (or give up waiting) often try again: the retry storm that
 # amplifies every incident, and the backlog that makes recovery take minutes.
 CLIENT_RETRY_PROB = 0.6
@@ -65,7 +67,7 @@ class Request:
         "endpoint", "arrival", "customer", "session_id", "instance", "step", "queue_wait",
         "pool_wait", "db_time", "gateway_time", "upstream_time", "gc_wait", "mark", "done",
         "conn", "in_query", "attempts", "bg_kind", "bg_step", "gw_latency", "gw_outcome",
-        "client_attempt",
+        "client_attempt", "leak_work_s",
     )
 
     def __init__(self, endpoint: Endpoint, arrival: float, customer: Customer, session_id: str):
@@ -91,6 +93,7 @@ class Request:
         self.gw_latency = 0.0
         self.gw_outcome = 0
         self.client_attempt = 0
+        self.leak_work_s = 0.0
 
 
 class Storefront:
@@ -385,8 +388,17 @@ class AppInstance:
             self._finish(request, "lb_timeout")
             return
         self.shop.plan_background(request)
-        leak = self.leak_mb() if request.endpoint.leaky else 0.0
-        if self.heap.allocate(request.endpoint.alloc_mb * self.alloc_scale, leak):
+        alloc = request.endpoint.alloc_mb * self.alloc_scale
+        leak = 0.0
+        if request.endpoint.leaky:
+            leak = self.leak_mb()
+            leaked = self.heap.leaked_mb
+            if leaked:
+                # the leaked structure is walked on every call of the leaky path (a growing
+                # audit list scanned for duplicates): work and garbage grow with what leaked
+                request.leak_work_s = leaked * LEAK_SCAN_S_PER_MB
+                alloc += leaked * LEAK_SCAN_GARBAGE_PER_MB
+        if self.heap.allocate(alloc, leak):
             self._crash(request)
             return
         self._advance(request)
@@ -446,6 +458,9 @@ class AppInstance:
             step = steps[i]
             if step == APP:
                 t = shop.app_rng.lognormal(request.endpoint.app_ms_median, 0.45) * self.app_scale
+                if request.leak_work_s:
+                    t += request.leak_work_s
+                    request.leak_work_s = 0.0
                 self.m_cpu_s += t * CPU_SHARE_OF_APP_TIME
                 delay += t
                 i += 1
