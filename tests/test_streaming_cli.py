@@ -11,6 +11,7 @@ from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 from opensearchpy import OpenSearch
 
 from sim.cli import main
+from sim.validation_queries import check_data_distribution
 
 
 @pytest.fixture()
@@ -62,6 +63,21 @@ def test_stream_counts_match_and_restream_changes_nothing(tmp_path, opensearch_u
     assert hits
     window = (records[0]["symptom_start"], records[0]["symptom_end"])
     assert all(window[0] <= h["_source"]["@timestamp"] <= window[1] for h in hits)
+    # the seed's "Check Data Distribution", sent to the node, agrees with the NDJSON written
+    # beside it by the same run
+    aggs = client.search(index=index, body={
+        "size": 0, "aggs": {
+            "status_distribution": {"terms": {"field": "status"}},
+            "response_time_stats": {"stats": {"field": "response_time_ms"}},
+            "timeline": {"date_histogram": {"field": "@timestamp", "calendar_interval": "1h"}}}},
+    )["aggregations"]
+    local = check_data_distribution(tmp_path / "a" / "all_data.ndjson")
+    assert {b["key"]: b["doc_count"] for b in aggs["status_distribution"]["buckets"]} == local.status
+    stats = aggs["response_time_stats"]
+    assert stats["count"] == local.count and stats["max"] == pytest.approx(local.max)
+    assert stats["avg"] == pytest.approx(local.avg, rel=1e-6)
+    hourly = {b["key_as_string"][:13]: b["doc_count"] for b in aggs["timeline"]["buckets"]}
+    assert hourly == {k[:13]: v for k, v in local.hourly.items()}
     capsys.readouterr()
     # same scenario again: every document is already there, nothing is duplicated
     assert main(_args(scenario, tmp_path / "b", opensearch_url)) == 0
