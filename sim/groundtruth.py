@@ -103,18 +103,37 @@ def _quantile(hist: list[int], n: int, q: float) -> float:
     return _bin_upper_ms(len(hist) - 1)
 
 
-class MinuteAggregator:
-    """Collects ``Minute`` buckets keyed by epoch minute during one segment."""
+BASELINE_S = 35 * 60.0  # observe_window compares with the half hour before a fault
+TRAILING_S = SEARCH_AFTER_FAULT_S + 65 * 60.0  # ...and follows symptoms this long after it
 
-    def __init__(self, origin_epoch_s: float):
+
+def minutes_needed(faults: Iterable[ActiveFault]) -> set[int]:
+    """The epoch minutes the incident records can look at: around faults, nowhere else."""
+    keys: set[int] = set()
+    for f in faults:
+        keys.update(range(int((f.start_epoch - BASELINE_S) // 60),
+                          int((f.end_epoch + TRAILING_S) // 60) + 1))
+    return keys
+
+
+class MinuteAggregator:
+    """Collects ``Minute`` buckets keyed by epoch minute during one segment.
+
+    Only the minutes around this segment's faults are kept, so memory grows with the
+    number of incidents, not with the number of simulated days."""
+
+    def __init__(self, origin_epoch_s: float, faults: Iterable[ActiveFault] = ()):
         self.origin_s = origin_epoch_s
         self.minutes: dict[int, Minute] = {}
+        self.keep = minutes_needed(faults)
 
     def add(self, arrival_s: float, endpoint: str, host: str, response_ms: float,
             failure_kind: str | None, failed_order_amount: float | None) -> None:
         key = int((self.origin_s + arrival_s) // 60)
         m = self.minutes.get(key)
         if m is None:
+            if key not in self.keep:
+                return
             m = self.minutes[key] = Minute()
         m.requests += 1
         m.hist[_bin(response_ms)] += 1

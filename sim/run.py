@@ -24,7 +24,15 @@ import numpy as np
 from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
 from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
-from sim.groundtruth import Minute, build_incident_records, merge_minutes, write_incidents, write_split_files
+from sim.groundtruth import (
+    BASELINE_S,
+    TRAILING_S,
+    Minute,
+    build_incident_records,
+    merge_minutes,
+    write_incidents,
+    write_split_files,
+)
 from sim.incidents import draw_random_incidents
 from sim.parallel import default_workers, run_segments
 from sim.segment import SegmentPlan
@@ -155,7 +163,9 @@ def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault])
         part = Window(start, end)
         lo = part.start.timestamp() - warmup
         hi = part.end.timestamp() + DRAIN_S
-        active = tuple(f for f in faults if f.start_epoch < hi and f.end_epoch > lo)
+        # a segment also gets the faults whose aftermath it may hold, for the ground truth
+        active = tuple(f for f in faults
+                       if f.start_epoch - BASELINE_S < hi and f.end_epoch + TRAILING_S > lo)
         plans.append(SegmentPlan(i, part, warmup, active))
     return plans
 

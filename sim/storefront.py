@@ -120,7 +120,7 @@ class Storefront:
         self.emit_until = emit_until
         self.day_label = day_label
         self.log = StateLog()
-        self.minutes = MinuteAggregator(docs.origin_ms / 1000.0)
+        self.minutes = MinuteAggregator(docs.origin_ms / 1000.0, faults.faults)
         self.client_rng = streams.stream("client-retries")
         self.last_timeout: dict[str, float] = {}
         self.db_saturated = False
