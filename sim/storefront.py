@@ -50,6 +50,9 @@ QUIET_BEFORE_TIMEOUT_EVENT_S = 120.0
 LONG_GC_PAUSE_S = 1.5  # everyday full GCs of this heap take ~1.2 s
 HEAP_PRESSURE_SHARE = 0.6  # live set share of the old generation that operators alert on
 POOL_EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection before we call it exhausted
+# right after a stop-the-world pause every stalled thread asks for a connection at once;
+# that momentary queue is the GC's doing, not an exhausted pool
+GC_BURST_S = 2.0
 
 
 class StateLog:
@@ -491,7 +494,8 @@ class AppInstance:
                 return
             pool = self.db_pool
             pool.acquire(request, self._db_connected, self._db_pool_timeout)
-            if pool.pending >= POOL_EXHAUSTED_WAITERS * pool.max_size and not self.pool_exhausted:
+            if pool.pending >= POOL_EXHAUSTED_WAITERS * pool.max_size and not self.pool_exhausted \
+                    and self.env.now - self.paused_until > GC_BURST_S:
                 self.pool_exhausted = True
                 shop.log.record(self.env.now, self.name, "db_pool_exhausted",
                                 f"{pool.active}/{pool.max_size} in use, {pool.pending} waiting")
