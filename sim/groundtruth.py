@@ -16,7 +16,8 @@ import bisect
 import datetime as dt
 import math
 import os
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ class Minute:
     requests: int = 0
     errors: int = 0
     slow_errors: int = 0
-    hist: list[int] = field(default_factory=lambda: [0] * _N_BINS)
+    # a compact C array: these buckets are what a long run's memory grows with
+    hist: array = field(default_factory=lambda: array("i", bytes(4 * _N_BINS)))
     kinds: dict[str, int] = field(default_factory=dict)
     endpoints: dict[str, list[int]] = field(default_factory=dict)  # name -> [requests, errors, slow]
     hosts: dict[str, list[int]] = field(default_factory=dict)
@@ -79,7 +81,7 @@ class Minute:
         self.requests += other.requests
         self.errors += other.errors
         self.slow_errors += other.slow_errors
-        self.hist = [a + b for a, b in zip(self.hist, other.hist, strict=True)]
+        self.hist = array("i", [a + b for a, b in zip(self.hist, other.hist, strict=True)])
         for k, n in other.kinds.items():
             self.kinds[k] = self.kinds.get(k, 0) + n
         for mine, theirs in ((self.endpoints, other.endpoints), (self.hosts, other.hosts)):
@@ -91,7 +93,7 @@ class Minute:
         self.lost_revenue += other.lost_revenue
 
 
-def _quantile(hist: list[int], n: int, q: float) -> float:
+def _quantile(hist: Sequence[int], n: int, q: float) -> float:
     if n <= 0:
         return 0.0
     rank = q * n
