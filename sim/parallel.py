@@ -108,9 +108,11 @@ def run_segments(
     if workers <= 1 or len(plans) <= 1:
         return [_in_process(scenario, plan, run_key, sinks, progress) for plan in plans]
     scratch.mkdir(parents=True, exist_ok=True)
-    ctx = multiprocessing.get_context("fork")
+    # a fresh process per segment: a week's memory stays that of one segment
+    ctx = multiprocessing.get_context("forkserver")
     results: list[SegmentResult] = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=ctx,
+                             max_tasks_per_child=1) as pool:
         parts = [scratch / f"segment-{p.index:03d}.ndjson" for p in plans]
         futures = [pool.submit(_segment_to_file, scenario, p, run_key, str(part))
                    for p, part in zip(plans, parts, strict=True)]
