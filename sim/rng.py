@@ -67,17 +67,6 @@ class RandomStream:
         self._ni = i + 1
         return median * math.exp(sigma * self._n[i])
 
-    def choice_index(self, cumulative: list[float]) -> int:
-        """Index into a cumulative-weights list (last element is the total)."""
-        x = self.random() * cumulative[-1]
-        for i, c in enumerate(cumulative):
-            if x < c:
-                return i
-        return len(cumulative) - 1
-
-    def randint(self, n: int) -> int:
-        return int(self.random() * n)
-
 
 class RandomStreams:
     """Factory of named streams for one (seed, segment)."""
