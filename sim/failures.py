@@ -141,6 +141,10 @@ def build_catalog(cfg: StorefrontConfig) -> dict[str, Failure]:
             "upstream prematurely closed connection while reading response header from upstream",
             "", "load-balancer", "ERROR"),
         Failure(
+            "upstream_refused", 502, "UpstreamConnectError",
+            "connect() failed (111: Connection refused) while connecting to upstream",
+            "", "load-balancer", "ERROR"),
+        Failure(
             "no_instance", 503, "NoLiveUpstreams",
             "no live upstreams while connecting to upstream", "", "load-balancer", "ERROR"),
         Failure(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 DEFAULT_MAGNITUDE: dict[str, float] = {
     "payment_gateway_slowdown": 130.0,
-    "db_slow_queries": 110.0,
+    "db_slow_queries": 105.0,
     "memory_leak": 1.2,
     "dependency_error_burst": 0.85,
     "upstream_slowdown": 80.0,

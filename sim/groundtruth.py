@@ -259,10 +259,11 @@ def observe_window(fault: ActiveFault, minutes: dict[int, Minute],
 
 
 def _affected(minutes: dict[int, Minute], win: ObservedWindow, attr: str) -> list[str]:
-    """Endpoints/hosts whose error or slow share in the window is well above their normal."""
+    """Endpoints/hosts whose error or slow share in the incident phase is well above their
+    normal (the recovery tail would dilute a short, sharp hit)."""
     during: dict[str, list[int]] = {}
     before: dict[str, list[int]] = {}
-    lo, hi = int(win.start // 60), int(win.end // 60)
+    lo, hi = int(win.start // 60), int(win.incident_end // 60)
     for key in range(lo - 60, hi):
         m = minutes.get(key)
         if m is None:

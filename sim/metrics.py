@@ -95,7 +95,8 @@ class MetricsSampler:
             "service": "postgresql", "component": "database",
             "db": {"active_queries": db.active, "queued_queries": len(db.queue),
                    "max_active": db.max_active, "queries_per_s": round(queries / iv, 2),
-                   "avg_query_ms": round(1000.0 * busy / queries, 2) if queries else 0.0},
+                   "avg_query_ms": round(1000.0 * busy / queries, 2) if queries else 0.0,
+                   "cache_hit_ratio": round(shop.db_cache.hit_ratio, 4)},
         }
         gw_doc = {
             "@timestamp": ts, "event_type": "infrastructure_metric", "host": "payment-gateway",

@@ -8,6 +8,7 @@ latency, a GC pause of its JVM. Nothing here decides an outcome from the clock a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from sim.failures import BACKGROUND_KINDS, Failure, build_catalog
 from sim.faults import FaultSchedule
 from sim.groundtruth import MinuteAggregator
 from sim.resources.circuit_breaker import CircuitBreaker
-from sim.resources.db import DbConnectionPool, DbServer
+from sim.resources.db import BufferCache, DbConnectionPool, DbServer
 from sim.resources.dependencies import DECLINED, FAILED, PaymentGateway, UpstreamService
 from sim.resources.jvm_heap import FULL, JvmHeap
 from sim.resources.worker_pool import WorkerPool
@@ -53,6 +54,22 @@ POOL_EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection before we call it 
 # right after a stop-the-world pause every stalled thread asks for a connection at once;
 # that momentary queue is the GC's doing, not an exhausted pool
 GC_BURST_S = 2.0
+# Postgres page cache: a cold query costs ~30x a cached one (disk reads on network storage); scans evict
+# the working set, ordinary queries bring it back (1/50,000 of the gap per query).
+DB_COLD_READ_EXTRA = 30.0
+DB_EVICT_PER_SLOW_QUERY = 0.002
+DB_WARM_PER_QUERY = 2e-5
+# The load balancer learns that an instance died only from its health checks: until the
+# second failed probe it keeps sending requests there (connection refused, 502), and a
+# restarted JVM gets traffic again after two passing probes.
+HEALTH_CHECK_INTERVAL_S = 5.0
+HEALTH_CHECK_FAILS_TO_REMOVE = 2
+HEALTH_CHECK_PASSES_TO_ADD = 2
+# A restarted JVM runs interpreted, unprofiled code with cold caches: app work costs up to
+# (1 + JIT_COLD_EXTRA) times more and warms up as the JIT sees traffic (per request served).
+JIT_COLD_EXTRA = 3.0
+JIT_WARMUP_REQUESTS = 4000.0
+JIT_WARM_ENOUGH = 1.01
 
 
 class StateLog:
@@ -137,6 +154,7 @@ class Storefront:
         self.db_median_s = cfg.db_server.query_ms_median / 1000.0
         self.db_sigma = cfg.db_server.query_sigma
         self.db_server = DbServer(env, cfg.db_server.max_active)
+        self.db_cache = BufferCache(DB_COLD_READ_EXTRA, DB_EVICT_PER_SLOW_QUERY, DB_WARM_PER_QUERY)
         gw = cfg.payment_gateway
         self.gateway = PaymentGateway(
             streams.stream("payment-gateway"), gw.latency_ms_median / 1000.0, gw.latency_sigma,
@@ -155,7 +173,7 @@ class Storefront:
         self.inventory = self.upstreams["inventory"]
         self.recommendations = self.upstreams["recommendations"]
         self.instances = [
-            AppInstance(self, f"app-{i + 1:02d}", faults.additive("memory_leak", f"app-{i + 1:02d}"))
+            AppInstance(self, i, faults.additive("memory_leak", f"app-{i + 1:02d}"))
             for i in range(cfg.instances)
         ]
         self._rr = 0
@@ -172,11 +190,16 @@ class Storefront:
 
     def arrive(self, request: Request) -> None:
         n = len(self.instances)
+        now = self.env.now
         for _ in range(n):
             inst = self.instances[self._rr]
             self._rr = (self._rr + 1) % n
-            if inst.up:
-                inst.accept(request)
+            if inst.lb_in_at <= now < inst.lb_out_at:
+                if inst.up:
+                    inst.accept(request)
+                else:  # dead, but its health checks have not failed enough yet
+                    request.done = True
+                    self.record(request, None, "upstream_refused", now)
                 return
         request.done = True
         self.record(request, None, "no_instance", self.env.now)
@@ -325,11 +348,11 @@ class Storefront:
 class AppInstance:
     """One JVM: worker threads, a DB connection pool, a heap, a breaker around the gateway."""
 
-    def __init__(self, shop: Storefront, name: str, leak_mb: Callable[[], float]):
+    def __init__(self, shop: Storefront, index: int, leak_mb: Callable[[], float]):
         cfg = shop.cfg
         self.shop = shop
         self.env = shop.env
-        self.name = name
+        self.name = name = f"app-{index + 1:02d}"
         self.leak_mb = leak_mb
         self.up = True
         self.paused_until = 0.0
@@ -357,6 +380,12 @@ class AppInstance:
             on_transition=self._on_breaker,
         )
         self.restart_s = h.restart_seconds
+        # the load balancer's view: in rotation from lb_in_at until lb_out_at
+        self.lb_in_at = 0.0
+        self.lb_out_at = math.inf
+        self.probe_phase_s = HEALTH_CHECK_INTERVAL_S * (index * 0.37 % 1.0)  # probes not in lockstep
+        self.jit_factor = 1.0
+        self.jit_served = 0
         self.app_scale = cfg.cpu_ms_scale / 1000.0
         self.saturated = False
         self.pool_exhausted = False
@@ -391,6 +420,11 @@ class AppInstance:
             self._finish(request, "lb_timeout")
             return
         self.shop.plan_background(request)
+        if self.jit_factor != 1.0:
+            self.jit_served += 1
+            self.jit_factor = 1.0 + JIT_COLD_EXTRA * math.exp(-self.jit_served / JIT_WARMUP_REQUESTS)
+            if self.jit_factor < JIT_WARM_ENOUGH:
+                self.jit_factor = 1.0
         alloc = request.endpoint.alloc_mb * self.alloc_scale
         leak = 0.0
         if request.endpoint.leaky:
@@ -461,6 +495,8 @@ class AppInstance:
             step = steps[i]
             if step == APP:
                 t = shop.app_rng.lognormal(request.endpoint.app_ms_median, 0.45) * self.app_scale
+                if self.jit_factor != 1.0:
+                    t *= self.jit_factor
                 if request.leak_work_s:
                     t += request.leak_work_s
                     request.leak_work_s = 0.0
@@ -511,7 +547,8 @@ class AppInstance:
     def _query(self, request: Request) -> None:
         shop = self.shop
         request.in_query = True
-        duration = shop.db_rng.lognormal(shop.db_median_s * shop.db_slowdown(), shop.db_sigma)
+        duration = shop.db_rng.lognormal(
+            shop.db_median_s * shop.db_cache.query_factor(shop.db_slowdown()), shop.db_sigma)
         shop.db_server.execute(duration, request, self._db_done)
         if shop.db_server.queue or shop.db_saturated:
             shop.check_db_server()
@@ -632,7 +669,13 @@ class AppInstance:
         self.db_pool.reset()
         self.heap.reset()
         self.paused_until = now
+        self.lb_out_at = self._probe_after(now, HEALTH_CHECK_FAILS_TO_REMOVE)
         Timeout(self.env, self.restart_s).callbacks.append(self._restarted)
+
+    def _probe_after(self, t: float, probes: int) -> float:
+        """When the ``probes``-th health check after ``t`` runs (checks are on a fixed grid)."""
+        k = math.floor((t - self.probe_phase_s) / HEALTH_CHECK_INTERVAL_S) + probes
+        return self.probe_phase_s + k * HEALTH_CHECK_INTERVAL_S
 
     def _restarted(self, _event: Timeout) -> None:
         self.up = True
@@ -640,7 +683,13 @@ class AppInstance:
         self.pool_exhausted = False
         self.heap_pressure = False
         self.breaker.reset()
-        self.shop.log.record(self.env.now, self.name, "instance_restarted", "JVM back in rotation")
+        now = self.env.now
+        self.lb_in_at = self._probe_after(now, HEALTH_CHECK_PASSES_TO_ADD)
+        self.lb_out_at = math.inf
+        self.jit_factor = 1.0 + JIT_COLD_EXTRA
+        self.jit_served = 0
+        self.shop.log.record(now, self.name, "instance_restarted",
+                             "JVM up, back in rotation after its health checks pass")
 
     def _on_breaker(self, name: str, old: str, new: str, t: float) -> None:
         self.shop.log.record(t, self.name, f"circuit_breaker_{new.lower()}", f"{old} -> {new}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import simpy
 from simpy.events import Timeout
 
@@ -11,7 +14,7 @@ from sim.endpoints import APP, Endpoint
 from sim.engine import call_later
 from sim.faults import FaultSchedule
 from sim.resources.circuit_breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from sim.resources.db import DbConnectionPool, DbServer
+from sim.resources.db import BufferCache, DbConnectionPool, DbServer
 from sim.resources.jvm_heap import FULL
 from sim.resources.worker_pool import WorkerPool
 from sim.rng import RandomStreams
@@ -182,3 +185,18 @@ def test_timeout_is_plain_simpy_event():
     Timeout(env, 2, "x").callbacks.append(lambda ev: seen.append((ev.value, env.now)))
     env.run()
     assert seen == [("x", 2)]
+
+
+def test_buffer_cache_rewarms_with_queries_not_with_time():
+    cache = BufferCache(cold_extra=30.0, evict_per_slow_query=0.002, warm_per_query=2e-5)
+    assert cache.query_factor(1.0) == 1.0
+    assert cache.query_factor(101.0) == 101.0  # a scanning query is slow whatever the cache
+    for _ in range(3000):
+        cache.query_factor(101.0)
+    assert cache.hit_ratio < 0.01
+    first = cache.query_factor(1.0)
+    assert first == pytest.approx(31.0, rel=0.01)  # every read is a miss
+    factors = [cache.query_factor(1.0) for _ in range(50_000)]
+    assert factors == sorted(factors, reverse=True)
+    # 50,000 ordinary queries close 1 - e^-1 of the gap
+    assert cache.hit_ratio == pytest.approx(1 - math.exp(-1.0), abs=0.01)

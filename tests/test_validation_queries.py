@@ -108,6 +108,12 @@ def test_db_pool_exhaustion_evidence(tmp_root: Path):
     assert kinds["db_pool_timeout"] > 2 * kinds.get("queue_rejected", 0)
     errors = minute_view(out / "all_data.ndjson", keep_metrics=False).error_types
     assert max(errors, key=errors.get) == "java.sql.SQLTransientConnectionException"
+    # the scans evicted the page cache: after the fix, queries stay slow until traffic warms it
+    db = [d for d in iter_docs(out / "all_data.ndjson") if d.get("host") == "db-01"]
+    end = epoch(rec["fault_end"])
+    ratio = [d["db"]["cache_hit_ratio"] for d in db if epoch(d["@timestamp"]) >= end]
+    assert ratio[0] < 0.2 and ratio == sorted(ratio) and ratio[-1] > 0.5
+    assert rec["recovery_after_cause_min"] >= 3
 
 
 def test_memory_leak_evidence(tmp_root: Path):
@@ -131,6 +137,36 @@ def test_memory_leak_evidence(tmp_root: Path):
     errors = minute_view(out / "all_data.ndjson", keep_metrics=False).error_types
     assert errors.get("java.lang.OutOfMemoryError", 0) >= 1
     assert errors.get("UpstreamPrematureClose", 0) >= 1  # in-flight requests lost with the JVM
+
+
+def test_memory_leak_restart_load_balancer_and_cold_jvm(tmp_root: Path):
+    out = generate("scenarios/memory_leak.yaml", "2 days ago 18:25", "2 days ago 18:55",
+                   str(tmp_root / "mem2"))
+    (rec,) = incidents(out)
+    ooms = {e["component"]: epoch(e["at"]) for e in rec["chain"] if e["event"] == "out_of_memory"}
+    assert ooms
+    docs = list(iter_docs(out / "all_data.ndjson"))
+    # the load balancer keeps sending to a dead JVM until two health checks (5 s apart) fail
+    refused = [epoch(d["@timestamp"]) for d in docs
+               if d["event_type"] == "error" and d["error"]["type"] == "UpstreamConnectError"]
+    assert refused
+    assert all(any(0 <= t - oom <= 10.5 for oom in ooms.values()) for t in refused)
+    host, oom = min(ooms.items(), key=lambda kv: kv[1])
+    txns = [d for d in docs if d["event_type"] == "transaction" and d["endpoint"] != "checkout"]
+    served = sorted(epoch(d["@timestamp"]) for d in txns if d["host"] == host)
+    back = min(t for t in served if t > oom)
+    assert back - oom >= 45  # restart_seconds, then passing health checks
+
+    def median_ms(hosts: set[str], lo: float, hi: float) -> float:
+        values = sorted(d["response_time_ms"] - d["timing"]["gc_pause_ms"] for d in txns
+                        if d["host"] in hosts and lo <= epoch(d["@timestamp"]) < hi)
+        return values[len(values) // 2]
+
+    # a cold JVM: much slower than the warm instance beside it, warming up with traffic
+    cold, warming = median_ms({host}, back, back + 60), median_ms({host}, back + 300, back + 420)
+    warm = median_ms({"app-01", "app-04"}, back, back + 60)
+    assert cold > 2 * warm
+    assert warm < warming < cold
 
 
 def test_no_fault_means_no_incident_and_no_slow_cluster(tmp_root: Path):
