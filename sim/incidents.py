@@ -11,6 +11,11 @@ a recovery allowance ends before midnight, so no segment split cuts one.
 are scaled by ``error_rate_incident / 32.5`` (32.5 % is the middle of the seed's 25-40 %
 incident envelope that the default magnitudes aim at). It only changes the cause's
 strength; the error rate itself still emerges from the model.
+
+Pool exhaustion and a heap filling up depend on load (connections held x requests per
+second; MB leaked x checkouts per second), so those two causes are scaled by how much
+traffic the schedule has at the incident's start compared with the hour their demo
+scenario was tuned at: a 07:00 leak leaks more per checkout than an 18:30 one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sim.clock import Window
 from sim.config import Scenario
 from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
 from sim.rng import RandomStreams
+from sim.traffic import DailySchedule
 
 # fault type -> relative frequency (the seed calls payment gateway timeouts most common)
 TYPE_WEIGHTS: dict[str, float] = {
@@ -39,6 +45,12 @@ RECOVERY_ALLOWANCE_MIN = 25.0  # after the fault ends, before the next may start
 EARLIEST_HOUR = 6.0  # incidents happen under real traffic
 LATEST_END_HOUR = 23.5
 REFERENCE_ERROR_PCT = 32.5
+# load-bound causes: the UTC hour their default magnitude was tuned at (the demo scenarios)
+# and how strongly the cause scales with the traffic ratio (a leak fills the heap in
+# proportion to checkouts; a pool tips over into exhaustion well before that)
+LOAD_REFERENCE: dict[str, tuple[float, float]] = {
+    "db_slow_queries": (12.25, 0.5), "memory_leak": (18.5, 1.0)}
+LOAD_FACTOR_RANGE = (0.7, 4.0)
 MAX_TRIES = 200
 
 
@@ -72,6 +84,8 @@ def draw_random_incidents(
     scale = (cfg.error_rate_incident / REFERENCE_ERROR_PCT) if cfg.error_rate_incident else 1.0
     gap = cfg.min_gap_minutes * 60.0
     busy = [(f.start_epoch, f.end_epoch + RECOVERY_ALLOWANCE_MIN * 60.0) for f in pinned]
+    t = scenario.traffic
+    schedule = DailySchedule(t.base_tps, t.peak_multiplier, t.weekend_factor)
     types = list(TYPE_WEIGHTS)
     weights = np.array([TYPE_WEIGHTS[t] for t in types])
     weights /= weights.sum()
@@ -103,11 +117,16 @@ def draw_random_incidents(
                 clear = all(start >= b_end + gap or end + RECOVERY_ALLOWANCE_MIN * 60.0 + gap <= b_start
                             for b_start, b_end in busy)
                 if clear:
+                    load = 1.0
+                    if fault_type in LOAD_REFERENCE:
+                        hour, exponent = LOAD_REFERENCE[fault_type]
+                        ratio = schedule.rate(midnight + hour * 3600.0) / schedule.rate(start + 300.0)
+                        load = min(max(ratio ** exponent, LOAD_FACTOR_RANGE[0]), LOAD_FACTOR_RANGE[1])
                     busy.append((start, end + RECOVERY_ALLOWANCE_MIN * 60.0))
                     out.append(ActiveFault(
                         fault_id=f"{scenario.name}-r{day.strftime('%Y%m%d')}-{k + 1}",
                         type=fault_type, start_epoch=start, end_epoch=end, ramp_s=120.0,
-                        magnitude=_magnitude(fault_type, jitter * scale, target),
+                        magnitude=_magnitude(fault_type, jitter * scale * load, target),
                         target=target, incident_type=INCIDENT_TYPE[fault_type],
                     ))
                     break
