@@ -30,8 +30,9 @@ from sim.endpoints import (
 from sim.failures import BACKGROUND_KINDS, Failure, build_catalog
 from sim.faults import FaultSchedule
 from sim.groundtruth import MinuteAggregator
+from sim.resources.cache import BufferCache
 from sim.resources.circuit_breaker import CircuitBreaker
-from sim.resources.db import BufferCache, DbConnectionPool, DbServer
+from sim.resources.db import DbConnectionPool, DbServer
 from sim.resources.dependencies import DECLINED, FAILED, PaymentGateway, UpstreamService
 from sim.resources.jvm_heap import FULL, JvmHeap
 from sim.resources.worker_pool import WorkerPool
@@ -59,6 +60,11 @@ GC_BURST_S = 2.0
 DB_COLD_READ_EXTRA = 30.0
 DB_EVICT_PER_SLOW_QUERY = 0.002
 DB_WARM_PER_QUERY = 2e-5
+# Inventory and recommendations keep their hot items cached the same way: whatever made
+# them slow churned their cache, which refills with the calls they serve (~1/6,000 a call).
+UPSTREAM_COLD_EXTRA = 25.0
+UPSTREAM_EVICT_PER_SLOW_CALL = 0.002
+UPSTREAM_WARM_PER_CALL = 1.7e-4
 # The load balancer learns that an instance died only from its health checks: until the
 # second failed probe it keeps sending requests there (connection refused, 502), and a
 # restarted JVM gets traffic again after two passing probes.
@@ -167,6 +173,8 @@ class Storefront:
                 name, streams.stream(f"upstream:{name}"), ucfg.latency_ms_median / 1000.0,
                 ucfg.latency_sigma, ucfg.timeout_ms / 1000.0,
                 faults.multiplier("upstream_slowdown", name),
+                BufferCache(UPSTREAM_COLD_EXTRA, UPSTREAM_EVICT_PER_SLOW_CALL,
+                            UPSTREAM_WARM_PER_CALL),
             )
             for name, ucfg in (("inventory", cfg.inventory), ("recommendations", cfg.recommendations))
         }

@@ -13,8 +13,9 @@ from sim.documents import DocumentFactory, make_customer_pool
 from sim.endpoints import APP, Endpoint
 from sim.engine import call_later
 from sim.faults import FaultSchedule
+from sim.resources.cache import BufferCache
 from sim.resources.circuit_breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from sim.resources.db import BufferCache, DbConnectionPool, DbServer
+from sim.resources.db import DbConnectionPool, DbServer
 from sim.resources.jvm_heap import FULL
 from sim.resources.worker_pool import WorkerPool
 from sim.rng import RandomStreams

@@ -198,3 +198,35 @@ def test_hourly_histogram_follows_the_schedule(tmp_root: Path):
         assert n == pytest.approx(expected, rel=0.1), hour
     ordered = [counts[h] for h in sorted(counts)]
     assert ordered == sorted(ordered)  # the morning ramp
+
+
+def test_upstream_degradation_evidence(tmp_root: Path):
+    out = generate("scenarios/upstream_degradation.yaml", "today 10:30", "today 11:10",
+                   str(tmp_root / "up"))
+    (rec,) = incidents(out)
+    assert rec["observed"] and rec["incident_type"] == "upstream_service_degradation"
+    assert rec["first_saturated"]["event"] == "upstream_timeouts_started"
+    docs = list(iter_docs(out / "all_data.ndjson"))
+    fault_start, fault_end = epoch(rec["fault_start"]), epoch(rec["fault_end"])
+    timeouts = [d for d in docs if d["event_type"] == "error"
+                and d["error"]["message"].startswith('I/O error on GET request for "http://inventory')]
+    # only the endpoints that call inventory time out, none before it slows, and nearly all
+    # while it is slow (a few more while its cache is still cold)
+    assert len(timeouts) > 1000
+    assert {d["endpoint"] for d in timeouts} == {"product", "cart", "checkout"}
+    at = [epoch(d["@timestamp"]) for d in timeouts]
+    assert min(at) >= fault_start
+    assert sum(t <= fault_end + 5 for t in at) >= 0.97 * len(at)
+
+    def product_median_upstream_ms(lo: float, hi: float) -> float:
+        values = sorted(d["timing"]["upstream_time_ms"] for d in docs
+                        if d["event_type"] == "transaction" and d["endpoint"] == "product"
+                        and lo <= epoch(d["@timestamp"]) < hi)
+        return values[len(values) // 2]
+
+    # its cache was churned: after the fix its calls are slower than before, and improving
+    before = product_median_upstream_ms(fault_start - 600, fault_start)
+    just_after = product_median_upstream_ms(fault_end, fault_end + 120)
+    later = product_median_upstream_ms(fault_end + 600, fault_end + 900)
+    assert just_after > 3 * before and before < later < just_after
+    assert rec["recovery_after_cause_min"] >= 3

@@ -117,32 +117,3 @@ class DbServer:
             self._run(*self.queue.popleft())
         on_done(request)
 
-
-class BufferCache:
-    """The database's page cache: why a database stays slow for minutes after a bad plan is fixed.
-
-    Queries run at ``slowdown`` x their normal time (a sequential scan instead of an index
-    lookup) read far more pages than they need and push the hot working set out. Every
-    query that runs afterwards pulls its pages back in, so the cache re-warms with query
-    volume, not with the clock. A cold miss costs ``cold_extra`` x a warm query's time.
-    """
-
-    def __init__(self, cold_extra: float, evict_per_slow_query: float, warm_per_query: float):
-        self.cold_extra = cold_extra
-        self.evict_per_slow_query = evict_per_slow_query
-        self.warm_per_query = warm_per_query
-        self.hit_ratio = 1.0
-
-    def query_factor(self, slowdown: float) -> float:
-        """Time factor of the next query; reading it also updates the cache."""
-        if slowdown > 1.0:
-            # the share of a slow query's reads that are useless scans
-            self.hit_ratio *= 1.0 - self.evict_per_slow_query * (1.0 - 1.0 / slowdown)
-            return max(slowdown, 1.0 + self.cold_extra * (1.0 - self.hit_ratio))
-        if self.hit_ratio == 1.0:
-            return 1.0
-        factor = 1.0 + self.cold_extra * (1.0 - self.hit_ratio)
-        self.hit_ratio += (1.0 - self.hit_ratio) * self.warm_per_query
-        if self.hit_ratio > 0.999:
-            self.hit_ratio = 1.0
-        return factor

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.resources.cache import BufferCache
 from sim.rng import RandomStream
 
 OK, DECLINED, FAILED = 0, 1, 2
@@ -23,6 +24,7 @@ class UpstreamService:
         sigma: float,
         timeout_s: float,
         slowdown: Callable[[], float],
+        cache: BufferCache | None = None,
     ):
         self.name = name
         self.rng = rng
@@ -30,11 +32,15 @@ class UpstreamService:
         self.sigma = sigma
         self.timeout_s = timeout_s
         self.slowdown = slowdown
+        self.cache = cache
         self.timeout_kind = f"{name}_timeout"
 
     def call_latency(self) -> float:
         """How long the dependency takes to answer this call (may exceed the timeout)."""
-        return self.rng.lognormal(self.median_s * self.slowdown(), self.sigma)
+        factor = self.slowdown()
+        if self.cache is not None:
+            factor = self.cache.query_factor(factor)
+        return self.rng.lognormal(self.median_s * factor, self.sigma)
 
 
 class PaymentGateway(UpstreamService):
