@@ -25,6 +25,7 @@ from sim.faults import ActiveFault, FaultSchedule
 from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
 from sim.rng import RandomStreams
+from sim.sinks.base import EncodedDoc
 from sim.storefront import Request, Storefront
 from sim.traffic import DailySchedule, arrival_times
 
@@ -51,7 +52,7 @@ def simulate_segment(
     scenario: Scenario,
     plan: SegmentPlan,
     customers: list[Customer],
-    emit: Callable[[dict[str, Any]], None],
+    emit: Callable[[dict[str, Any] | EncodedDoc], None],
     progress: Callable[[float], None] | None = None,
 ) -> SegmentResult:
     """Run one segment; ``emit`` receives every document in a deterministic order."""
@@ -67,8 +68,8 @@ def simulate_segment(
     docs = DocumentFactory(origin_ms, id_seed)
     counts: dict[str, int] = {}
 
-    def counting_emit(doc: dict[str, Any]) -> None:
-        kind = doc["event_type"]
+    def counting_emit(doc: dict[str, Any] | EncodedDoc) -> None:
+        kind = doc.event_type if type(doc) is EncodedDoc else doc["event_type"]
         counts[kind] = counts.get(kind, 0) + 1
         emit(doc)
 
