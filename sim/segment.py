@@ -21,6 +21,7 @@ from sim.clock import Window, epoch_ms
 from sim.config import Scenario
 from sim.documents import Customer, DocumentFactory
 from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
+from sim.engine import run_until
 from sim.faults import ActiveFault, FaultSchedule
 from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
@@ -91,7 +92,7 @@ def simulate_segment(
     env.process(_traffic(env, scenario, streams, shop, customers, origin_s, emit_until, faults,
                          progress))
     lb_timeout_s = scenario.storefront.lb_timeout_ms / 1000.0
-    env.run(until=emit_until + 2 * lb_timeout_s + 60.0)
+    run_until(env, emit_until + 2 * lb_timeout_s + 60.0)
     leftovers = sorted((r for inst in shop.instances for r in inst.inflight),
                        key=lambda r: r.arrival)
     for request in leftovers:
