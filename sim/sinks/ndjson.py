@@ -19,7 +19,12 @@ _BUFFER = 1 << 20
 
 def doc_id_for(run_key: str, segment: int, seq: int) -> str:
     """Deterministic document id: run (scenario, seed, window), segment, sequence."""
-    return f"{run_key}-{segment:03d}-{seq:09d}"
+    return f"{doc_id_prefix(run_key, segment)}{seq:09d}"
+
+
+def doc_id_prefix(run_key: str, segment: int) -> str:
+    """The part of ``doc_id_for`` before the sequence, for writers that make one per document."""
+    return f"{run_key}-{segment:03d}-"
 
 
 def bulk_lines(doc_id: str, doc: dict[str, Any] | EncodedDoc) -> bytes:
