@@ -8,14 +8,17 @@ origin, never from the wall clock.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
+import orjson
 from faker import Faker
 
 from sim.clock import TimestampFormatter
 from sim.endpoints import Endpoint
 from sim.failures import Failure
+from sim.sinks.base import EncodedDoc
 
 PAYMENT_METHODS = ("credit_card", "credit_card", "credit_card", "debit_card", "paypal", "apple_pay")
 CURRENCY_BY_COUNTRY = {"GB": "GBP", "DE": "EUR", "FR": "EUR", "ES": "EUR", "IT": "EUR",
@@ -51,95 +54,171 @@ def make_customer_pool(seed: int, size: int) -> list[Customer]:
     return pool
 
 
+class FinishedRequest(Protocol):
+    """What a transaction document reads from a finished request (``storefront.Request``)."""
+
+    arrival: float
+    session_id: str
+    queue_wait: float
+    pool_wait: float
+    db_time: float
+    gateway_time: float
+    upstream_time: float
+    gc_wait: float
+
+
+_TRANSACTION = (
+    b'{"@timestamp":"%s%03dZ","event_type":"transaction","transaction_id":"%016x","trace_id":"%032x",'
+    b'"session_id":%s,%s,%s%s%s%d},"status":"%s","response_time_ms":%.1f,"timing":{"queue_wait_ms":%.1f,'
+    b'"db_pool_wait_ms":%.1f,"db_time_ms":%.1f,"gateway_time_ms":%.1f,"upstream_time_ms":%.1f,'
+    b'"gc_pause_ms":%.1f},%s%s}'
+)
+_ERROR = (b'{"@timestamp":"%s%03dZ","event_type":"error","transaction_id":"%016x","trace_id":"%032x",'
+          b'%s%s%s%d},"status":"error",%s')
+_ORDER = (b',"order":{"order_id":"ORD-%s-%07d","amount":%a,%s,"items":%d,"payment_method":%s,'
+          b'"payment_status":%s}')
+_METHODS_JSON = tuple(orjson.dumps(m) for m in PAYMENT_METHODS)
+_LOW64 = (1 << 64) - 1
+
+
 class DocumentFactory:
-    """Builds transaction, error and metric documents for one segment."""
+    """Builds transaction, error and metric documents for one segment.
+
+    Transactions and errors are written straight as JSON bytes with one ``%`` format: the
+    parts that repeat (endpoint, host, customer, failure, the timestamp's second) are
+    encoded once and cached, and numbers are formatted so the text is exactly what
+    ``orjson.dumps`` makes of the rounded values (``%.1f`` of x is ``round(x, 1)`` as JSON
+    for every value the model produces). ``tests/test_encoding.py`` holds the dict-building
+    reference and checks the two agree."""
 
     def __init__(self, origin_epoch_ms: int, id_seed: int):
         self.origin_ms = origin_epoch_ms
         self.ts = TimestampFormatter()
         self.ids = random.Random(id_seed)
+        self._seconds: dict[int, bytes] = {}  # epoch second -> b"2026-11-27T14:25:03."
+        # id(object) -> (object, encoded parts); the object is kept to rule out a reused id
+        self._endpoints: dict[int, tuple[Endpoint, bytes, bytes]] = {}
+        self._customers: dict[int, tuple[Customer, bytes, bytes, bytes]] = {}
+        self._failures: dict[int, tuple[Failure, bytes]] = {}
+        self._hosts: dict[str, bytes] = {}
 
     def timestamp(self, sim_s: float) -> str:
-        return self.ts(self.origin_ms + int(round(sim_s * 1000.0)))
+        return self.ts(self.origin_ms + round(sim_s * 1000.0))
 
-    def new_trace(self) -> tuple[str, str]:
-        bits = self.ids.getrandbits(192)
-        return f"{bits >> 64:032x}", f"{bits & 0xFFFFFFFFFFFFFFFF:016x}"
+    def new_ids(self) -> int:
+        """192 random bits: the trace id (high 128) and the transaction id (low 64)."""
+        return self.ids.getrandbits(192)
+
+    def _second(self, sec: int) -> bytes:
+        if len(self._seconds) > 8192:
+            self._seconds.clear()
+        prefix = self._seconds[sec] = self.ts(sec * 1000)[:-4].encode()
+        return prefix
+
+    def _endpoint(self, endpoint: Endpoint) -> tuple[Endpoint, bytes, bytes]:
+        """``"service":..,"host":`` and ``,"endpoint":..,"http":{..,"status_code":``."""
+        parts = (
+            endpoint,
+            b'"service":' + orjson.dumps(endpoint.service) + b',"host":',
+            b',"endpoint":' + orjson.dumps(endpoint.name) + b',"http":{"method":'
+            + orjson.dumps(endpoint.method) + b',"path":' + orjson.dumps(endpoint.path)
+            + b',"status_code":',
+        )
+        self._endpoints[id(endpoint)] = parts
+        return parts
+
+    def _customer(self, customer: Customer) -> tuple[Customer, bytes, bytes, bytes]:
+        """``"customer_id":..`` / ``"client":{..}`` / ``"currency":..`` of one shopper."""
+        client = {"ip": customer.client_ip, "country": customer.country,
+                  "user_agent": customer.user_agent}
+        parts = (
+            customer,
+            b'"customer_id":' + orjson.dumps(customer.customer_id),
+            b'"client":' + orjson.dumps(client),
+            b'"currency":' + orjson.dumps(customer.currency),
+        )
+        self._customers[id(customer)] = parts
+        return parts
+
+    def _host(self, host: str) -> bytes:
+        encoded = self._hosts[host] = orjson.dumps(host)
+        return encoded
+
+    def _failure(self, failure: Failure) -> bytes:
+        """Everything of an error document after its status, for one failure kind."""
+        text = f"{failure.error_type}: {failure.message}"
+        tail = orjson.dumps({
+            "component": failure.component, "severity": failure.severity,
+            "error": {"type": failure.error_type, "message": failure.message,
+                      "stack_trace": f"{text}\n{failure.stack_trace}" if failure.stack_trace else text},
+        })[1:]  # without its "{": it continues the document
+        self._failures[id(failure)] = (failure, tail)
+        return tail
 
     def transaction(
         self,
-        *,
-        start_s: float,
-        trace_id: str,
-        transaction_id: str,
-        session_id: str,
+        request: FinishedRequest,
+        ids: int,
         customer: Customer,
         endpoint: Endpoint,
         host: str,
         status_code: int,
         response_ms: float,
-        timing: dict[str, float],
-        order: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "@timestamp": self.timestamp(start_s),
-            "event_type": "transaction",
-            "transaction_id": transaction_id,
-            "trace_id": trace_id,
-            "session_id": session_id,
-            "customer_id": customer.customer_id,
-            "service": endpoint.service,
-            "host": host,
-            "endpoint": endpoint.name,
-            "http": {"method": endpoint.method, "path": endpoint.path, "status_code": status_code},
-            "status": "success" if status_code < 400 else "error",
-            "response_time_ms": round(response_ms, 1),
-            "timing": timing,
-            "client": {"ip": customer.client_ip, "country": customer.country,
-                       "user_agent": customer.user_agent},
-        }
-        if order is not None:
-            doc["order"] = order
-        return doc
+        order: bytes,
+    ) -> EncodedDoc:
+        """``ids`` from ``new_ids()``; ``order`` is ``b""`` or the member from ``order()``."""
+        ep = self._endpoints.get(id(endpoint))
+        if ep is None or ep[0] is not endpoint:
+            ep = self._endpoint(endpoint)
+        cu = self._customers.get(id(customer))
+        if cu is None or cu[0] is not customer:
+            cu = self._customer(customer)
+        sec, milli = divmod(self.origin_ms + round(request.arrival * 1000.0), 1000)
+        body = _TRANSACTION % (
+            self._seconds.get(sec) or self._second(sec), milli, ids & _LOW64, ids >> 64,
+            orjson.dumps(request.session_id), cu[1], ep[1],
+            self._hosts.get(host) or self._host(host), ep[2], status_code,
+            b"success" if status_code < 400 else b"error", response_ms,
+            request.queue_wait * 1000.0, request.pool_wait * 1000.0, request.db_time * 1000.0,
+            request.gateway_time * 1000.0, request.upstream_time * 1000.0,
+            request.gc_wait * 1000.0, cu[2], order,
+        )
+        return EncodedDoc("transaction", body)
 
     def error(
         self,
-        *,
         at_s: float,
-        trace_id: str,
-        transaction_id: str,
+        ids: int,
         endpoint: Endpoint,
         host: str,
         failure: Failure,
         status_code: int,
-    ) -> dict[str, Any]:
-        return {
-            "@timestamp": self.timestamp(at_s),
-            "event_type": "error",
-            "transaction_id": transaction_id,
-            "trace_id": trace_id,
-            "service": endpoint.service,
-            "host": host,
-            "endpoint": endpoint.name,
-            "http": {"method": endpoint.method, "path": endpoint.path, "status_code": status_code},
-            "status": "error",
-            "component": failure.component,
-            "severity": failure.severity,
-            "error": {"type": failure.error_type, "message": failure.message,
-                      "stack_trace": f"{failure.error_type}: {failure.message}\n{failure.stack_trace}"
-                      if failure.stack_trace else f"{failure.error_type}: {failure.message}"},
-        }
+    ) -> EncodedDoc:
+        ep = self._endpoints.get(id(endpoint))
+        if ep is None or ep[0] is not endpoint:
+            ep = self._endpoint(endpoint)
+        fa = self._failures.get(id(failure))
+        tail = fa[1] if fa is not None and fa[0] is failure else self._failure(failure)
+        sec, milli = divmod(self.origin_ms + round(at_s * 1000.0), 1000)
+        body = _ERROR % (
+            self._seconds.get(sec) or self._second(sec), milli, ids & _LOW64, ids >> 64, ep[1],
+            self._hosts.get(host) or self._host(host), ep[2], status_code, tail,
+        )
+        return EncodedDoc("error", body)
 
-    def order(self, rng_random: Any, customer: Customer, order_seq: int, day: str) -> dict[str, Any]:
+    def order(self, rng_random: Callable[[], float], customer: Customer, order_seq: int, day: str,
+              payment_status: str) -> tuple[bytes, float]:
+        """The ``,"order":{..}`` member of a checkout and its amount (as written)."""
         items = 1 + int(rng_random() * 4)
         amount = 0.0
         for _ in range(items):
             amount += 8.0 + 110.0 * rng_random() ** 2
-        method = PAYMENT_METHODS[int(rng_random() * len(PAYMENT_METHODS))]
-        return {
-            "order_id": f"ORD-{day}-{order_seq:07d}",
-            "amount": round(amount, 2),
-            "currency": customer.currency,
-            "items": items,
-            "payment_method": method,
-        }
+        method = _METHODS_JSON[int(rng_random() * len(PAYMENT_METHODS))]
+        amount = round(amount, 2)
+        cu = self._customers.get(id(customer))
+        if cu is None or cu[0] is not customer:
+            cu = self._customer(customer)
+        # %a of a float is its repr, which is what orjson writes (the shortest round trip)
+        text = _ORDER % (day.encode(), order_seq, amount, cu[3], items, method,
+                         orjson.dumps(payment_status))
+        return text, amount

@@ -23,8 +23,8 @@ import orjson
 from sim.config import Scenario
 from sim.documents import Customer, make_customer_pool
 from sim.segment import SegmentPlan, SegmentResult, simulate_segment
-from sim.sinks.base import EventSink
-from sim.sinks.ndjson import bulk_lines, doc_id_for
+from sim.sinks.base import EncodedDoc, EventSink
+from sim.sinks.ndjson import bulk_lines, doc_id_prefix
 
 _POLL_S = 0.05
 _READ = 4 << 20
@@ -42,13 +42,14 @@ def customers_for(scenario: Scenario) -> list[Customer]:
 def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: str) -> SegmentResult:
     """Worker: simulate one segment into a part file of _bulk lines."""
     seq = 0
+    prefix = doc_id_prefix(run_key, plan.index)
     with open(part, "wb", buffering=1 << 20) as fh:
         write = fh.write
 
-        def emit(doc: dict[str, Any]) -> None:
+        def emit(doc: dict[str, Any] | EncodedDoc) -> None:
             nonlocal seq
             seq += 1
-            write(bulk_lines(doc_id_for(run_key, plan.index, seq), doc))
+            write(bulk_lines(f"{prefix}{seq:09d}", doc))
 
         return simulate_segment(scenario, plan, customers_for(scenario), emit)
 
@@ -135,16 +136,26 @@ def _in_process(scenario: Scenario, plan: SegmentPlan, run_key: str,
                 sinks: Sequence[EventSink], progress: Callable[[float], None] | None
                 ) -> SegmentResult:
     seq = 0
-    index = plan.index
+    prefix = doc_id_prefix(run_key, plan.index)
+    emitters = [sink.emit if getattr(sink, "accepts_encoded", False) else _decoding(sink)
+                for sink in sinks]
 
-    def emit(doc: dict[str, Any]) -> None:
+    def emit(doc: dict[str, Any] | EncodedDoc) -> None:
         nonlocal seq
         seq += 1
-        doc_id = doc_id_for(run_key, index, seq)
-        for sink in sinks:
-            sink.emit(doc_id, doc)
+        doc_id = f"{prefix}{seq:09d}"  # doc_id_for(run_key, plan.index, seq)
+        for sink_emit in emitters:
+            sink_emit(doc_id, doc)
 
     return simulate_segment(scenario, plan, customers_for(scenario), emit, progress)
+
+
+def _decoding(sink: EventSink) -> Callable[[str, dict[str, Any] | EncodedDoc], None]:
+    """A sink that only takes dicts gets every already-encoded document decoded."""
+    def emit(doc_id: str, doc: dict[str, Any] | EncodedDoc) -> None:
+        sink.emit(doc_id, doc.as_dict() if type(doc) is EncodedDoc else doc)
+
+    return emit
 
 
 def default_workers() -> int:

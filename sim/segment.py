@@ -21,10 +21,12 @@ from sim.clock import Window, epoch_ms
 from sim.config import Scenario
 from sim.documents import Customer, DocumentFactory
 from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
+from sim.engine import run_until
 from sim.faults import ActiveFault, FaultSchedule
 from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
 from sim.rng import RandomStreams
+from sim.sinks.base import EncodedDoc
 from sim.storefront import Request, Storefront
 from sim.traffic import DailySchedule, arrival_times
 
@@ -51,7 +53,7 @@ def simulate_segment(
     scenario: Scenario,
     plan: SegmentPlan,
     customers: list[Customer],
-    emit: Callable[[dict[str, Any]], None],
+    emit: Callable[[dict[str, Any] | EncodedDoc], None],
     progress: Callable[[float], None] | None = None,
 ) -> SegmentResult:
     """Run one segment; ``emit`` receives every document in a deterministic order."""
@@ -67,8 +69,8 @@ def simulate_segment(
     docs = DocumentFactory(origin_ms, id_seed)
     counts: dict[str, int] = {}
 
-    def counting_emit(doc: dict[str, Any]) -> None:
-        kind = doc["event_type"]
+    def counting_emit(doc: dict[str, Any] | EncodedDoc) -> None:
+        kind = doc.event_type if type(doc) is EncodedDoc else doc["event_type"]
         counts[kind] = counts.get(kind, 0) + 1
         emit(doc)
 
@@ -90,7 +92,7 @@ def simulate_segment(
     env.process(_traffic(env, scenario, streams, shop, customers, origin_s, emit_until, faults,
                          progress))
     lb_timeout_s = scenario.storefront.lb_timeout_ms / 1000.0
-    env.run(until=emit_until + 2 * lb_timeout_s + 60.0)
+    run_until(env, emit_until + 2 * lb_timeout_s + 60.0)
     leftovers = sorted((r for inst in shop.instances for r in inst.inflight),
                        key=lambda r: r.arrival)
     for request in leftovers:

@@ -273,42 +273,27 @@ class Storefront:
         retried = self._maybe_retry(request, status_code)
         if not (self.emit_from <= request.arrival < self.emit_until):
             return
-        trace_id, txn_id = self.docs.new_trace()
-        order = None
+        docs = self.docs
+        ids = docs.new_ids()
+        order = b""
+        failed_amount = None
         if endpoint.name == "checkout":
             self.order_seq += 1
-            order = self.docs.order(self.order_rng.random, request.customer, self.order_seq,
-                                    self.day_label(request.arrival))
-            order["payment_status"] = (
-                "captured" if failure is None else
-                "declined" if failure_kind == "card_declined" else "failed"
-            )
-        timing = {
-            "queue_wait_ms": round(request.queue_wait * 1000.0, 1),
-            "db_pool_wait_ms": round(request.pool_wait * 1000.0, 1),
-            "db_time_ms": round(request.db_time * 1000.0, 1),
-            "gateway_time_ms": round(request.gateway_time * 1000.0, 1),
-            "upstream_time_ms": round(request.upstream_time * 1000.0, 1),
-            "gc_pause_ms": round(request.gc_wait * 1000.0, 1),
-        }
+            payment_status = ("captured" if failure is None else
+                              "declined" if failure_kind == "card_declined" else "failed")
+            order, amount = docs.order(self.order_rng.random, request.customer, self.order_seq,
+                                       self.day_label(request.arrival), payment_status)
+            if payment_status == "failed" and not retried:
+                # the shopper gave up: this order is lost (a retried one may still succeed)
+                failed_amount = amount
         host_name = host or "lb-01"
-        failed_amount = None
-        if order is not None and order["payment_status"] == "failed" and not retried:
-            # the shopper gave up: this order is lost (a retried one may still succeed)
-            failed_amount = order["amount"]
-        self.minutes.add(request.arrival, endpoint.name, host_name, response_s * 1000.0,
-                         failure_kind, failed_amount)
-        self.emit(self.docs.transaction(
-            start_s=request.arrival, trace_id=trace_id, transaction_id=txn_id,
-            session_id=request.session_id, customer=request.customer, endpoint=endpoint,
-            host=host_name, status_code=status_code, response_ms=response_s * 1000.0,
-            timing=timing, order=order,
-        ))
+        response_ms = response_s * 1000.0
+        self.minutes.add(request.arrival, endpoint.name, host_name, response_ms, failure_kind,
+                         failed_amount)
+        self.emit(docs.transaction(request, ids, request.customer, endpoint, host_name,
+                                   status_code, response_ms, order))
         if failure is not None:
-            self.emit(self.docs.error(
-                at_s=end, trace_id=trace_id, transaction_id=txn_id, endpoint=endpoint,
-                host=host_name, failure=failure, status_code=status_code,
-            ))
+            self.emit(docs.error(end, ids, endpoint, host_name, failure, status_code))
 
 
     def _maybe_retry(self, request: Request, status_code: int) -> bool:

@@ -8,8 +8,11 @@ it is always called, also when the run fails, so nothing buffered is silently dr
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 
 @dataclass
@@ -28,9 +31,39 @@ class SinkSummary:
         return self.generated - self.indexed - self.already_present - self.dead_lettered
 
 
+class EncodedDoc(Mapping[str, Any]):
+    """A document already serialized: ``body`` is exactly ``orjson.dumps`` of its dict.
+
+    The NDJSON writer copies ``body`` as is, so the hot path never builds a dict. Whatever
+    needs a dict (another sink, a test) reads it as a read-only mapping, decoded once."""
+
+    __slots__ = ("event_type", "body", "_dict")
+
+    def __init__(self, event_type: str, body: bytes) -> None:
+        self.event_type = event_type
+        self.body = body
+        self._dict: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        if self._dict is None:
+            self._dict = orjson.loads(self.body)
+        return self._dict
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+
 class EventSink(Protocol):
     def emit(self, doc_id: str, doc: dict[str, Any]) -> None:
-        """Accept one document (``doc["event_type"]`` says which kind)."""
+        """Accept one document (``doc["event_type"]`` says which kind).
+
+        A sink with ``accepts_encoded = True`` may also be given an ``EncodedDoc``."""
 
     def close(self, ok: bool = True) -> SinkSummary:
         """Flush and release. ``ok=False`` means the run failed: keep nothing that looks complete."""

@@ -12,22 +12,30 @@ from typing import Any
 
 import orjson
 
-from sim.sinks.base import SinkSummary
+from sim.sinks.base import EncodedDoc, SinkSummary
 
 _BUFFER = 1 << 20
 
 
 def doc_id_for(run_key: str, segment: int, seq: int) -> str:
     """Deterministic document id: run (scenario, seed, window), segment, sequence."""
-    return f"{run_key}-{segment:03d}-{seq:09d}"
+    return f"{doc_id_prefix(run_key, segment)}{seq:09d}"
 
 
-def bulk_lines(doc_id: str, doc: dict[str, Any]) -> bytes:
+def doc_id_prefix(run_key: str, segment: int) -> str:
+    """The part of ``doc_id_for`` before the sequence, for writers that make one per document."""
+    return f"{run_key}-{segment:03d}-"
+
+
+def bulk_lines(doc_id: str, doc: dict[str, Any] | EncodedDoc) -> bytes:
     """One action line and one document line, exactly as every writer produces them."""
-    return b'{"index":{"_id":"' + doc_id.encode() + b'"}}\n' + orjson.dumps(doc) + b"\n"
+    body = doc.body if type(doc) is EncodedDoc else orjson.dumps(doc)
+    return b'{"index":{"_id":"' + doc_id.encode() + b'"}}\n' + body + b"\n"
 
 
 class NdjsonSink:
+    accepts_encoded = True  # an EncodedDoc's body is copied as is
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
@@ -36,7 +44,7 @@ class NdjsonSink:
         self.summary = SinkSummary(name=str(self.path))
         self._closed = False
 
-    def emit(self, doc_id: str, doc: dict[str, Any]) -> None:
+    def emit(self, doc_id: str, doc: dict[str, Any] | EncodedDoc) -> None:
         self._fh.write(bulk_lines(doc_id, doc))
         self.summary.generated += 1
 
