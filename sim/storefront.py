@@ -37,6 +37,7 @@ from sim.resources.dependencies import DECLINED, FAILED, PaymentGateway, Upstrea
 from sim.resources.jvm_heap import FULL, JvmHeap
 from sim.resources.worker_pool import WorkerPool
 from sim.rng import RandomStreams
+from sim.sinks.base import EncodedDoc
 
 CPU_SHARE_OF_APP_TIME = 0.3  # the rest of "app" time is I/O the thread waits on (cache, logs)
 RETRY_BACKOFF_S = 0.2
@@ -132,7 +133,7 @@ class Storefront:
         streams: RandomStreams,
         faults: FaultSchedule,
         docs: DocumentFactory,
-        emit: Callable[[dict[str, Any]], None],
+        emit: Callable[[dict[str, Any] | EncodedDoc], None],
         emit_from: float,
         emit_until: float,
         day_label: Callable[[float], str],

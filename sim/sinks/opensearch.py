@@ -50,7 +50,7 @@ from opensearchpy.exceptions import (
 from opensearchpy.helpers import streaming_bulk
 from opensearchpy.serializer import JSONSerializer
 
-from sim.sinks.base import SinkSummary
+from sim.sinks.base import EncodedDoc, SinkSummary
 
 __all__ = [
     "OpenSearchSetupError",
@@ -359,14 +359,20 @@ class OpenSearchSink:
             t.start()
 
     # ------------------------------------------------------------------ producer side
-    def emit(self, doc_id: str, doc: dict[str, Any]) -> None:
+    accepts_encoded = True  # an EncodedDoc's bytes are sent as they are
+
+    def emit(self, doc_id: str, doc: dict[str, Any] | EncodedDoc) -> None:
         """Queue one document; blocks while the queue is full (back-pressure)."""
         if self._closed:
             raise RuntimeError("emit() after close()")
-        event_type = doc.get("event_type", "unknown")
-        if not isinstance(event_type, str):
-            event_type = str(event_type)
-        source = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
+        if type(doc) is EncodedDoc:
+            event_type = doc.event_type
+            source = doc.body.decode("utf-8")
+        else:
+            event_type = doc.get("event_type", "unknown")
+            if not isinstance(event_type, str):
+                event_type = str(event_type)
+            source = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
         generated = self._generated
         generated[event_type] = generated.get(event_type, 0) + 1
         self._batch.append(_Doc(doc_id, event_type, source))
