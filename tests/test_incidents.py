@@ -137,3 +137,26 @@ def test_run_writes_ground_truth_apart_and_is_byte_identical(tmp_path: Path):
     # the telemetry carries no label
     text = (outs[0] / "all_data.ndjson").read_bytes()
     assert b"gt-f1" not in text and b"incident" not in text
+
+
+def test_load_bound_causes_are_stronger_at_quiet_hours():
+    """A leak fills a heap per checkout and a pool tips over with load: drawn at a quiet
+    hour, their magnitude must be larger than at the busy hour their default was tuned at."""
+    from sim.faults import DEFAULT_MAGNITUDE
+    from sim.traffic import DailySchedule
+
+    sc = scenario(per_day=3)
+    schedule = DailySchedule(sc.traffic.base_tps, sc.traffic.peak_multiplier,
+                             sc.traffic.weekend_factor)
+    drawn = draw_random_incidents(sc, resolve_window(200, TODAY), resolve_faults(sc, TODAY))
+    for fault_type in ("memory_leak", "db_slow_queries"):
+        quiet, busy = [], []
+        for f in (f for f in drawn if f.type == fault_type):
+            rate = schedule.rate(f.start_epoch + 300)
+            relative = f.magnitude / DEFAULT_MAGNITUDE[fault_type]
+            (quiet if rate < 25 else busy if rate > 40 else []).append(relative)
+        assert len(quiet) >= 5 and len(busy) >= 5, fault_type
+        assert sum(quiet) / len(quiet) > 1.3 * sum(busy) / len(busy), fault_type
+    others = [f.magnitude / DEFAULT_MAGNITUDE[f.type] for f in drawn
+              if f.type == "payment_gateway_slowdown"]
+    assert 0.8 < sum(others) / len(others) < 1.2  # per-call causes are not scaled
