@@ -137,11 +137,15 @@ class BreakerConfig(_Model):
 
 
 class UpstreamConfig(_Model):
-    """An internal HTTP dependency (inventory, recommendations)."""
+    """An internal HTTP dependency (inventory, recommendations).
+
+    Its GETs are idempotent, so a read timeout is retried (``retries`` more attempts) before
+    the request fails: a slow upstream holds a worker thread for several timeouts."""
 
     latency_ms_median: PositiveFloat = 40
     latency_sigma: NonNegFloat = 0.4
     timeout_ms: PositiveFloat = 3000
+    retries: Annotated[int, Field(ge=0, le=5)] = 1
 
 
 class StorefrontConfig(_Model):

@@ -24,7 +24,7 @@ DEFAULT_MAGNITUDE: dict[str, float] = {
     "db_slow_queries": 105.0,
     "memory_leak": 1.2,
     "dependency_error_burst": 0.85,
-    "upstream_slowdown": 80.0,
+    "upstream_slowdown": 110.0,
     "traffic_surge": 1.0,
 }
 

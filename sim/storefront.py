@@ -176,6 +176,7 @@ class Storefront:
                 faults.multiplier("upstream_slowdown", name),
                 BufferCache(UPSTREAM_COLD_EXTRA, UPSTREAM_EVICT_PER_SLOW_CALL,
                             UPSTREAM_WARM_PER_CALL),
+                ucfg.retries,
             )
             for name, ucfg in (("inventory", cfg.inventory), ("recommendations", cfg.recommendations))
         }
@@ -503,10 +504,18 @@ class AppInstance:
                 latency = upstream.call_latency()
                 i += 1
                 if latency >= upstream.timeout_s:
+                    # read timed out: an idempotent GET, tried again before giving up
                     shop.dependency_timeout(upstream.name)
-                    latency = upstream.timeout_s
-                    request.bg_kind = upstream.timeout_kind
-                    request.bg_step = i
+                    spent = upstream.timeout_s
+                    retries = upstream.retries
+                    while retries and latency >= upstream.timeout_s:
+                        retries -= 1
+                        latency = upstream.call_latency()
+                        spent += min(latency, upstream.timeout_s)
+                    if latency >= upstream.timeout_s:
+                        request.bg_kind = upstream.timeout_kind
+                        request.bg_step = i
+                    latency = spent
                 request.upstream_time += latency
                 delay += latency
                 continue

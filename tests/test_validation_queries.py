@@ -217,6 +217,16 @@ def test_upstream_degradation_evidence(tmp_root: Path):
     at = [epoch(d["@timestamp"]) for d in timeouts]
     assert min(at) >= fault_start
     assert sum(t <= fault_end + 5 for t in at) >= 0.97 * len(at)
+    # a timed-out GET is tried once more: the failed requests waited out two read timeouts,
+    # and threads held that long saturate the worker pools (the seed's queueing)
+    failed = {d["transaction_id"] for d in timeouts}
+    waited = [d["timing"]["upstream_time_ms"] for d in docs
+              if d["event_type"] == "transaction" and d["transaction_id"] in failed]
+    assert min(waited) >= 6000
+    assert "thread_pool_saturated" in [e["event"] for e in rec["saturation_order"]]
+    hits = find_performance_incidents(out / "all_data.ndjson",
+                                      [(epoch(rec["symptom_start"]), epoch(rec["symptom_end"]))])
+    assert hits.total > 100 and hits.outside_share < 0.05
 
     def product_median_upstream_ms(lo: float, hi: float) -> float:
         values = sorted(d["timing"]["upstream_time_ms"] for d in docs

@@ -25,6 +25,7 @@ class UpstreamService:
         timeout_s: float,
         slowdown: Callable[[], float],
         cache: BufferCache | None = None,
+        retries: int = 0,
     ):
         self.name = name
         self.rng = rng
@@ -33,6 +34,7 @@ class UpstreamService:
         self.timeout_s = timeout_s
         self.slowdown = slowdown
         self.cache = cache
+        self.retries = retries
         self.timeout_kind = f"{name}_timeout"
 
     def call_latency(self) -> float:
