@@ -62,7 +62,7 @@ def incident_stream(seed: int, day: dt.date) -> np.random.Generator:
 # Recommendations sit on home and product pages (over half the traffic) behind a 2 s
 # timeout: the inventory default would time out nearly every one of those calls.
 TARGET_MAGNITUDE: dict[tuple[str, str], float] = {
-    ("upstream_slowdown", "recommendations"): 35.0,
+    ("upstream_slowdown", "recommendations"): 30.0,
 }
 
 
