@@ -558,7 +558,9 @@ class AppInstance:
 
     def _release_connection(self, request: Request) -> None:
         pool = self.db_pool
-        pool.release(request.conn)
+        conn = request.conn
+        assert conn is not None  # only called for a request that holds a connection
+        pool.release(conn)
         request.conn = None
         if self.pool_exhausted and not pool.pending and pool.active < 0.8 * pool.max_size:
             self.pool_exhausted = False

@@ -29,10 +29,10 @@ class CircuitBreaker:
         slow_call_duration_s: float,
         wait_open_s: float,
         half_open_calls: int,
+        clock: Callable[[], float],
         enabled: bool = True,
         backoff_multiplier: float = 1.0,
         max_wait_open_s: float | None = None,
-        clock: Callable[[], float],
         on_transition: Callable[[str, str, str, float], None] | None = None,
     ):
         self.name = name
