@@ -24,7 +24,9 @@ class ScenarioError(Exception):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validate_default: an int default in a float field becomes a float, so a default prints
+    # exactly like the same value written in a YAML file
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class WindowConfig(_Model):

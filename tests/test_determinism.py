@@ -55,3 +55,26 @@ def test_streams_are_independent_of_each_other():
     assert [again.random() for _ in range(10)] == a
     assert b[0] == a[0]
     assert not np.allclose(a, [RandomStreams(43).stream("db-query").random() for _ in range(10)])
+
+
+def test_defaults_print_like_the_same_values_written_out(tmp_path):
+    """A default and the same value spelled out in the YAML are one scenario: same bytes."""
+    import yaml
+
+    from sim.config import Scenario
+
+    raw = yaml.safe_load((ROOT / "scenarios" / "payment_timeout.yaml").read_text())
+    raw["storefront"] = Scenario.model_validate({"name": "x"}).storefront.model_dump(mode="json")
+    spelled = tmp_path / "spelled.yaml"
+    spelled.write_text(yaml.safe_dump(raw))
+    args = ["--today", "2026-11-27", "--start", "today 14:20", "--end", "today 14:30",
+            "--base-tps", "6", "--quiet"]
+    outputs = []
+    for name, scenario in (("default", ROOT / "scenarios" / "payment_timeout.yaml"),
+                           ("spelled", spelled)):
+        out = tmp_path / name
+        subprocess.run([sys.executable, str(ROOT / "run_sim.py"), str(scenario), *args,
+                        "--output-dir", str(out)], check=True, capture_output=True, timeout=300)
+        outputs.append((out / "all_data.ndjson").read_bytes())
+    assert b'"heap_max_mb":2048.0' in outputs[0]
+    assert outputs[0] == outputs[1]
