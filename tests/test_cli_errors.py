@@ -79,3 +79,27 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     assert proc.stderr.strip() == (
         f"error: {bad}: window.days: Input should be greater than 0")
     assert not (tmp_path / "output").exists()
+
+
+def test_readme_scenario_example_shows_the_real_defaults():
+    """The README's annotated scenario is what users copy: its values must be the defaults."""
+    import re
+
+    import yaml
+
+    from sim.config import Scenario
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Scenario files", 1)[1]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    defaults = Scenario.model_validate({"name": "x"}).model_dump(mode="json")
+
+    def walk(shown, default, path):
+        for key, value in shown.items():
+            assert key in default, f"{path}{key} is not a scenario field"
+            if isinstance(value, dict):
+                walk(value, default[key], f"{path}{key}.")
+            else:
+                assert value == default[key], f"README shows {path}{key}: {value}, default is {default[key]}"
+
+    walk({k: v for k, v in example.items() if k not in ("name", "seed", "faults")}, defaults, "")
