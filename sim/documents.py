@@ -110,13 +110,19 @@ class DocumentFactory:
         return self.ids.getrandbits(192)
 
     def _second(self, sec: int) -> bytes:
-        if len(self._seconds) > 8192:
-            self._seconds.clear()
-        prefix = self._seconds[sec] = self.ts(sec * 1000)[:-4].encode()
+        """``2026-11-27T14:25:03.`` for an epoch second."""
+        prefix = self._seconds.get(sec)
+        if prefix is None:
+            if len(self._seconds) > 8192:
+                self._seconds.clear()
+            prefix = self._seconds[sec] = self.ts(sec * 1000)[:-4].encode()
         return prefix
 
     def _endpoint(self, endpoint: Endpoint) -> tuple[Endpoint, bytes, bytes]:
         """``"service":..,"host":`` and ``,"endpoint":..,"http":{..,"status_code":``."""
+        parts = self._endpoints.get(id(endpoint))
+        if parts is not None and parts[0] is endpoint:
+            return parts
         parts = (
             endpoint,
             b'"service":' + orjson.dumps(endpoint.service) + b',"host":',
@@ -129,6 +135,9 @@ class DocumentFactory:
 
     def _customer(self, customer: Customer) -> tuple[Customer, bytes, bytes, bytes]:
         """``"customer_id":..`` / ``"client":{..}`` / ``"currency":..`` of one shopper."""
+        parts = self._customers.get(id(customer))
+        if parts is not None and parts[0] is customer:
+            return parts
         client = {"ip": customer.client_ip, "country": customer.country,
                   "user_agent": customer.user_agent}
         parts = (
@@ -141,11 +150,16 @@ class DocumentFactory:
         return parts
 
     def _host(self, host: str) -> bytes:
-        encoded = self._hosts[host] = orjson.dumps(host)
+        encoded = self._hosts.get(host)
+        if encoded is None:
+            encoded = self._hosts[host] = orjson.dumps(host)
         return encoded
 
     def _failure(self, failure: Failure) -> bytes:
         """Everything of an error document after its status, for one failure kind."""
+        cached = self._failures.get(id(failure))
+        if cached is not None and cached[0] is failure:
+            return cached[1]
         text = f"{failure.error_type}: {failure.message}"
         tail = orjson.dumps({
             "component": failure.component, "severity": failure.severity,
@@ -167,17 +181,12 @@ class DocumentFactory:
         order: bytes,
     ) -> EncodedDoc:
         """``ids`` from ``new_ids()``; ``order`` is ``b""`` or the member from ``order()``."""
-        ep = self._endpoints.get(id(endpoint))
-        if ep is None or ep[0] is not endpoint:
-            ep = self._endpoint(endpoint)
-        cu = self._customers.get(id(customer))
-        if cu is None or cu[0] is not customer:
-            cu = self._customer(customer)
+        ep = self._endpoint(endpoint)
+        cu = self._customer(customer)
         sec, milli = divmod(self.origin_ms + round(request.arrival * 1000.0), 1000)
         body = _TRANSACTION % (
-            self._seconds.get(sec) or self._second(sec), milli, ids & _LOW64, ids >> 64,
-            orjson.dumps(request.session_id), cu[1], ep[1],
-            self._hosts.get(host) or self._host(host), ep[2], status_code,
+            self._second(sec), milli, ids & _LOW64, ids >> 64,
+            orjson.dumps(request.session_id), cu[1], ep[1], self._host(host), ep[2], status_code,
             b"success" if status_code < 400 else b"error", response_ms,
             request.queue_wait * 1000.0, request.pool_wait * 1000.0, request.db_time * 1000.0,
             request.gateway_time * 1000.0, request.upstream_time * 1000.0,
@@ -194,15 +203,11 @@ class DocumentFactory:
         failure: Failure,
         status_code: int,
     ) -> EncodedDoc:
-        ep = self._endpoints.get(id(endpoint))
-        if ep is None or ep[0] is not endpoint:
-            ep = self._endpoint(endpoint)
-        fa = self._failures.get(id(failure))
-        tail = fa[1] if fa is not None and fa[0] is failure else self._failure(failure)
+        ep = self._endpoint(endpoint)
         sec, milli = divmod(self.origin_ms + round(at_s * 1000.0), 1000)
         body = _ERROR % (
-            self._seconds.get(sec) or self._second(sec), milli, ids & _LOW64, ids >> 64, ep[1],
-            self._hosts.get(host) or self._host(host), ep[2], status_code, tail,
+            self._second(sec), milli, ids & _LOW64, ids >> 64, ep[1], self._host(host), ep[2],
+            status_code, self._failure(failure),
         )
         return EncodedDoc("error", body)
 
@@ -215,9 +220,7 @@ class DocumentFactory:
             amount += 8.0 + 110.0 * rng_random() ** 2
         method = _METHODS_JSON[int(rng_random() * len(PAYMENT_METHODS))]
         amount = round(amount, 2)
-        cu = self._customers.get(id(customer))
-        if cu is None or cu[0] is not customer:
-            cu = self._customer(customer)
+        cu = self._customer(customer)
         # %a of a float is its repr, which is what orjson writes (the shortest round trip)
         text = _ORDER % (day.encode(), order_seq, amount, cu[3], items, method,
                          orjson.dumps(payment_status))
