@@ -84,8 +84,8 @@ def draw_random_incidents(
     scale = (cfg.error_rate_incident / REFERENCE_ERROR_PCT) if cfg.error_rate_incident else 1.0
     gap = cfg.min_gap_minutes * 60.0
     busy = [(f.start_epoch, f.end_epoch + RECOVERY_ALLOWANCE_MIN * 60.0) for f in pinned]
-    t = scenario.traffic
-    schedule = DailySchedule(t.base_tps, t.peak_multiplier, t.weekend_factor)
+    traffic = scenario.traffic
+    schedule = DailySchedule(traffic.base_tps, traffic.peak_multiplier, traffic.weekend_factor)
     types = list(TYPE_WEIGHTS)
     weights = np.array([TYPE_WEIGHTS[t] for t in types])
     weights /= weights.sum()

@@ -76,7 +76,6 @@ HEALTH_CHECK_PASSES_TO_ADD = 2
 # (1 + JIT_COLD_EXTRA) times more and warms up as the JIT sees traffic (per request served).
 JIT_COLD_EXTRA = 3.0
 JIT_WARMUP_REQUESTS = 4000.0
-JIT_WARM_ENOUGH = 1.01
 
 
 class StateLog:
@@ -379,8 +378,9 @@ class AppInstance:
         self.lb_in_at = 0.0
         self.lb_out_at = math.inf
         self.probe_phase_s = HEALTH_CHECK_INTERVAL_S * (index * 0.37 % 1.0)  # probes not in lockstep
-        self.jit_factor = 1.0
-        self.jit_served = 0
+        # the JIT's compiled code is a working set like any cache: lost on restart, rebuilt by use
+        self.jit = BufferCache(JIT_COLD_EXTRA, 0.0, 1.0 / JIT_WARMUP_REQUESTS)
+        self.jit_factor = 1.0  # app-time factor of the request being started
         self.app_scale = cfg.cpu_ms_scale / 1000.0
         self.saturated = False
         self.pool_exhausted = False
@@ -415,11 +415,8 @@ class AppInstance:
             self._finish(request, "lb_timeout")
             return
         self.shop.plan_background(request)
-        if self.jit_factor != 1.0:
-            self.jit_served += 1
-            self.jit_factor = 1.0 + JIT_COLD_EXTRA * math.exp(-self.jit_served / JIT_WARMUP_REQUESTS)
-            if self.jit_factor < JIT_WARM_ENOUGH:
-                self.jit_factor = 1.0
+        if self.jit_factor != 1.0:  # still warming up after a restart
+            self.jit_factor = self.jit.query_factor(1.0)
         alloc = request.endpoint.alloc_mb * self.alloc_scale
         leak = 0.0
         if request.endpoint.leaky:
@@ -691,8 +688,8 @@ class AppInstance:
         now = self.env.now
         self.lb_in_at = self._probe_after(now, HEALTH_CHECK_PASSES_TO_ADD)
         self.lb_out_at = math.inf
+        self.jit.chill()
         self.jit_factor = 1.0 + JIT_COLD_EXTRA
-        self.jit_served = 0
         self.shop.log.record(now, self.name, "instance_restarted",
                              "JVM up, back in rotation after its health checks pass")
 

@@ -189,7 +189,7 @@ def test_timeout_is_plain_simpy_event():
 
 
 def test_buffer_cache_rewarms_with_queries_not_with_time():
-    cache = BufferCache(cold_extra=30.0, evict_per_slow_query=0.002, warm_per_query=2e-5)
+    cache = BufferCache(cold_extra=30.0, evict_per_slow_call=0.002, warm_per_call=2e-5)
     assert cache.query_factor(1.0) == 1.0
     assert cache.query_factor(101.0) == 101.0  # a scanning query is slow whatever the cache
     for _ in range(3000):

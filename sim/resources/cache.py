@@ -14,22 +14,26 @@ class BufferCache:
     ``cold_extra`` x a warm call's time.
     """
 
-    def __init__(self, cold_extra: float, evict_per_slow_query: float, warm_per_query: float):
+    def __init__(self, cold_extra: float, evict_per_slow_call: float, warm_per_call: float):
         self.cold_extra = cold_extra
-        self.evict_per_slow_query = evict_per_slow_query
-        self.warm_per_query = warm_per_query
+        self.evict_per_slow_call = evict_per_slow_call
+        self.warm_per_call = warm_per_call
         self.hit_ratio = 1.0
 
+    def chill(self) -> None:
+        """Everything evicted at once (the process holding the cache restarted)."""
+        self.hit_ratio = 0.0
+
     def query_factor(self, slowdown: float) -> float:
-        """Time factor of the next query; reading it also updates the cache."""
+        """Time factor of the next call; reading it also updates the cache."""
         if slowdown > 1.0:
-            # the share of a slow query's reads that are useless scans
-            self.hit_ratio *= 1.0 - self.evict_per_slow_query * (1.0 - 1.0 / slowdown)
+            # the share of a slow call's reads that are useless scans
+            self.hit_ratio *= 1.0 - self.evict_per_slow_call * (1.0 - 1.0 / slowdown)
             return max(slowdown, 1.0 + self.cold_extra * (1.0 - self.hit_ratio))
         if self.hit_ratio == 1.0:
             return 1.0
         factor = 1.0 + self.cold_extra * (1.0 - self.hit_ratio)
-        self.hit_ratio += (1.0 - self.hit_ratio) * self.warm_per_query
+        self.hit_ratio += (1.0 - self.hit_ratio) * self.warm_per_call
         if self.hit_ratio > 0.999:
             self.hit_ratio = 1.0
         return factor

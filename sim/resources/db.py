@@ -116,4 +116,3 @@ class DbServer:
         if self.queue:
             self._run(*self.queue.popleft())
         on_done(request)
-
