@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import simpy
-from simpy.events import Timeout
 
 from sim.clock import Window, epoch_ms
 from sim.config import Scenario
 from sim.documents import Customer, DocumentFactory
 from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
-from sim.engine import run_until
+from sim.engine import Environment, run_until
 from sim.faults import ActiveFault, FaultSchedule
 from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
@@ -57,7 +55,7 @@ def simulate_segment(
     progress: Callable[[float], None] | None = None,
 ) -> SegmentResult:
     """Run one segment; ``emit`` receives every document in a deterministic order."""
-    env = simpy.Environment()
+    env = Environment()
     streams = RandomStreams(scenario.seed, plan.index)
     origin = plan.window.start - dt.timedelta(seconds=plan.warmup_s)
     origin_ms = epoch_ms(origin)
@@ -107,7 +105,7 @@ def simulate_segment(
     return SegmentResult(plan.index, counts, log, shop.minutes.minutes)
 
 
-def _traffic(env: simpy.Environment, scenario: Scenario, streams: RandomStreams,
+def _traffic(env: Environment, scenario: Scenario, streams: RandomStreams,
              shop: Storefront, customers: list[Customer], origin_s: float, until: float,
              faults: FaultSchedule, progress: Callable[[float], None] | None):
     """Shoppers arrive: each 60 s block of arrivals is drawn at once (numpy) and scheduled
@@ -124,7 +122,8 @@ def _traffic(env: simpy.Environment, scenario: Scenario, streams: RandomStreams,
     surge = faults.surge_at()
     surge_epoch = (lambda t: surge(origin_s + t)) if surge is not None else None
     n_customers = len(customers)
-    arrive = shop.arrive_event
+    arrive = shop.arrive
+    call_later = env.call_later
     reported = 0.0
     for block in arrival_times(schedule, origin_s, 0.0, until, traffic.noise,
                                streams.generator("arrivals"), surge_epoch):
@@ -140,7 +139,7 @@ def _traffic(env: simpy.Environment, scenario: Scenario, streams: RandomStreams,
                 sid = last[1]
             sessions[idx] = (t, sid)
             request = Request(endpoints[min(kind, 4)], t, customers[idx], sid)
-            Timeout(env, t - now, request).callbacks.append(arrive)
+            call_later(t - now, arrive, request)
         yield env.timeout(max(0.0, float(block[-1]) - now))
         if progress is not None:
             progress(env.now - reported)

@@ -12,9 +12,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import simpy
-from simpy.events import Timeout
-
 from sim.config import Scenario
 from sim.documents import Customer, DocumentFactory
 from sim.endpoints import (
@@ -27,6 +24,7 @@ from sim.endpoints import (
     RECOMMENDATIONS,
     Endpoint,
 )
+from sim.engine import Environment
 from sim.failures import BACKGROUND_KINDS, Failure, build_catalog
 from sim.faults import FaultSchedule
 from sim.groundtruth import MinuteAggregator
@@ -127,7 +125,7 @@ class Storefront:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Environment,
         scenario: Scenario,
         streams: RandomStreams,
         faults: FaultSchedule,
@@ -194,9 +192,6 @@ class Storefront:
         self._background = self._background_plan(scenario)
 
     # -- load balancer -------------------------------------------------------------------
-    def arrive_event(self, event: Timeout) -> None:
-        self.arrive(event._value)
-
     def arrive(self, request: Request) -> None:
         n = len(self.instances)
         now = self.env.now
@@ -308,11 +303,10 @@ class Storefront:
         delay = lo + (hi - lo) * rng.random()
         retry = Request(request.endpoint, 0.0, request.customer, request.session_id)
         retry.client_attempt = request.client_attempt + 1
-        Timeout(self.env, delay, retry).callbacks.append(self._retry_arrives)
+        self.env.call_later(delay, self._retry_arrives, retry)
         return True
 
-    def _retry_arrives(self, event: Timeout) -> None:
-        retry: Request = event._value
+    def _retry_arrives(self, retry: Request) -> None:
         retry.arrival = self.env.now
         self.arrive(retry)
 
@@ -453,10 +447,9 @@ class AppInstance:
 
     # -- stepping -------------------------------------------------------------------------
     def _after(self, delay: float, request: Request) -> None:
-        Timeout(self.env, delay, request).callbacks.append(self._resume)
+        self.env.call_later(delay, self._resume, request)
 
-    def _resume(self, event: Timeout) -> None:
-        request: Request = event._value
+    def _resume(self, request: Request) -> None:
         if request.done:
             return
         now = self.env.now
@@ -602,10 +595,9 @@ class AppInstance:
             request.gw_latency = latency
             request.gw_outcome = outcome
         shop.gateway_latencies.append(request.gw_latency)
-        Timeout(self.env, request.gw_latency, request).callbacks.append(self._gateway_answered)
+        self.env.call_later(request.gw_latency, self._gateway_answered, request)
 
-    def _gateway_answered(self, event: Timeout) -> None:
-        request: Request = event._value
+    def _gateway_answered(self, request: Request) -> None:
         shop = self.shop
         outcome = request.gw_outcome
         timed_out = outcome == -1
@@ -622,18 +614,17 @@ class AppInstance:
         if failed:
             if not timed_out and request.attempts < shop.cfg.payment_gateway.max_retries:
                 request.attempts += 1
-                Timeout(self.env, RETRY_BACKOFF_S * request.attempts, request).callbacks.append(
-                    self._retry_charge)
+                self.env.call_later(RETRY_BACKOFF_S * request.attempts, self._retry_charge,
+                                    request)
                 return
             self._finish(request, "gateway_timeout" if timed_out else "gateway_error")
             return
         if outcome == DECLINED:
             self._finish(request, "card_declined")
             return
-        self._resume(event)
+        self._resume(request)
 
-    def _retry_charge(self, event: Timeout) -> None:
-        request: Request = event._value
+    def _retry_charge(self, request: Request) -> None:
         if not request.done:
             self._charge(request)
 
@@ -672,14 +663,14 @@ class AppInstance:
         self.heap.reset()
         self.paused_until = now
         self.lb_out_at = self._probe_after(now, HEALTH_CHECK_FAILS_TO_REMOVE)
-        Timeout(self.env, self.restart_s).callbacks.append(self._restarted)
+        self.env.call_later(self.restart_s, self._restarted, None)
 
     def _probe_after(self, t: float, probes: int) -> float:
         """When the ``probes``-th health check after ``t`` runs (checks are on a fixed grid)."""
         k = math.floor((t - self.probe_phase_s) / HEALTH_CHECK_INTERVAL_S) + probes
         return self.probe_phase_s + k * HEALTH_CHECK_INTERVAL_S
 
-    def _restarted(self, _event: Timeout) -> None:
+    def _restarted(self, _: None) -> None:
         self.up = True
         self.saturated = False
         self.pool_exhausted = False

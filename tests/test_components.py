@@ -5,13 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import simpy
-from simpy.events import Timeout
 
 from sim.config import Scenario
 from sim.documents import DocumentFactory, make_customer_pool
 from sim.endpoints import APP, Endpoint
-from sim.engine import call_later
+from sim.engine import Environment
 from sim.faults import FaultSchedule
 from sim.resources.cache import BufferCache
 from sim.resources.circuit_breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
@@ -73,7 +71,7 @@ def test_circuit_breaker_slow_calls_count_when_configured():
 
 
 def test_db_pool_connection_timeout_timeline():
-    env = simpy.Environment()
+    env = Environment()
     pool = DbConnectionPool(env, "app-01", max_size=1, timeout_s=5)
     timeline = []
 
@@ -84,16 +82,16 @@ def test_db_pool_connection_timeout_timeline():
         timeline.append((f"{name} timed out", env.now, waited))
 
     pool.acquire("A", acquired, timed_out)
-    call_later(env, 8, lambda _: pool.release(pool.generation), None)
-    call_later(env, 1, lambda _: pool.acquire("B", acquired, timed_out), None)
-    call_later(env, 7, lambda _: pool.acquire("C", acquired, timed_out), None)
+    env.call_later(8, lambda _: pool.release(pool.generation), None)
+    env.call_later(1, lambda _: pool.acquire("B", acquired, timed_out), None)
+    env.call_later(7, lambda _: pool.acquire("C", acquired, timed_out), None)
     env.run()
     assert timeline == [("A acquired", 0, 0.0), ("B timed out", 6, 5), ("C acquired", 8, 1)]
     assert pool.timeouts == 1
 
 
 def test_db_pool_reset_forgets_stale_connections():
-    env = simpy.Environment()
+    env = Environment()
     pool = DbConnectionPool(env, "app-01", max_size=1, timeout_s=5)
     pool.acquire("A", lambda *_: None, lambda *_: None)
     old = pool.generation
@@ -104,7 +102,7 @@ def test_db_pool_reset_forgets_stale_connections():
 
 
 def test_db_server_limits_concurrency_fifo():
-    env = simpy.Environment()
+    env = Environment()
     server = DbServer(env, max_active=2)
     done = []
     for name in "ABC":
@@ -150,7 +148,7 @@ def _single_instance_shop(env, docs_out):
 
 
 def test_gc_pause_stalls_in_flight_work():
-    env = simpy.Environment()
+    env = Environment()
     docs = []
     shop = _single_instance_shop(env, docs)
     inst = shop.instances[0]
@@ -169,10 +167,10 @@ def test_gc_pause_stalls_in_flight_work():
     def arrive(name):
         shop.arrive(Request(probe, env.now, customer, name))
 
-    call_later(env, 0.0, lambda _: arrive("r1"), None)
-    call_later(env, 0.05, lambda _: inst._on_gc(FULL, 0.5), None)  # stop-the-world 0.05-0.55
-    call_later(env, 0.2, lambda _: arrive("r2"), None)
-    call_later(env, 0.6, lambda _: arrive("r3"), None)
+    env.call_later(0.0, lambda _: arrive("r1"), None)
+    env.call_later(0.05, lambda _: inst._on_gc(FULL, 0.5), None)  # stop-the-world 0.05-0.55
+    env.call_later(0.2, lambda _: arrive("r2"), None)
+    env.call_later(0.6, lambda _: arrive("r3"), None)
     env.run()
     assert timeline == [("r1", 0.55), ("r2", 0.55), ("r3", 0.7)]
     gc_ms = [d["timing"]["gc_pause_ms"] for d in docs if d["event_type"] == "transaction"]
@@ -180,12 +178,30 @@ def test_gc_pause_stalls_in_flight_work():
     assert gc_ms == [450.0, 250.0, 0.0]
 
 
-def test_timeout_is_plain_simpy_event():
-    env = simpy.Environment()
-    seen = []
-    Timeout(env, 2, "x").callbacks.append(lambda ev: seen.append((ev.value, env.now)))
+def test_steps_and_simpy_events_share_one_clock():
+    env = Environment()
+    timeline = []
+
+    def process(env):
+        timeline.append(("process starts", env.now))
+        yield env.timeout(2)
+        timeline.append(("process wakes", env.now))
+        env.call_later(0.5, lambda name: timeline.append((name, env.now)), "step from process")
+
+    env.process(process(env))
+    env.call_later(2, lambda name: timeline.append((name, env.now)), "step at 2")
+    env.call_later(1, lambda name: timeline.append((name, env.now)), "step at 1")
+    env.call_later(1, lambda name: timeline.append((name, env.now)), "second step at 1")
+    env.call_later(3, lambda name: timeline.append((name, env.now)), "step at 3")
+    env.run(until=3)  # stops before anything due at 3
+    assert timeline == [
+        ("process starts", 0), ("step at 1", 1), ("second step at 1", 1),
+        ("process wakes", 2),  # at equal times SimPy's events go first
+        ("step at 2", 2), ("step from process", 2.5),
+    ]
+    assert env.peek() == 3
     env.run()
-    assert seen == [("x", 2)]
+    assert timeline[-1] == ("step at 3", 3)
 
 
 def test_buffer_cache_rewarms_with_queries_not_with_time():

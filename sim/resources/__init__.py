@@ -1,1 +1,1 @@
-"""The storefront's contended resources, each usable on its own in a SimPy environment."""
+"""The storefront's contended resources, each usable on its own in a `sim.engine.Environment`."""

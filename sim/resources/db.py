@@ -11,8 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import simpy
-from simpy.events import Timeout
+from sim.engine import Environment
 
 
 class _Waiter:
@@ -27,7 +26,7 @@ class _Waiter:
 
 
 class DbConnectionPool:
-    def __init__(self, env: simpy.Environment, name: str, max_size: int, timeout_s: float):
+    def __init__(self, env: Environment, name: str, max_size: int, timeout_s: float):
         self.env = env
         self.name = name
         self.max_size = max_size
@@ -52,10 +51,9 @@ class DbConnectionPool:
         waiter = _Waiter(request, on_acquire, on_timeout, self.env.now)
         self.waiters.append(waiter)
         self.pending += 1
-        Timeout(self.env, self.timeout_s, waiter).callbacks.append(self._expire)
+        self.env.call_later(self.timeout_s, self._expire, waiter)
 
-    def _expire(self, event: Timeout) -> None:
-        waiter: _Waiter = event._value
+    def _expire(self, waiter: _Waiter) -> None:
         if waiter.done:
             return
         waiter.done = True
@@ -90,7 +88,7 @@ class DbConnectionPool:
 class DbServer:
     """The shared database: at most ``max_active`` queries run at once, the rest queue FIFO."""
 
-    def __init__(self, env: simpy.Environment, max_active: int):
+    def __init__(self, env: Environment, max_active: int):
         self.env = env
         self.max_active = max_active
         self.active = 0
@@ -108,10 +106,10 @@ class DbServer:
         self.active += 1
         self.queries += 1
         self.busy_time += duration_s
-        Timeout(self.env, duration_s, (request, on_done)).callbacks.append(self._finish)
+        self.env.call_later(duration_s, self._finish, (request, on_done))
 
-    def _finish(self, event: Timeout) -> None:
-        request, on_done = event._value
+    def _finish(self, done: tuple[Any, Callable[[Any], None]]) -> None:
+        request, on_done = done
         self.active -= 1
         if self.queue:
             self._run(*self.queue.popleft())
