@@ -141,7 +141,7 @@ class MinuteAggregator:
         m.hist[_bin(response_ms)] += 1
         slow = response_ms >= SLOW_MS
         error = failure_kind is not None
-        if error:
+        if failure_kind is not None:
             m.errors += 1
             m.kinds[failure_kind] = m.kinds.get(failure_kind, 0) + 1
             m.slow_errors += slow

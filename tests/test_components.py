@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from sim.config import Scenario
 from sim.documents import DocumentFactory, make_customer_pool
-from sim.endpoints import APP, Endpoint
+from sim.endpoints import APP, ENDPOINTS
 from sim.engine import Environment
 from sim.faults import FaultSchedule
 from sim.resources.cache import BufferCache
@@ -16,7 +18,7 @@ from sim.resources.circuit_breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreake
 from sim.resources.db import DbConnectionPool, DbServer
 from sim.resources.jvm_heap import FULL
 from sim.resources.worker_pool import WorkerPool
-from sim.rng import RandomStreams
+from sim.rng import RandomStream, RandomStreams
 from sim.storefront import Request, Storefront
 
 
@@ -125,25 +127,30 @@ def test_worker_pool_queues_then_rejects():
     assert pool.active == 0 and pool.rejected == 1
 
 
-class _FixedTimes:
-    """App step durations chosen by the test, so the timeline is exact."""
+class _ZeroNormals:
+    """A numpy-like generator whose normal draws are all 0: every lognormal draw is exactly
+    its median, so the timeline is exact."""
 
-    def __init__(self, seconds: float):
-        self.seconds = seconds
+    def random(self, n):
+        return np.full(n, 0.5)
 
-    def lognormal(self, median, sigma):
-        return self.seconds
+    def standard_normal(self, n):
+        return np.zeros(n)
+
+    def standard_exponential(self, n):
+        return np.ones(n)
 
 
 def _single_instance_shop(env, docs_out):
-    scenario = Scenario.model_validate({"storefront": {"instances": 1}})
-    streams = RandomStreams(1)
+    scenario = Scenario.model_validate({
+        "storefront": {"instances": 1},
+        "background_errors": {"error_rate_normal": 0},  # no everyday failures in this timeline
+    })
     shop = Storefront(
-        env, scenario, streams, FaultSchedule([], lambda: env.now), DocumentFactory(0, 1),
+        env, scenario, RandomStreams(1), FaultSchedule([], lambda: env.now), DocumentFactory(0, 1),
         docs_out.append, 0.0, 1e9, lambda s: "20260101",
     )
-    shop.app_rng = _FixedTimes(0.1)
-    shop.plan_background = lambda request: None  # no everyday failures in this timeline
+    shop.app_rng = RandomStream(_ZeroNormals())
     return shop
 
 
@@ -152,30 +159,27 @@ def test_gc_pause_stalls_in_flight_work():
     docs = []
     shop = _single_instance_shop(env, docs)
     inst = shop.instances[0]
-    inst.app_scale = 1.0  # each APP step takes exactly 0.1 s
-    probe = Endpoint("probe", "GET", "/probe", "probe-service", 100, (APP,), 0.0)
+    inst.app_scale = 1.0  # each APP step takes exactly its median, 0.1 s
+    # the home page reduced to one APP step that allocates nothing (no GC of its own)
+    probe = dataclasses.replace(ENDPOINTS["home"], app_ms_median=0.1, steps=(APP,), alloc_mb=0.0)
     customer = make_customer_pool(1, 1)[0]
-    timeline = []
-    original = shop.record
-
-    def record(request, host, kind, end, status_code=200):
-        timeline.append((request.session_id, round(end, 6)))
-        original(request, host, kind, end, status_code)
-
-    shop.record = record
+    arrivals = {}
 
     def arrive(name):
+        arrivals[name] = env.now
         shop.arrive(Request(probe, env.now, customer, name))
 
-    env.call_later(0.0, lambda _: arrive("r1"), None)
+    env.call_later(0.0, arrive, "r1")
     env.call_later(0.05, lambda _: inst._on_gc(FULL, 0.5), None)  # stop-the-world 0.05-0.55
-    env.call_later(0.2, lambda _: arrive("r2"), None)
-    env.call_later(0.6, lambda _: arrive("r3"), None)
+    env.call_later(0.2, arrive, "r2")
+    env.call_later(0.6, arrive, "r3")
     env.run()
+    transactions = [d for d in docs if d["event_type"] == "transaction"]
+    timeline = [(d["session_id"], round(arrivals[d["session_id"]] + d["response_time_ms"] / 1000, 6))
+                for d in transactions]
     assert timeline == [("r1", 0.55), ("r2", 0.55), ("r3", 0.7)]
-    gc_ms = [d["timing"]["gc_pause_ms"] for d in docs if d["event_type"] == "transaction"]
     # r1's step would have ended at 0.1 and r2's at 0.3: each waits for the pause to end
-    assert gc_ms == [450.0, 250.0, 0.0]
+    assert [d["timing"]["gc_pause_ms"] for d in transactions] == [450.0, 250.0, 0.0]
 
 
 def test_steps_and_simpy_events_share_one_clock():
