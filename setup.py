@@ -14,6 +14,7 @@ from setuptools import setup
 COMPILED = [
     "sim/storefront.py",
     "sim/rng.py",
+    "sim/steps.py",
     "sim/documents.py",
     "sim/groundtruth.py",
     *sorted(p for p in glob("sim/resources/*.py") if not p.endswith("__init__.py")),

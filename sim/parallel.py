@@ -39,7 +39,8 @@ def customers_for(scenario: Scenario) -> list[Customer]:
     return _customers[key]
 
 
-def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: str) -> SegmentResult:
+def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: str,
+                     customers: list[tuple[str, str, str, str, str]]) -> SegmentResult:
     """Worker: simulate one segment into a part file of _bulk lines."""
     seq = 0
     prefix = doc_id_prefix(run_key, plan.index)
@@ -51,7 +52,7 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
             seq += 1
             write(bulk_lines(f"{prefix}{seq:09d}", doc))
 
-        return simulate_segment(scenario, plan, customers_for(scenario), emit)
+        return simulate_segment(scenario, plan, [Customer(*c) for c in customers], emit)
 
 
 def _feed(lines: bytes, count: int, sinks: Sequence[EventSink]) -> None:
@@ -82,9 +83,10 @@ def _follow(part: Path, future: Future, sinks: Sequence[EventSink]) -> None:
                 lines = pending.count(b"\n")
                 pairs = lines // 2
                 if pairs:
-                    cut = 0
-                    for _ in range(pairs * 2):
-                        cut = pending.index(b"\n", cut) + 1
+                    # after the last complete pair: the last newline, or the one before it
+                    cut = pending.rindex(b"\n") + 1
+                    if lines % 2:
+                        cut = pending.rindex(b"\n", 0, cut - 1) + 1
                     _feed(pending[:cut], pairs, sinks)
                     pending = pending[cut:]
                 continue
@@ -109,13 +111,18 @@ def run_segments(
     if workers <= 1 or len(plans) <= 1:
         return [_in_process(scenario, plan, run_key, sinks, progress) for plan in plans]
     scratch.mkdir(parents=True, exist_ok=True)
-    # a fresh process per segment: a week's memory stays that of one segment
+    # a fresh process per segment: a week's memory stays that of one segment. Each is forked
+    # from a server that has the simulation imported, and gets the customer pool made here
+    # once (as plain tuples: compiled frozen records do not unpickle)
     ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["sim.parallel"])
+    customers = [(c.customer_id, c.country, c.currency, c.client_ip, c.user_agent)
+                 for c in customers_for(scenario)]
     results: list[SegmentResult] = []
     with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=ctx,
                              max_tasks_per_child=1) as pool:
         parts = [scratch / f"segment-{p.index:03d}.ndjson" for p in plans]
-        futures = [pool.submit(_segment_to_file, scenario, p, run_key, str(part))
+        futures = [pool.submit(_segment_to_file, scenario, p, run_key, str(part), customers)
                    for p, part in zip(plans, parts, strict=True)]
         try:
             for plan, part, future in zip(plans, parts, futures, strict=True):

@@ -62,7 +62,8 @@ def simulate_segment(
     origin_s = origin_ms / 1000.0
     emit_from = plan.warmup_s
     emit_until = plan.warmup_s + plan.window.seconds
-    faults = FaultSchedule(list(plan.faults), lambda: origin_s + env.now)
+    steps = env.steps
+    faults = FaultSchedule(list(plan.faults), lambda: origin_s + steps.now)
     id_seed = int(streams.generator("ids").integers(0, 2**63 - 1))
     docs = DocumentFactory(origin_ms, id_seed)
     counts: dict[str, int] = {}
@@ -123,7 +124,7 @@ def _traffic(env: Environment, scenario: Scenario, streams: RandomStreams,
     surge_epoch = (lambda t: surge(origin_s + t)) if surge is not None else None
     n_customers = len(customers)
     arrive = shop.arrive
-    call_later = env.call_later
+    call_later = env.steps.call_later
     reported = 0.0
     for block in arrival_times(schedule, origin_s, 0.0, until, traffic.noise,
                                streams.generator("arrivals"), surge_epoch):

@@ -136,7 +136,7 @@ class Storefront:
         day_label: Callable[[float], str],
     ):
         cfg = scenario.storefront
-        self.env = env
+        self.steps = env.steps
         self.cfg = cfg
         self.docs = docs
         self.emit = emit
@@ -157,7 +157,7 @@ class Storefront:
         self.db_slowdown = faults.multiplier("db_slow_queries")
         self.db_median_s = cfg.db_server.query_ms_median / 1000.0
         self.db_sigma = cfg.db_server.query_sigma
-        self.db_server = DbServer(env, cfg.db_server.max_active)
+        self.db_server = DbServer(self.steps, cfg.db_server.max_active)
         self.db_cache = BufferCache(DB_COLD_READ_EXTRA, DB_EVICT_PER_SLOW_QUERY, DB_WARM_PER_QUERY)
         gw = cfg.payment_gateway
         self.gateway = PaymentGateway(
@@ -194,7 +194,7 @@ class Storefront:
     # -- load balancer -------------------------------------------------------------------
     def arrive(self, request: Request) -> None:
         n = len(self.instances)
-        now = self.env.now
+        now = self.steps.now
         for _ in range(n):
             inst = self.instances[self._rr]
             self._rr = (self._rr + 1) % n
@@ -206,7 +206,7 @@ class Storefront:
                     self.record(request, None, "upstream_refused", now)
                 return
         request.done = True
-        self.record(request, None, "no_instance", self.env.now)
+        self.record(request, None, "no_instance", self.steps.now)
 
     # -- background failures --------------------------------------------------------------
     def _background_plan(self, scenario: Scenario) -> dict[str, list[tuple[float, str]]]:
@@ -303,16 +303,16 @@ class Storefront:
         delay = lo + (hi - lo) * rng.random()
         retry = Request(request.endpoint, 0.0, request.customer, request.session_id)
         retry.client_attempt = request.client_attempt + 1
-        self.env.call_later(delay, self._retry_arrives, retry)
+        self.steps.call_later(delay, self._retry_arrives, retry)
         return True
 
     def _retry_arrives(self, retry: Request) -> None:
-        retry.arrival = self.env.now
+        retry.arrival = self.steps.now
         self.arrive(retry)
 
     def dependency_timeout(self, name: str) -> None:
         """Log the first timeout of a dependency after a quiet spell (a state change)."""
-        now = self.env.now
+        now = self.steps.now
         last = self.last_timeout.get(name)
         self.last_timeout[name] = now
         if last is None or now - last > QUIET_BEFORE_TIMEOUT_EVENT_S:
@@ -325,11 +325,11 @@ class Storefront:
         db = self.db_server
         if db.queue and not self.db_saturated:
             self.db_saturated = True
-            self.log.record(self.env.now, "db-01", "db_server_saturated",
+            self.log.record(self.steps.now, "db-01", "db_server_saturated",
                             f"{db.active}/{db.max_active} active, {len(db.queue)} queued")
         elif self.db_saturated and not db.queue and db.active < 0.8 * db.max_active:
             self.db_saturated = False
-            self.log.record(self.env.now, "db-01", "db_server_recovered",
+            self.log.record(self.steps.now, "db-01", "db_server_recovered",
                             f"{db.active}/{db.max_active} active")
 
 
@@ -339,7 +339,7 @@ class AppInstance:
     def __init__(self, shop: Storefront, index: int, leak_mb: Callable[[], float]):
         cfg = shop.cfg
         self.shop = shop
-        self.env = shop.env
+        self.steps = shop.steps
         self.name = name = f"app-{index + 1:02d}"
         self.leak_mb = leak_mb
         self.up = True
@@ -347,7 +347,7 @@ class AppInstance:
         self.inflight: set[Request] = set()
         self.workers = WorkerPool(cfg.worker_threads, cfg.accept_queue, self._start)
         self.db_pool = DbConnectionPool(
-            self.env, name, cfg.db_pool.max_size, cfg.db_pool.connection_timeout_ms / 1000.0)
+            self.steps, name, cfg.db_pool.max_size, cfg.db_pool.connection_timeout_ms / 1000.0)
         h = cfg.heap
         self.heap = JvmHeap(
             max_mb=h.max_mb, young_mb=h.young_mb, baseline_live_mb=h.baseline_live_mb,
@@ -364,7 +364,7 @@ class AppInstance:
             slow_call_duration_s=b.slow_call_duration_ms / 1000.0,
             wait_open_s=b.wait_open_ms / 1000.0, half_open_calls=b.half_open_calls,
             backoff_multiplier=b.backoff_multiplier, max_wait_open_s=b.max_wait_open_ms / 1000.0,
-            enabled=b.enabled, clock=lambda: self.env.now,
+            enabled=b.enabled, clock=lambda: self.steps.now,
             on_transition=self._on_breaker,
         )
         self.restart_s = h.restart_seconds
@@ -398,11 +398,11 @@ class AppInstance:
             return
         if self.workers.queue and not self.saturated:
             self.saturated = True
-            self.shop.log.record(self.env.now, self.name, "thread_pool_saturated",
+            self.shop.log.record(self.steps.now, self.name, "thread_pool_saturated",
                                  f"{self.workers.active}/{self.workers.max_threads} busy")
 
     def _start(self, request: Request) -> None:
-        now = self.env.now
+        now = self.steps.now
         request.queue_wait = now - request.arrival
         if request.queue_wait >= self.shop.lb_timeout_s:
             # the client is long gone; the thread drops it at once
@@ -431,7 +431,7 @@ class AppInstance:
         self.inflight.discard(request)
         if request.conn is not None and not request.in_query:
             self._release_connection(request)
-        now = self.env.now
+        now = self.steps.now
         self.m_requests += 1
         if failure_kind is not None:
             self.m_errors += 1
@@ -447,12 +447,12 @@ class AppInstance:
 
     # -- stepping -------------------------------------------------------------------------
     def _after(self, delay: float, request: Request) -> None:
-        self.env.call_later(delay, self._resume, request)
+        self.steps.call_later(delay, self._resume, request)
 
     def _resume(self, request: Request) -> None:
         if request.done:
             return
-        now = self.env.now
+        now = self.steps.now
         if self.paused_until > now:
             # stop-the-world: the thread cannot run until the collection ends
             request.gc_wait += self.paused_until - now
@@ -517,16 +517,16 @@ class AppInstance:
             if step == GATEWAY:
                 self._charge(request)
                 return
-            request.mark = self.env.now
+            request.mark = self.steps.now
             if request.conn is not None:  # inside a transaction: reuse its connection
                 self._query(request)
                 return
             pool = self.db_pool
             pool.acquire(request, self._db_connected, self._db_pool_timeout)
             if pool.pending >= POOL_EXHAUSTED_WAITERS * pool.max_size and not self.pool_exhausted \
-                    and self.env.now - self.paused_until > GC_BURST_S:
+                    and self.steps.now - self.paused_until > GC_BURST_S:
                 self.pool_exhausted = True
-                shop.log.record(self.env.now, self.name, "db_pool_exhausted",
+                shop.log.record(self.steps.now, self.name, "db_pool_exhausted",
                                 f"{pool.active}/{pool.max_size} in use, {pool.pending} waiting")
             return
 
@@ -534,7 +534,7 @@ class AppInstance:
     def _db_connected(self, request: Request, waited: float) -> None:
         request.pool_wait += waited
         request.conn = self.db_pool.generation
-        request.mark = self.env.now
+        request.mark = self.steps.now
         self._query(request)
 
     def _query(self, request: Request) -> None:
@@ -554,7 +554,7 @@ class AppInstance:
         request.conn = None
         if self.pool_exhausted and not pool.pending and pool.active < 0.8 * pool.max_size:
             self.pool_exhausted = False
-            self.shop.log.record(self.env.now, self.name, "db_pool_recovered",
+            self.shop.log.record(self.steps.now, self.name, "db_pool_recovered",
                                  f"{pool.active}/{pool.max_size} in use")
 
     def _db_done(self, request: Request) -> None:
@@ -566,10 +566,10 @@ class AppInstance:
             self._release_connection(request)
         if request.done:
             return
-        request.db_time += self.env.now - request.mark
-        if self.paused_until > self.env.now:
-            request.gc_wait += self.paused_until - self.env.now
-            self._after(self.paused_until - self.env.now, request)
+        request.db_time += self.steps.now - request.mark
+        if self.paused_until > self.steps.now:
+            request.gc_wait += self.paused_until - self.steps.now
+            self._after(self.paused_until - self.steps.now, request)
         else:
             self._advance(request)
 
@@ -587,7 +587,7 @@ class AppInstance:
         shop = self.shop
         latency, outcome = shop.gateway.call()
         shop.gateway_calls += 1
-        request.mark = self.env.now
+        request.mark = self.steps.now
         if latency >= shop.gateway.timeout_s:
             request.gw_latency = shop.gateway.timeout_s
             request.gw_outcome = -1
@@ -595,7 +595,7 @@ class AppInstance:
             request.gw_latency = latency
             request.gw_outcome = outcome
         shop.gateway_latencies.append(request.gw_latency)
-        self.env.call_later(request.gw_latency, self._gateway_answered, request)
+        self.steps.call_later(request.gw_latency, self._gateway_answered, request)
 
     def _gateway_answered(self, request: Request) -> None:
         shop = self.shop
@@ -610,11 +610,11 @@ class AppInstance:
             shop.gateway_failures += 1
         if request.done:
             return
-        request.gateway_time += self.env.now - request.mark
+        request.gateway_time += self.steps.now - request.mark
         if failed:
             if not timed_out and request.attempts < shop.cfg.payment_gateway.max_retries:
                 request.attempts += 1
-                self.env.call_later(RETRY_BACKOFF_S * request.attempts, self._retry_charge,
+                self.steps.call_later(RETRY_BACKOFF_S * request.attempts, self._retry_charge,
                                     request)
                 return
             self._finish(request, "gateway_timeout" if timed_out else "gateway_error")
@@ -630,7 +630,7 @@ class AppInstance:
 
     # -- JVM ------------------------------------------------------------------------------
     def _on_gc(self, kind: str, pause_s: float) -> None:
-        now = self.env.now
+        now = self.steps.now
         self.paused_until = max(self.paused_until, now) + pause_s
         self.m_gc_pause_s += pause_s
         self.m_gc_count += 1
@@ -649,7 +649,7 @@ class AppInstance:
 
     def _crash(self, culprit: Request) -> None:
         """OutOfMemoryError: the JVM exits (ExitOnOutOfMemoryError); in-flight work is lost."""
-        now = self.env.now
+        now = self.steps.now
         self.shop.log.record(now, self.name, "out_of_memory",
                              f"live set {self.heap.live_mb:.0f} MB of {self.heap.old_max_mb:.0f} MB")
         self.up = False
@@ -663,7 +663,7 @@ class AppInstance:
         self.heap.reset()
         self.paused_until = now
         self.lb_out_at = self._probe_after(now, HEALTH_CHECK_FAILS_TO_REMOVE)
-        self.env.call_later(self.restart_s, self._restarted, None)
+        self.steps.call_later(self.restart_s, self._restarted, None)
 
     def _probe_after(self, t: float, probes: int) -> float:
         """When the ``probes``-th health check after ``t`` runs (checks are on a fixed grid)."""
@@ -676,7 +676,7 @@ class AppInstance:
         self.pool_exhausted = False
         self.heap_pressure = False
         self.breaker.reset()
-        now = self.env.now
+        now = self.steps.now
         self.lb_in_at = self._probe_after(now, HEALTH_CHECK_PASSES_TO_ADD)
         self.lb_out_at = math.inf
         self.jit.chill()

@@ -74,7 +74,7 @@ def test_circuit_breaker_slow_calls_count_when_configured():
 
 def test_db_pool_connection_timeout_timeline():
     env = Environment()
-    pool = DbConnectionPool(env, "app-01", max_size=1, timeout_s=5)
+    pool = DbConnectionPool(env.steps, "app-01", max_size=1, timeout_s=5)
     timeline = []
 
     def acquired(name, waited):
@@ -94,7 +94,7 @@ def test_db_pool_connection_timeout_timeline():
 
 def test_db_pool_reset_forgets_stale_connections():
     env = Environment()
-    pool = DbConnectionPool(env, "app-01", max_size=1, timeout_s=5)
+    pool = DbConnectionPool(env.steps, "app-01", max_size=1, timeout_s=5)
     pool.acquire("A", lambda *_: None, lambda *_: None)
     old = pool.generation
     pool.reset()
@@ -105,7 +105,7 @@ def test_db_pool_reset_forgets_stale_connections():
 
 def test_db_server_limits_concurrency_fifo():
     env = Environment()
-    server = DbServer(env, max_active=2)
+    server = DbServer(env.steps, max_active=2)
     done = []
     for name in "ABC":
         server.execute(1.0, name, lambda n: done.append((n, env.now)))

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sim.engine import Environment
+from sim.steps import StepQueue
 
 
 class _Waiter:
@@ -26,8 +26,8 @@ class _Waiter:
 
 
 class DbConnectionPool:
-    def __init__(self, env: Environment, name: str, max_size: int, timeout_s: float):
-        self.env = env
+    def __init__(self, steps: StepQueue, name: str, max_size: int, timeout_s: float):
+        self.steps = steps
         self.name = name
         self.max_size = max_size
         self.timeout_s = timeout_s
@@ -48,10 +48,10 @@ class DbConnectionPool:
             self.active += 1
             on_acquire(request, 0.0)
             return
-        waiter = _Waiter(request, on_acquire, on_timeout, self.env.now)
+        waiter = _Waiter(request, on_acquire, on_timeout, self.steps.now)
         self.waiters.append(waiter)
         self.pending += 1
-        self.env.call_later(self.timeout_s, self._expire, waiter)
+        self.steps.call_later(self.timeout_s, self._expire, waiter)
 
     def _expire(self, waiter: _Waiter) -> None:
         if waiter.done:
@@ -59,7 +59,7 @@ class DbConnectionPool:
         waiter.done = True
         self.pending -= 1
         self.timeouts += 1
-        waiter.on_timeout(waiter.request, self.env.now - waiter.since)
+        waiter.on_timeout(waiter.request, self.steps.now - waiter.since)
 
     def release(self, generation: int) -> None:
         """Return a connection taken in ``generation`` (stale ones, from before a reset, vanish)."""
@@ -71,7 +71,7 @@ class DbConnectionPool:
                 continue
             waiter.done = True
             self.pending -= 1
-            waiter.on_acquire(waiter.request, self.env.now - waiter.since)
+            waiter.on_acquire(waiter.request, self.steps.now - waiter.since)
             return
         self.active -= 1
 
@@ -88,8 +88,8 @@ class DbConnectionPool:
 class DbServer:
     """The shared database: at most ``max_active`` queries run at once, the rest queue FIFO."""
 
-    def __init__(self, env: Environment, max_active: int):
-        self.env = env
+    def __init__(self, steps: StepQueue, max_active: int):
+        self.steps = steps
         self.max_active = max_active
         self.active = 0
         self.queue: deque[tuple[float, Any, Callable]] = deque()
@@ -106,7 +106,7 @@ class DbServer:
         self.active += 1
         self.queries += 1
         self.busy_time += duration_s
-        self.env.call_later(duration_s, self._finish, (request, on_done))
+        self.steps.call_later(duration_s, self._finish, (request, on_done))
 
     def _finish(self, done: tuple[Any, Callable[[Any], None]]) -> None:
         request, on_done = done
