@@ -133,6 +133,19 @@ def orjson_floor(ndjson: Path, sample: int = 300_000) -> float:
     return best / len(docs)
 
 
+def _hot_path() -> str:
+    """Whether the children ran the mypyc-compiled modules (see setup.py) or the sources."""
+    sys.path.insert(0, str(ROOT))
+    import sim
+
+    modules = sim.compiled_modules(ROOT / "sim")
+    if not modules or os.environ.get("STOREFRONT_SIM_PURE_PYTHON") == "1":
+        return "Python sources"
+    if sim.stale_modules(modules):
+        return "Python sources (compiled modules are stale)"
+    return f"compiled with mypyc ({len(modules)} modules)"
+
+
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         _child(json.loads(sys.argv[2]))
@@ -162,8 +175,8 @@ def main() -> int:
         floor = orjson_floor(Path(one_day_1["out"]) / "all_data.ndjson")
     sim_per_doc = one_day_1["wall_s"] / one_day_1["total"]
     print()
-    print(f"Machine: {cores} cores; Python {sys.version.split()[0]}; command: "
-          f"`python bench/generation.py{' --quick' if a.quick else ''}`")
+    print(f"Machine: {cores} cores; Python {sys.version.split()[0]}; hot path: {_hot_path()}; "
+          f"command: `python bench/generation.py{' --quick' if a.quick else ''}`")
     print()
     print("| run | transactions | documents | wall s | tx/s | tx/s per core used "
           "| peak RSS MB (largest process) | peak RSS MB (all processes) |")
