@@ -15,6 +15,7 @@ COMPILED = [
     "sim/storefront.py",
     "sim/rng.py",
     "sim/steps.py",
+    "sim/traffic.py",
     "sim/documents.py",
     "sim/groundtruth.py",
     *sorted(p for p in glob("sim/resources/*.py") if not p.endswith("__init__.py")),

@@ -13,22 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from sim.clock import Window, epoch_ms
 from sim.config import Scenario
 from sim.documents import Customer, DocumentFactory
-from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
 from sim.engine import Environment, run_until
 from sim.faults import ActiveFault, FaultSchedule
 from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
 from sim.rng import RandomStreams
 from sim.sinks.base import EncodedDoc
-from sim.storefront import Request, Storefront
-from sim.traffic import DailySchedule, arrival_times
-
-SESSION_IDLE_S = 1800.0
+from sim.storefront import Storefront
+from sim.traffic import shoppers_arrive
 
 
 @dataclass(frozen=True)
@@ -88,8 +83,8 @@ def simulate_segment(
     sampler = MetricsSampler(shop, docs, scenario.output.metrics_interval_s, counting_emit,
                              emit_from, emit_until)
     env.process(sampler.run(env))
-    env.process(_traffic(env, scenario, streams, shop, customers, origin_s, emit_until, faults,
-                         progress))
+    env.process(shoppers_arrive(env, scenario, streams, shop, customers, origin_s, emit_until,
+                                faults, progress))
     lb_timeout_s = scenario.storefront.lb_timeout_ms / 1000.0
     run_until(env, emit_until + 2 * lb_timeout_s + 60.0)
     leftovers = sorted((r for inst in shop.instances for r in inst.inflight),
@@ -104,44 +99,3 @@ def simulate_segment(
         if emit_from <= t < emit_until
     ]
     return SegmentResult(plan.index, counts, log, shop.minutes.minutes)
-
-
-def _traffic(env: Environment, scenario: Scenario, streams: RandomStreams,
-             shop: Storefront, customers: list[Customer], origin_s: float, until: float,
-             faults: FaultSchedule, progress: Callable[[float], None] | None):
-    """Shoppers arrive: each 60 s block of arrivals is drawn at once (numpy) and scheduled
-    as plain timeouts, so the generator wakes once per block, not once per request."""
-    traffic = scenario.traffic
-    schedule = DailySchedule(traffic.base_tps, traffic.peak_multiplier, traffic.weekend_factor)
-    mix = traffic.endpoints.model_dump()
-    weights = np.array([mix[name] for name in ENDPOINT_ORDER], dtype=float)
-    cumulative = np.cumsum(weights) / weights.sum()
-    endpoints = [ENDPOINTS[name] for name in ENDPOINT_ORDER]
-    pick = streams.generator("shoppers")
-    sessions: dict[int, tuple[float, str]] = {}
-    session_ids = streams.stream("sessions")
-    surge = faults.surge_at()
-    surge_epoch = (lambda t: surge(origin_s + t)) if surge is not None else None
-    n_customers = len(customers)
-    arrive = shop.arrive
-    call_later = env.steps.call_later
-    reported = 0.0
-    for block in arrival_times(schedule, origin_s, 0.0, until, traffic.noise,
-                               streams.generator("arrivals"), surge_epoch):
-        n = len(block)
-        kinds = np.searchsorted(cumulative, pick.random(n), side="right").tolist()
-        who = pick.integers(0, n_customers, n).tolist()
-        now = env.now
-        for t, kind, idx in zip(block.tolist(), kinds, who, strict=True):
-            last = sessions.get(idx)
-            if last is None or t - last[0] > SESSION_IDLE_S:
-                sid = f"sess-{int(session_ids.random() * 2**52):013x}"
-            else:
-                sid = last[1]
-            sessions[idx] = (t, sid)
-            request = Request(endpoints[min(kind, 4)], t, customers[idx], sid)
-            call_later(t - now, arrive, request)
-        yield env.timeout(max(0.0, float(block[-1]) - now))
-        if progress is not None:
-            progress(env.now - reported)
-            reported = env.now
