@@ -43,6 +43,7 @@ class JvmHeap:
         self.young_used_mb = 0.0
         self.leaked_mb = 0.0
         self.old_used_mb = self.baseline_live_mb
+        self.young_limit = self.young_limit_mb()
 
     @property
     def used_mb(self) -> float:
@@ -64,8 +65,9 @@ class JvmHeap:
         if leaked_mb:
             self.leaked_mb += leaked_mb
             self.old_used_mb += leaked_mb
+            self.young_limit = self.young_limit_mb()
         self.young_used_mb += mb
-        if self.young_used_mb < self.young_limit_mb():
+        if self.young_used_mb < self.young_limit:
             return False
         promoted = self.young_used_mb * self.promotion_ratio
         self.young_used_mb = 0.0
