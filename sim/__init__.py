@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
@@ -62,7 +61,8 @@ def _use_sources_when_needed() -> None:
     if not (forced or stale):
         return
     sys.meta_path.insert(0, SourcesFirst({name: src for name, (src, _) in modules.items()}))
-    if stale and multiprocessing.parent_process() is None:
+    if stale and not os.environ.get("_STOREFRONT_SIM_STALE_WARNED"):
+        os.environ["_STOREFRONT_SIM_STALE_WARNED"] = "1"  # worker processes inherit it: one line a run
         print(f"storefront-sim: {modules[stale[0]][0]} changed after it was compiled; running "
               "the Python sources (slower). Rebuild with: pip install -e .", file=sys.stderr)
 
