@@ -8,9 +8,7 @@ events go first, so ``run(until=t)`` still stops before any step due at ``t``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from heapq import heappop
-from typing import Any
 
 import simpy
 from simpy.core import EmptySchedule, Infinity
@@ -25,10 +23,6 @@ class Environment(simpy.Environment):
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
         self.steps = StepQueue(float(initial_time))
-
-    def call_later(self, delay: float, fn: Callable[[Any], None], arg: Any) -> None:
-        """Run ``fn(arg)`` at ``now + delay``; steps due at the same time run in call order."""
-        self.steps.call_later(delay, fn, arg)
 
     def peek(self) -> float:
         heap = self.steps.heap

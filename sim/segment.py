@@ -78,7 +78,7 @@ def simulate_segment(
             day_cache[day] = label
         return label
 
-    shop = Storefront(env, scenario, streams, faults, docs, counting_emit, emit_from,
+    shop = Storefront(steps, scenario, streams, faults, docs, counting_emit, emit_from,
                       emit_until, day_label)
     sampler = MetricsSampler(shop, docs, scenario.output.metrics_interval_s, counting_emit,
                              emit_from, emit_until)

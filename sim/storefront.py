@@ -24,7 +24,6 @@ from sim.endpoints import (
     RECOMMENDATIONS,
     Endpoint,
 )
-from sim.engine import Environment
 from sim.failures import BACKGROUND_KINDS, Failure, build_catalog
 from sim.faults import FaultSchedule
 from sim.groundtruth import MinuteAggregator
@@ -36,6 +35,7 @@ from sim.resources.jvm_heap import FULL, JvmHeap
 from sim.resources.worker_pool import WorkerPool
 from sim.rng import RandomStreams
 from sim.sinks.base import EncodedDoc
+from sim.steps import StepQueue
 
 CPU_SHARE_OF_APP_TIME = 0.3  # the rest of "app" time is I/O the thread waits on (cache, logs)
 RETRY_BACKOFF_S = 0.2
@@ -125,7 +125,7 @@ class Storefront:
 
     def __init__(
         self,
-        env: Environment,
+        steps: StepQueue,
         scenario: Scenario,
         streams: RandomStreams,
         faults: FaultSchedule,
@@ -136,7 +136,7 @@ class Storefront:
         day_label: Callable[[float], str],
     ):
         cfg = scenario.storefront
-        self.steps = env.steps
+        self.steps = steps
         self.cfg = cfg
         self.docs = docs
         self.emit = emit
@@ -567,11 +567,7 @@ class AppInstance:
         if request.done:
             return
         request.db_time += self.steps.now - request.mark
-        if self.paused_until > self.steps.now:
-            request.gc_wait += self.paused_until - self.steps.now
-            self._after(self.paused_until - self.steps.now, request)
-        else:
-            self._advance(request)
+        self._resume(request)
 
     def _db_pool_timeout(self, request: Request, waited: float) -> None:
         request.pool_wait += waited

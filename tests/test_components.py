@@ -84,9 +84,9 @@ def test_db_pool_connection_timeout_timeline():
         timeline.append((f"{name} timed out", env.now, waited))
 
     pool.acquire("A", acquired, timed_out)
-    env.call_later(8, lambda _: pool.release(pool.generation), None)
-    env.call_later(1, lambda _: pool.acquire("B", acquired, timed_out), None)
-    env.call_later(7, lambda _: pool.acquire("C", acquired, timed_out), None)
+    env.steps.call_later(8, lambda _: pool.release(pool.generation), None)
+    env.steps.call_later(1, lambda _: pool.acquire("B", acquired, timed_out), None)
+    env.steps.call_later(7, lambda _: pool.acquire("C", acquired, timed_out), None)
     env.run()
     assert timeline == [("A acquired", 0, 0.0), ("B timed out", 6, 5), ("C acquired", 8, 1)]
     assert pool.timeouts == 1
@@ -147,7 +147,7 @@ def _single_instance_shop(env, docs_out):
         "background_errors": {"error_rate_normal": 0},  # no everyday failures in this timeline
     })
     shop = Storefront(
-        env, scenario, RandomStreams(1), FaultSchedule([], lambda: env.now), DocumentFactory(0, 1),
+        env.steps, scenario, RandomStreams(1), FaultSchedule([], lambda: env.now), DocumentFactory(0, 1),
         docs_out.append, 0.0, 1e9, lambda s: "20260101",
     )
     shop.app_rng = RandomStream(_ZeroNormals())
@@ -169,10 +169,10 @@ def test_gc_pause_stalls_in_flight_work():
         arrivals[name] = env.now
         shop.arrive(Request(probe, env.now, customer, name))
 
-    env.call_later(0.0, arrive, "r1")
-    env.call_later(0.05, lambda _: inst._on_gc(FULL, 0.5), None)  # stop-the-world 0.05-0.55
-    env.call_later(0.2, arrive, "r2")
-    env.call_later(0.6, arrive, "r3")
+    env.steps.call_later(0.0, arrive, "r1")
+    env.steps.call_later(0.05, lambda _: inst._on_gc(FULL, 0.5), None)  # stop-the-world 0.05-0.55
+    env.steps.call_later(0.2, arrive, "r2")
+    env.steps.call_later(0.6, arrive, "r3")
     env.run()
     transactions = [d for d in docs if d["event_type"] == "transaction"]
     timeline = [(d["session_id"], round(arrivals[d["session_id"]] + d["response_time_ms"] / 1000, 6))
@@ -190,13 +190,13 @@ def test_steps_and_simpy_events_share_one_clock():
         timeline.append(("process starts", env.now))
         yield env.timeout(2)
         timeline.append(("process wakes", env.now))
-        env.call_later(0.5, lambda name: timeline.append((name, env.now)), "step from process")
+        env.steps.call_later(0.5, lambda name: timeline.append((name, env.now)), "step from process")
 
     env.process(process(env))
-    env.call_later(2, lambda name: timeline.append((name, env.now)), "step at 2")
-    env.call_later(1, lambda name: timeline.append((name, env.now)), "step at 1")
-    env.call_later(1, lambda name: timeline.append((name, env.now)), "second step at 1")
-    env.call_later(3, lambda name: timeline.append((name, env.now)), "step at 3")
+    env.steps.call_later(2, lambda name: timeline.append((name, env.now)), "step at 2")
+    env.steps.call_later(1, lambda name: timeline.append((name, env.now)), "step at 1")
+    env.steps.call_later(1, lambda name: timeline.append((name, env.now)), "second step at 1")
+    env.steps.call_later(3, lambda name: timeline.append((name, env.now)), "step at 3")
     env.run(until=3)  # stops before anything due at 3
     assert timeline == [
         ("process starts", 0), ("step at 1", 1), ("second step at 1", 1),
