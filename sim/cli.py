@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not verify the OpenSearch TLS certificate (warns)")
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
+                   help="event loop: fast (default, sim/engine.py) or simpy's own "
+                        "Environment; same model, same bytes")
     return p
 
 
@@ -169,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         if extra_sinks:
             with bulk_load_settings(client, index):
                 result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
-                                  workers=args.workers, incident_sinks=incident_sinks)
+                                  workers=args.workers, incident_sinks=incident_sinks,
+                                  engine=args.engine)
         else:
             result = simulate(scenario, today, output_dir, progress=progress,
-                              workers=args.workers)
+                              workers=args.workers, engine=args.engine)
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130

@@ -83,12 +83,25 @@ class DbPoolConfig(_Model):
     connection_timeout_ms: PositiveFloat = 2_000
 
 
+class CacheConfig(_Model):
+    """A service's cache of its hot working set (sim/resources/cache.py): a cold call costs
+    ``1 + cold_extra`` x a warm one; each call at a slowdown evicts ``evict_per_slow_call``
+    of it, each ordinary call brings back ``warm_per_call`` of what is missing."""
+
+    cold_extra: NonNegFloat = 25.0
+    evict_per_slow_call: Probability = 0.002
+    warm_per_call: Probability = 1.7e-4
+
+
 class DbServerConfig(_Model):
     """The shared database: finite concurrent queries, lognormal query time."""
 
     max_active: PositiveInt = 64
     query_ms_median: PositiveFloat = 6.0
     query_sigma: NonNegFloat = 0.6
+    # Postgres page cache: a cold query costs ~30x a cached one (disk reads on network
+    # storage); scans evict the working set, ordinary queries bring it back (1/50,000 a query)
+    cache: CacheConfig = CacheConfig(cold_extra=30.0, warm_per_call=2e-5)
 
 
 class HeapConfig(_Model):
@@ -103,6 +116,10 @@ class HeapConfig(_Model):
     full_gc_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
     full_pause_ms_per_gb: PositiveFloat = 900
     restart_seconds: PositiveFloat = 45
+    # the leaked structure is walked on every call of the leaky path (a growing audit list
+    # scanned for duplicates): CPU work and garbage grow with what leaked
+    leak_scan_ms_per_mb: NonNegFloat = 0.4
+    leak_scan_garbage_ratio: NonNegFloat = 0.01
 
 
 class GatewayConfig(_Model):
@@ -115,6 +132,7 @@ class GatewayConfig(_Model):
     latency_sigma: NonNegFloat = 0.35
     read_timeout_ms: PositiveFloat = 30_000
     max_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    retry_backoff_ms: NonNegFloat = 200
     decline_rate: Probability = 0.06
     error_rate: Probability = 0.002
 
@@ -148,6 +166,42 @@ class UpstreamConfig(_Model):
     latency_sigma: NonNegFloat = 0.4
     timeout_ms: PositiveFloat = 3000
     retries: Annotated[int, Field(ge=0, le=5)] = 1
+    # whatever made it slow churned its cache, which refills with the calls it serves
+    cache: CacheConfig = CacheConfig()
+
+
+class HealthCheckConfig(_Model):
+    """The load balancer learns that an instance died only from its health checks: until the
+    ``fails_to_remove``-th failed probe it keeps sending requests there (connection refused,
+    502); a restarted JVM gets traffic again after ``passes_to_add`` passing probes."""
+
+    interval_s: PositiveFloat = 5.0
+    fails_to_remove: PositiveInt = 2
+    passes_to_add: PositiveInt = 2
+
+
+class JitConfig(_Model):
+    """A restarted JVM runs interpreted, unprofiled code: app work costs up to
+    ``1 + cold_extra`` x more and warms up as the JIT sees traffic (per request served)."""
+
+    cold_extra: NonNegFloat = 3.0
+    warmup_requests: PositiveFloat = 4000
+
+
+class ShopperConfig(_Model):
+    """Shoppers who get a 5xx (or give up waiting) often try again: the retry storm that
+    amplifies every incident, and the backlog that makes recovery take minutes."""
+
+    retry_probability: Probability = 0.6
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    retry_delay_min_s: NonNegFloat = 2.0
+    retry_delay_max_s: NonNegFloat = 20.0
+
+    @model_validator(mode="after")
+    def _ordered_delays(self) -> ShopperConfig:
+        if self.retry_delay_max_s < self.retry_delay_min_s:
+            raise ValueError("retry_delay_max_s must be >= retry_delay_min_s")
+        return self
 
 
 class StorefrontConfig(_Model):
@@ -157,8 +211,13 @@ class StorefrontConfig(_Model):
     worker_threads: PositiveInt = 40
     accept_queue: Annotated[int, Field(ge=0)] = 60
     lb_timeout_ms: PositiveFloat = 60_000
-    cpu_cores: PositiveInt = 4
+    # cores per instance: app work runs as CPU bursts that hold a core, GC pauses take them all
+    cpu_cores: PositiveInt = 8
+    # CPU time of app work per ms of an endpoint's median (a slower or faster build)
     cpu_ms_scale: PositiveFloat = 1.0
+    health_check: HealthCheckConfig = HealthCheckConfig()
+    jit: JitConfig = JitConfig()
+    shoppers: ShopperConfig = ShopperConfig()
     db_pool: DbPoolConfig = DbPoolConfig()
     db_server: DbServerConfig = DbServerConfig()
     heap: HeapConfig = HeapConfig()

@@ -154,7 +154,8 @@ def _clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
     return None
 
 
-def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault]) -> list[SegmentPlan]:
+def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault],
+                  engine: str = "fast") -> list[SegmentPlan]:
     warmup = scenario.window.warmup_minutes * 60.0
     edges = [window.start, *(dt.datetime.fromtimestamp(p, dt.UTC)
                              for p in split_points(scenario, window, faults)), window.end]
@@ -166,7 +167,7 @@ def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault])
         # a segment also gets the faults whose aftermath it may hold, for the ground truth
         active = tuple(f for f in faults
                        if f.start_epoch - BASELINE_S < hi and f.end_epoch + TRAILING_S > lo)
-        plans.append(SegmentPlan(i, part, warmup, active))
+        plans.append(SegmentPlan(i, part, warmup, active, engine))
     return plans
 
 
@@ -185,6 +186,7 @@ def simulate(
     write_summary: bool = True,
     workers: int | None = None,
     incident_sinks: Sequence[EventSink] = (),
+    engine: str = "fast",
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
@@ -196,7 +198,7 @@ def simulate(
     pinned = [f for f in resolve_faults(scenario, today) if f.end_epoch > lo and f.start_epoch < hi]
     drawn = draw_random_incidents(scenario, window, pinned)
     faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
-    plans = plan_segments(scenario, window, faults)
+    plans = plan_segments(scenario, window, faults, engine)
     result = RunResult(scenario.name, scenario.seed, window, faults=faults)
     minutes: list[dict[int, Minute]] = []
     sinks: list[EventSink] = []

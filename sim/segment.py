@@ -16,7 +16,9 @@ from typing import Any
 from sim.clock import Window, epoch_ms
 from sim.config import Scenario
 from sim.documents import Customer, DocumentFactory
-from sim.engine import Environment, run_until
+import simpy
+
+from sim import engine
 from sim.faults import ActiveFault, FaultSchedule
 from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
@@ -26,12 +28,16 @@ from sim.storefront import Storefront
 from sim.traffic import shoppers_arrive
 
 
+ENGINES: dict[str, Callable[[], Any]] = {"fast": engine.Environment, "simpy": simpy.Environment}
+
+
 @dataclass(frozen=True)
 class SegmentPlan:
     index: int
     window: Window
     warmup_s: float
     faults: tuple[ActiveFault, ...]
+    engine: str = "fast"  # a key of ENGINES
 
 
 @dataclass
@@ -49,16 +55,18 @@ def simulate_segment(
     emit: Callable[[dict[str, Any] | EncodedDoc], None],
     progress: Callable[[float], None] | None = None,
 ) -> SegmentResult:
-    """Run one segment; ``emit`` receives every document in a deterministic order."""
-    env = Environment()
+    """Run one segment; ``emit`` receives every document in a deterministic order.
+
+    ``plan.engine`` picks the environment: ``fast`` (sim.engine) or ``simpy``; the model
+    is the same code on both, and writes the same bytes."""
+    env: Any = ENGINES[plan.engine]()
     streams = RandomStreams(scenario.seed, plan.index)
     origin = plan.window.start - dt.timedelta(seconds=plan.warmup_s)
     origin_ms = epoch_ms(origin)
     origin_s = origin_ms / 1000.0
     emit_from = plan.warmup_s
     emit_until = plan.warmup_s + plan.window.seconds
-    steps = env.steps
-    faults = FaultSchedule(list(plan.faults), lambda: origin_s + steps.now)
+    faults = FaultSchedule(list(plan.faults), lambda: origin_s + env.now)
     id_seed = int(streams.generator("ids").integers(0, 2**63 - 1))
     docs = DocumentFactory(origin_ms, id_seed)
     counts: dict[str, int] = {}
@@ -78,7 +86,7 @@ def simulate_segment(
             day_cache[day] = label
         return label
 
-    shop = Storefront(steps, scenario, streams, faults, docs, counting_emit, emit_from,
+    shop = Storefront(env, scenario, streams, faults, docs, counting_emit, emit_from,
                       emit_until, day_label)
     sampler = MetricsSampler(shop, docs, scenario.output.metrics_interval_s, counting_emit,
                              emit_from, emit_until)
@@ -86,13 +94,9 @@ def simulate_segment(
     env.process(shoppers_arrive(env, scenario, streams, shop, customers, origin_s, emit_until,
                                 faults, progress))
     lb_timeout_s = scenario.storefront.lb_timeout_ms / 1000.0
-    run_until(env, emit_until + 2 * lb_timeout_s + 60.0)
-    leftovers = sorted((r for inst in shop.instances for r in inst.inflight),
-                       key=lambda r: r.arrival)
-    for request in leftovers:
-        request.done = True
-        shop.record(request, request.instance.name if request.instance else None,
-                    "lb_timeout", env.now)
+    env.run(until=emit_until + 2 * lb_timeout_s + 60.0)
+    for instance, request in shop.in_flight():
+        shop.recorder.finish(request, instance.name, "lb_timeout")
     log = [
         (docs.timestamp(t), component, event, detail)
         for t, component, event, detail in shop.log.entries

@@ -20,7 +20,8 @@ from sim.documents import Customer
 from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
 from sim.faults import FaultSchedule
 from sim.rng import RandomStreams
-from sim.storefront import Request, Storefront
+from sim.request import Request
+from sim.storefront import Storefront
 
 # (hour of day, shape) — seed schedule: night 10 TPS, morning ramp 15-30, business 25-40,
 # lunch 35-50, afternoon 30-45, evening peak 40-60, evening decline 20-10.
@@ -102,9 +103,9 @@ def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: 
                     customers: list[Customer], origin_s: float, until: float,
                     faults: FaultSchedule, progress: Callable[[float], None] | None
                     ) -> Generator[Any, Any, None]:
-    """The SimPy process of shoppers arriving at ``shop``: each 60 s block of arrivals is
-    drawn at once (numpy) and scheduled as request steps, so the process wakes once per
-    block, not once per request. A shopper keeps a session id until idle for 30 minutes."""
+    """The process of shoppers arriving at ``shop``: arrival times come in 60 s blocks
+    (numpy); each shopper's request starts its own process at its arrival time. A shopper
+    keeps a session id until idle for 30 minutes."""
     traffic = scenario.traffic
     schedule = DailySchedule(traffic.base_tps, traffic.peak_multiplier, traffic.weekend_factor)
     mix = traffic.endpoints.model_dump()
@@ -117,15 +118,13 @@ def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: 
     surge = faults.surge_at()
     surge_epoch = (lambda t: surge(origin_s + t)) if surge is not None else None
     n_customers = len(customers)
-    arrive = shop.arrive
-    call_later = env.steps.call_later
+    forward = shop.lb.forward
     reported = 0.0
     for block in arrival_times(schedule, origin_s, 0.0, until, traffic.noise,
                                streams.generator("arrivals"), surge_epoch):
         n = len(block)
         kinds = np.searchsorted(cumulative, pick.random(n), side="right").tolist()
         who = pick.integers(0, n_customers, n).tolist()
-        now = env.now
         for t, kind, idx in zip(block.tolist(), kinds, who, strict=True):
             last = sessions.get(idx)
             if last is None or t - last[0] > SESSION_IDLE_S:
@@ -133,9 +132,9 @@ def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: 
             else:
                 sid = last[1]
             sessions[idx] = (t, sid)
-            request = Request(endpoints[min(kind, 4)], t, customers[idx], sid)
-            call_later(t - now, arrive, request)
-        yield env.timeout(max(0.0, float(block[-1]) - now))
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            env.process(forward(Request(endpoints[min(kind, 4)], t, customers[idx], sid)))
         if progress is not None:
             progress(env.now - reported)
             reported = env.now

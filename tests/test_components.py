@@ -1,4 +1,7 @@
-"""Component behaviour as exact timelines, SimPy style: [(what, env.now), ...]."""
+"""Component behaviour as exact timelines, SimPy style: [(what, env.now), ...].
+
+Every test runs on both engines: SimPy's own Environment and the fast one (sim/engine.py).
+"""
 
 from __future__ import annotations
 
@@ -7,124 +10,136 @@ import math
 
 import numpy as np
 import pytest
+from simpy import Interrupt
 
 from sim.config import Scenario
 from sim.documents import DocumentFactory, make_customer_pool
-from sim.endpoints import APP, ENDPOINTS
-from sim.engine import Environment
+from sim.endpoints import ENDPOINTS
+from sim.failures import RequestFailure
 from sim.faults import FaultSchedule
+from sim.request import Request
 from sim.resources.cache import BufferCache
 from sim.resources.circuit_breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from sim.resources.cpu import Cpu
 from sim.resources.db import DbConnectionPool, DbServer
-from sim.resources.jvm_heap import FULL
 from sim.resources.worker_pool import WorkerPool
-from sim.rng import RandomStream, RandomStreams
-from sim.storefront import Request, Storefront
+from sim.rng import RandomStream
+from sim.segment import ENGINES
+from sim.storefront import Storefront
 
 
-def test_circuit_breaker_opens_probes_and_closes():
-    now = [0.0]
+@pytest.fixture(params=sorted(ENGINES))
+def env(request):
+    return ENGINES[request.param]()
+
+
+def at(env, delay, fn, *args):
+    """Run ``fn(*args)`` at ``env.now + delay`` (a tiny process)."""
+    def proc():
+        yield env.timeout(delay)
+        fn(*args)
+    env.process(proc())
+
+
+def test_circuit_breaker_opens_waits_probes_and_closes(env):
     timeline = []
     breaker = CircuitBreaker(
         "gw", window_size=4, minimum_calls=4, failure_rate_threshold=50,
         slow_call_rate_threshold=100, slow_call_duration_s=10, wait_open_s=30,
-        half_open_calls=2, clock=lambda: now[0],
-        on_transition=lambda name, old, new, t: timeline.append((old, new, t)),
+        half_open_calls=2, env=env, backoff_multiplier=2.0, max_wait_open_s=100,
+        on_transition=lambda old, new: timeline.append((f"{old} -> {new}", env.now)),
     )
-    # three failures in four calls (75% >= 50%) opens it once the minimum is reached
-    for t, failed in ((1, True), (2, False), (3, True)):
-        now[0] = t
-        assert breaker.try_acquire()
-        breaker.record(0.1, failed)
-    assert breaker.state == CLOSED  # only 3 calls: below minimum_calls
-    now[0] = 4
-    assert breaker.try_acquire()
-    breaker.record(0.1, True)
-    assert breaker.state == OPEN
-    now[0] = 20
-    assert not breaker.try_acquire()  # still waiting in open state
-    now[0] = 34
-    assert breaker.try_acquire()  # first call after the wait: half-open, probe 1
-    assert breaker.try_acquire()  # probe 2
-    assert not breaker.try_acquire()  # no third probe
-    breaker.record(0.1, True)
-    now[0] = 35
-    breaker.record(0.1, True)  # both probes failed: open again
-    now[0] = 66
-    assert breaker.try_acquire() and breaker.try_acquire()
-    breaker.record(0.1, False)
-    now[0] = 67
-    breaker.record(0.1, False)
+    refused = []
+
+    def calls():
+        # three failures in four calls (75% >= 50%) opens it once the minimum is reached
+        for failed in (True, False, True):
+            yield env.timeout(1)
+            assert breaker.try_acquire()
+            breaker.record(0.1, failed)
+        assert breaker.state == CLOSED  # only 3 calls: below minimum_calls
+        yield env.timeout(1)
+        breaker.try_acquire()
+        breaker.record(0.1, True)  # t=4: opens, its timer runs 30 s
+        yield env.timeout(16)
+        refused.append((breaker.try_acquire(), env.now))  # still open at 20
+        yield env.timeout(15)  # t=35: the timer made it half-open at 34
+        assert breaker.try_acquire() and breaker.try_acquire()
+        assert not breaker.try_acquire()  # no third probe
+        breaker.record(0.1, True)
+        breaker.record(0.1, True)  # both probes failed: open again, for 60 s this time
+        yield env.timeout(61)  # t=96
+        assert breaker.try_acquire() and breaker.try_acquire()
+        breaker.record(0.1, False)
+        breaker.record(0.1, False)
+
+    env.process(calls())
+    env.run()
+    assert refused == [(False, 20)]
     assert timeline == [
-        (CLOSED, OPEN, 4), (OPEN, HALF_OPEN, 34), (HALF_OPEN, OPEN, 35),
-        (OPEN, HALF_OPEN, 66), (HALF_OPEN, CLOSED, 67),
+        ("CLOSED -> OPEN", 4), ("OPEN -> HALF_OPEN", 34), ("HALF_OPEN -> OPEN", 35),
+        ("OPEN -> HALF_OPEN", 95), ("HALF_OPEN -> CLOSED", 96),
     ]
+    assert breaker.take_interval() == 2 and breaker.take_interval() == 0
 
 
-def test_circuit_breaker_slow_calls_count_when_configured():
-    breaker = CircuitBreaker(
-        "gw", window_size=2, minimum_calls=2, failure_rate_threshold=100,
-        slow_call_rate_threshold=100, slow_call_duration_s=5, wait_open_s=30,
-        half_open_calls=1, clock=lambda: 0.0,
-    )
-    breaker.record(6.0, False)
-    breaker.record(7.0, False)
+def test_circuit_breaker_reset_cancels_its_open_timer(env):
+    breaker = CircuitBreaker("gw", window_size=1, minimum_calls=1, failure_rate_threshold=50,
+                             slow_call_rate_threshold=100, slow_call_duration_s=5,
+                             wait_open_s=10, half_open_calls=1, env=env)
+    breaker.record(0.1, True)
     assert breaker.state == OPEN
+    at(env, 5, breaker.reset)  # the JVM restarted: a fresh breaker
+    env.run()
+    assert breaker.state == CLOSED and env.now == 10  # the old timer fired and did nothing
 
 
-def test_db_pool_connection_timeout_timeline():
-    env = Environment()
-    pool = DbConnectionPool(env.steps, "app-01", max_size=1, timeout_s=5)
+def test_db_pool_throws_connection_timeout_into_the_waiter(env):
+    pool = DbConnectionPool(env, max_size=1, timeout_s=5)
     timeline = []
 
-    def acquired(name, waited):
-        timeline.append((f"{name} acquired", env.now, waited))
+    def client(name, arrive, hold):
+        yield env.timeout(arrive)
+        conn = pool.request()
+        try:
+            yield conn
+            timeline.append((f"{name} connected", env.now))
+            yield env.timeout(hold)
+        except RequestFailure as exc:
+            timeline.append((f"{name} {exc.kind}", env.now))
+        finally:
+            pool.release(conn)
 
-    def timed_out(name, waited):
-        timeline.append((f"{name} timed out", env.now, waited))
-
-    pool.acquire("A", acquired, timed_out)
-    env.steps.call_later(8, lambda _: pool.release(pool.generation), None)
-    env.steps.call_later(1, lambda _: pool.acquire("B", acquired, timed_out), None)
-    env.steps.call_later(7, lambda _: pool.acquire("C", acquired, timed_out), None)
+    env.process(client("A", 0, 8))
+    env.process(client("B", 1, 1))
+    env.process(client("C", 7, 1))
     env.run()
-    assert timeline == [("A acquired", 0, 0.0), ("B timed out", 6, 5), ("C acquired", 8, 1)]
-    assert pool.timeouts == 1
+    assert timeline == [("A connected", 0), ("B db_pool_timeout", 6), ("C connected", 8)]
+    assert pool.take_interval() == 1 and pool.active == 0
 
 
-def test_db_pool_reset_forgets_stale_connections():
-    env = Environment()
-    pool = DbConnectionPool(env.steps, "app-01", max_size=1, timeout_s=5)
-    pool.acquire("A", lambda *_: None, lambda *_: None)
-    old = pool.generation
-    pool.reset()
-    pool.acquire("B", lambda *_: None, lambda *_: None)
-    pool.release(old)  # A's connection died with the old JVM: must not free B's
-    assert pool.active == 1
+def test_db_pool_interrupted_waiter_leaves_the_queue_and_reset_forgets_old_connections(env):
+    pool = DbConnectionPool(env, max_size=1, timeout_s=5)
+    first = pool.request()
+    timeline = []
 
+    def waiter():
+        conn = pool.request()
+        try:
+            yield conn
+        except Interrupt:
+            timeline.append(("B gave up", env.now))
+        finally:
+            pool.release(conn)
 
-def test_db_server_limits_concurrency_fifo():
-    env = Environment()
-    server = DbServer(env.steps, max_active=2)
-    done = []
-    for name in "ABC":
-        server.execute(1.0, name, lambda n: done.append((n, env.now)))
+    b = env.process(waiter())
+    at(env, 1, b.interrupt)
     env.run()
-    assert done == [("A", 1.0), ("B", 1.0), ("C", 2.0)]
-
-
-def test_worker_pool_queues_then_rejects():
-    started = []
-    pool = WorkerPool(max_threads=2, accept_queue=1, on_start=started.append)
-    assert pool.submit("A") and pool.submit("B")
-    assert pool.submit("C")  # queued
-    assert not pool.submit("D")  # accept queue full
-    assert started == ["A", "B"]
-    pool.release()
-    assert started == ["A", "B", "C"]
-    pool.release()
-    pool.release()
-    assert pool.active == 0 and pool.rejected == 1
+    assert timeline == [("B gave up", 1)] and pool.pending == 0
+    pool.reset()  # the JVM died
+    second = pool.request()
+    pool.release(first)  # A's connection died with the old JVM: must not free B's
+    assert pool.active == 1 and second in pool.users
 
 
 class _ZeroNormals:
@@ -141,71 +156,136 @@ class _ZeroNormals:
         return np.ones(n)
 
 
-def _single_instance_shop(env, docs_out):
-    scenario = Scenario.model_validate({
-        "storefront": {"instances": 1},
-        "background_errors": {"error_rate_normal": 0},  # no everyday failures in this timeline
-    })
-    shop = Storefront(
-        env.steps, scenario, RandomStreams(1), FaultSchedule([], lambda: env.now), DocumentFactory(0, 1),
-        docs_out.append, 0.0, 1e9, lambda s: "20260101",
-    )
-    shop.app_rng = RandomStream(_ZeroNormals())
-    return shop
+def _exact() -> RandomStream:
+    return RandomStream(_ZeroNormals())
 
 
-def test_gc_pause_stalls_in_flight_work():
-    env = Environment()
-    docs = []
-    shop = _single_instance_shop(env, docs)
-    inst = shop.instances[0]
-    inst.app_scale = 1.0  # each APP step takes exactly its median, 0.1 s
-    # the home page reduced to one APP step that allocates nothing (no GC of its own)
-    probe = dataclasses.replace(ENDPOINTS["home"], app_ms_median=0.1, steps=(APP,), alloc_mb=0.0)
-    customer = make_customer_pool(1, 1)[0]
-    arrivals = {}
+def test_db_server_limits_concurrency_fifo_and_announces_saturation(env):
+    states = []
+    server = DbServer(env, 2, _exact(), 1.0, 0.0, lambda: 1.0, BufferCache(30, 0.002, 2e-5),
+                      on_state=lambda event, _: states.append((event, env.now)))
+    done = []
 
-    def arrive(name):
-        arrivals[name] = env.now
-        shop.arrive(Request(probe, env.now, customer, name))
+    def query(name):
+        yield server.query()
+        done.append((name, env.now))
 
-    env.steps.call_later(0.0, arrive, "r1")
-    env.steps.call_later(0.05, lambda _: inst._on_gc(FULL, 0.5), None)  # stop-the-world 0.05-0.55
-    env.steps.call_later(0.2, arrive, "r2")
-    env.steps.call_later(0.6, arrive, "r3")
+    for name in "ABC":
+        env.process(query(name))
     env.run()
-    transactions = [d for d in docs if d["event_type"] == "transaction"]
-    timeline = [(d["session_id"], round(arrivals[d["session_id"]] + d["response_time_ms"] / 1000, 6))
-                for d in transactions]
-    assert timeline == [("r1", 0.55), ("r2", 0.55), ("r3", 0.7)]
-    # r1's step would have ended at 0.1 and r2's at 0.3: each waits for the pause to end
-    assert [d["timing"]["gc_pause_ms"] for d in transactions] == [450.0, 250.0, 0.0]
+    assert done == [("A", 1.0), ("B", 1.0), ("C", 2.0)]
+    assert states == [("db_server_saturated", 0), ("db_server_recovered", 1.0)]
+    assert server.take_interval() == (3, 3.0)
 
 
-def test_steps_and_simpy_events_share_one_clock():
-    env = Environment()
+def test_worker_pool_queues_then_rejects(env):
+    pool = WorkerPool(env, max_threads=2, accept_queue=1)
+    a, b, c = pool.request(), pool.request(), pool.request()
+    with pytest.raises(RequestFailure, match="queue_rejected"):
+        pool.request()
+    assert pool.users == {a, b} and list(pool.queue) == [c]
+    pool.release(a)
+    assert pool.users == {b, c} and pool.rejected == 1
+
+
+def test_cpu_bursts_queue_for_cores_and_gc_takes_them_all(env):
+    cpu = Cpu(env, cores=2)
     timeline = []
 
-    def process(env):
-        timeline.append(("process starts", env.now))
-        yield env.timeout(2)
-        timeline.append(("process wakes", env.now))
-        env.steps.call_later(0.5, lambda name: timeline.append((name, env.now)), "step from process")
+    def burst(name, arrive, seconds):
+        yield env.timeout(arrive)
+        yield cpu.run(seconds)
+        timeline.append((name, env.now))
 
-    env.process(process(env))
-    env.steps.call_later(2, lambda name: timeline.append((name, env.now)), "step at 2")
-    env.steps.call_later(1, lambda name: timeline.append((name, env.now)), "step at 1")
-    env.steps.call_later(1, lambda name: timeline.append((name, env.now)), "second step at 1")
-    env.steps.call_later(3, lambda name: timeline.append((name, env.now)), "step at 3")
-    env.run(until=3)  # stops before anything due at 3
-    assert timeline == [
-        ("process starts", 0), ("step at 1", 1), ("second step at 1", 1),
-        ("process wakes", 2),  # at equal times SimPy's events go first
-        ("step at 2", 2), ("step from process", 2.5),
-    ]
-    assert env.peek() == 3
-    env.run()
-    assert timeline[-1] == ("step at 3", 3)
+    env.process(burst("A", 0, 1.0))
+    env.process(burst("B", 0, 1.0))
+    env.process(burst("C", 0, 1.0))  # waits for a core: 1..2
+    env.process(burst("D", 2.5, 1.0))  # arrives during the GC pause 2.2..3.2
+    at(env, 2.2, cpu.stop_the_world, 1.0)
+    env.run(until=4)
+    assert timeline == [("A", 1.0), ("B", 1.0), ("C", 2.0), ("D", 4.2)] or \
+        timeline == [("A", 1.0), ("B", 1.0), ("C", 2.0)]
+    busy, waiting = cpu.take_interval()
+    # 3 core-s of bursts, 2 core-s of GC, 0.8 core-s of D by t=4; over 2 cores x 4 s
+    assert busy == pytest.approx((3 + 2 + 0.8) / 8)
+    assert waiting == 0
+
+
+def _single_instance_shop(env, docs_out, **storefront):
+    scenario = Scenario.model_validate({
+        "storefront": {"instances": 1, "shoppers": {"retry_probability": 0}, **storefront},
+        "background_errors": {"error_rate_normal": 0},  # no everyday failures in this timeline
+        "traffic": {"customers": 1},
+    })
+
+    class ExactStreams:
+        def stream(self, name):
+            return _exact()
+
+    return Storefront(env, scenario, ExactStreams(), FaultSchedule([], lambda: env.now),
+                      DocumentFactory(0, 1), docs_out.append, 0.0, 1e9, lambda s: "20260101")
+
+
+def _send(env, shop, endpoint, name, at_s):
+    customer = make_customer_pool(1, 1)[0]
+
+    def arrive():
+        yield env.timeout(at_s)
+        yield from shop.lb.forward(Request(endpoint, 0.0, customer, name))
+    env.process(arrive())
+
+
+def _transactions(docs):
+    return [(d["session_id"], round(d["response_time_ms"] / 1000, 6), d["status"])
+            for d in (x.as_dict() for x in docs) if d["event_type"] == "transaction"]
+
+
+def test_gc_pause_stalls_cpu_work(env):
+    docs = []
+    shop = _single_instance_shop(env, docs, cpu_ms_scale=1000.0)  # app_ms_median in seconds
+    inst = shop.instances[0]
+    # the home page as one CPU step of exactly 0.1 s that allocates nothing
+    def one_step(app, req):
+        yield from app.work(req)
+    probe = dataclasses.replace(ENDPOINTS["home"], app_ms_median=0.1, handler=one_step,
+                                alloc_mb=0.0)
+    _send(env, shop, probe, "r1", 0.0)
+    at(env, 0.05, inst.cpu.stop_the_world, 0.5)  # stop-the-world 0.05-0.55
+    _send(env, shop, probe, "r2", 0.2)
+    _send(env, shop, probe, "r3", 0.6)
+    env.run(until=5)
+    # r1 was on its core when the pause began and finishes; r2's burst waits for the pause
+    assert _transactions(docs) == [("r1", 0.1, "success"), ("r2", 0.45, "success"),
+                                   ("r3", 0.1, "success")]
+    assert [d.as_dict()["timing"]["gc_pause_ms"] for d in docs] == [0.0, 350.0, 0.0]
+
+
+def test_checkout_holds_its_connection_through_a_slow_gateway_call(env):
+    """The cascade itself: one checkout holds the only pooled connection across a slow
+    payment call; reads that need a connection time out waiting for it, at exact times."""
+    docs = []
+    shop = _single_instance_shop(
+        env, docs, cpu_ms_scale=1e-6,  # CPU work takes (next to) no time
+        db_pool={"max_size": 1, "connection_timeout_ms": 2000},
+        db_server={"query_ms_median": 10},
+        inventory={"latency_ms_median": 50},
+        payment_gateway={"latency_ms_median": 10_000, "read_timeout_ms": 30_000},
+    )
+    checkout, search = ENDPOINTS["checkout"], ENDPOINTS["search"]
+    _send(env, shop, checkout, "order", 0.0)  # read 0-0.01, stock 0.01-0.06, INSERT -0.07
+    _send(env, shop, search, "s1", 1.0)  # needs the connection the order holds
+    _send(env, shop, search, "s2", 3.5)
+    env.run(until=20)
+    tx = {name: (rt, status) for name, rt, status in _transactions(docs)}
+    # the order: read 10 ms, inventory 50 ms, INSERT 10 ms, the charge 10 s, UPDATE 10 ms
+    assert tx["order"] == (pytest.approx(10.08, abs=1e-5), "success")
+    assert tx["s1"] == (pytest.approx(2.0, abs=1e-5), "error")  # HikariCP gave up at 3.0
+    assert tx["s2"] == (pytest.approx(2.0, abs=1e-5), "error")  # and at 5.5
+    errors = [d.as_dict() for d in docs if d.as_dict()["event_type"] == "error"]
+    assert [e["error"]["type"] for e in errors] == [
+        "java.sql.SQLTransientConnectionException"] * 2
+    timing = [d.as_dict()["timing"] for d in docs if d.as_dict().get("session_id") == "order"]
+    assert timing[0]["gateway_time_ms"] == pytest.approx(10_000, abs=1e-3)
 
 
 def test_buffer_cache_rewarms_with_queries_not_with_time():

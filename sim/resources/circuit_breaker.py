@@ -3,15 +3,16 @@
 Closed: outcomes of the last ``window_size`` calls are kept; once ``minimum_calls`` are
 recorded and the failure rate or the slow-call rate reaches its threshold, it opens.
 Open: calls are refused (CallNotPermittedException) for ``wait_open`` (multiplied by
-``backoff_multiplier`` for every re-open in a row, up to ``max_wait_open``); the first call
-after that moves it to half-open. Half-open: ``half_open_calls`` probes are let through and their
+``backoff_multiplier`` for every re-open in a row, up to ``max_wait_open``); then a timer
+process moves it to half-open (Resilience4j's automaticTransitionFromOpenToHalfOpen). Half-open: ``half_open_calls`` probes are let through and their
 outcomes decide between closing and opening again.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import Any
 
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
 STATE_CODES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
@@ -29,11 +30,11 @@ class CircuitBreaker:
         slow_call_duration_s: float,
         wait_open_s: float,
         half_open_calls: int,
-        clock: Callable[[], float],
+        env: Any,
         enabled: bool = True,
         backoff_multiplier: float = 1.0,
         max_wait_open_s: float | None = None,
-        on_transition: Callable[[str, str, str, float], None] | None = None,
+        on_transition: Callable[[str, str], None] | None = None,
     ):
         self.name = name
         self.window_size = window_size
@@ -48,7 +49,8 @@ class CircuitBreaker:
         self.max_wait_open_s = max_wait_open_s if max_wait_open_s is not None else wait_open_s
         self.current_wait_s = wait_open_s
         self.consecutive_opens = 0
-        self.clock = clock
+        self.env = env
+        self.opens = 0  # times opened, ever: which open a timer belongs to
         self.on_transition = on_transition
         self.state = CLOSED
         self.opened_at = 0.0
@@ -66,16 +68,15 @@ class CircuitBreaker:
         self.half_open_permits = 0
         self.consecutive_opens = 0
         self.current_wait_s = self.wait_open_s
+        self.opens += 1  # a pending open timer no longer applies
 
     def try_acquire(self) -> bool:
         """May a call go to the dependency now?"""
         if not self.enabled or self.state == CLOSED:
             return True
         if self.state == OPEN:
-            if self.clock() - self.opened_at < self.current_wait_s:
-                self.not_permitted += 1
-                return False
-            self._transition(HALF_OPEN)
+            self.not_permitted += 1
+            return False
         if self.half_open_permits < self.half_open_calls:
             self.half_open_permits += 1
             return True
@@ -117,14 +118,27 @@ class CircuitBreaker:
         self.failures = self.slow = 0
         self.half_open_permits = 0
         if new_state == OPEN:
-            self.opened_at = self.clock()
+            self.opened_at = self.env.now
             # Resilience4j's exponential backoff in the open state: every failed probe
             # round waits longer, up to a maximum; closing resets it
             self.current_wait_s = min(self.max_wait_open_s, self.wait_open_s *
                                       self.backoff_multiplier ** self.consecutive_opens)
             self.consecutive_opens += 1
+            self.opens += 1
+            self.env.process(self._wait_open(self.opens))
         elif new_state == CLOSED:
             self.consecutive_opens = 0
             self.current_wait_s = self.wait_open_s
         if self.on_transition is not None:
-            self.on_transition(self.name, old, new_state, self.clock())
+            self.on_transition(old, new_state)
+
+    def _wait_open(self, opened: int) -> Generator[Any, Any, None]:
+        """The open state's timer: after the wait, let probes through (half-open)."""
+        yield self.env.timeout(self.current_wait_s)
+        if self.opens == opened and self.state == OPEN:
+            self._transition(HALF_OPEN)
+
+    def take_interval(self) -> int:
+        """Calls refused since the last call."""
+        n, self.not_permitted = self.not_permitted, 0
+        return n

@@ -1,8 +1,8 @@
-"""DbConnectionPool (HikariCP-style, per app instance) and DbServer (shared, finite concurrency).
+"""DbConnectionPool (HikariCP, per app instance) and DbServer (the shared database).
 
 A query needs a pooled connection first; if none frees up within ``connection_timeout``
-the caller gets HikariCP's SQLTransientConnectionException. The connection is then held
-while the query waits for and runs on the shared database server.
+the waiting process gets HikariCP's SQLTransientConnectionException thrown into it. The
+connection is held while the query waits for and runs on the shared database server.
 """
 
 from __future__ import annotations
@@ -11,106 +11,152 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sim.steps import StepQueue
+from sim.failures import RequestFailure
+from sim.resources import OnState, ignore_state
+from sim.resources.cache import BufferCache
+from sim.resources.service import ServiceCenter
+from sim.rng import RandomStream
 
-
-class _Waiter:
-    __slots__ = ("request", "on_acquire", "on_timeout", "since", "done")
-
-    def __init__(self, request: Any, on_acquire: Callable, on_timeout: Callable, since: float):
-        self.request = request
-        self.on_acquire = on_acquire
-        self.on_timeout = on_timeout
-        self.since = since
-        self.done = False
+EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection ...
+EXHAUSTED_WAIT = 0.25  # ... the oldest waiting this share of the timeout: the pool is exhausted
+RECOVERED_ACTIVE = 0.8  # busy share below which, with nobody waiting, it has recovered
 
 
 class DbConnectionPool:
-    def __init__(self, steps: StepQueue, name: str, max_size: int, timeout_s: float):
-        self.steps = steps
-        self.name = name
+    """``request()`` is the event of a connection; ``release(req)`` gives it back or stops
+    waiting. The pool times out its own waiters (one timer for the oldest), so a request
+    costs one event whether it waits or not."""
+
+    def __init__(self, env: Any, max_size: int, timeout_s: float,
+                 on_state: OnState = ignore_state) -> None:
+        self.env = env
         self.max_size = max_size
         self.timeout_s = timeout_s
-        self.active = 0
-        self.waiters: deque[_Waiter] = deque()
-        self.pending = 0
+        self.on_state = on_state
+        self.users: set[Any] = set()
+        self.queue: deque[tuple[Any, float]] = deque()  # (request event, since)
         self.timeouts = 0
-        self.generation = 0
+        self.exhausted = False
+        self._timer_armed = False
 
-    def acquire(
-        self,
-        request: Any,
-        on_acquire: Callable[[Any, float], None],
-        on_timeout: Callable[[Any, float], None],
-    ) -> None:
-        """Calls ``on_acquire(request, waited_s)`` or ``on_timeout(request, waited_s)``."""
-        if self.active < self.max_size and not self.pending:
-            self.active += 1
-            on_acquire(request, 0.0)
-            return
-        waiter = _Waiter(request, on_acquire, on_timeout, self.steps.now)
-        self.waiters.append(waiter)
-        self.pending += 1
-        self.steps.call_later(self.timeout_s, self._expire, waiter)
+    @property
+    def active(self) -> int:
+        return len(self.users)
 
-    def _expire(self, waiter: _Waiter) -> None:
-        if waiter.done:
-            return
-        waiter.done = True
-        self.pending -= 1
-        self.timeouts += 1
-        waiter.on_timeout(waiter.request, self.steps.now - waiter.since)
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
 
-    def release(self, generation: int) -> None:
-        """Return a connection taken in ``generation`` (stale ones, from before a reset, vanish)."""
-        if generation != self.generation:
+    def request(self) -> Any:
+        req = self.env.event()
+        if len(self.users) < self.max_size and not self.queue:
+            self.users.add(req)
+            req.succeed()
+            return req
+        now = self.env.now
+        self.queue.append((req, now))
+        if not self._timer_armed:
+            self._arm(self.timeout_s)
+        if not self.exhausted and len(self.queue) >= EXHAUSTED_WAITERS * self.max_size and \
+                now - self.queue[0][1] >= EXHAUSTED_WAIT * self.timeout_s:
+            self._announce_exhausted()
+        return req
+
+    def release(self, req: Any) -> None:
+        """Give back a granted connection, or stop waiting for one (a request interrupted in
+        the queue). Connections of a pool reset since (a restarted JVM) are simply gone."""
+        if req in self.users:
+            self.users.remove(req)
+            if self.queue:
+                waiter, _ = self.queue.popleft()
+                self.users.add(waiter)
+                waiter.succeed()
+            elif self.exhausted and len(self.users) < RECOVERED_ACTIVE * self.max_size:
+                self.exhausted = False
+                self.on_state("db_pool_recovered", f"{len(self.users)}/{self.max_size} in use")
             return
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if waiter.done:
-                continue
-            waiter.done = True
-            self.pending -= 1
-            waiter.on_acquire(waiter.request, self.steps.now - waiter.since)
-            return
-        self.active -= 1
+        for i, (waiter, _) in enumerate(self.queue):
+            if waiter is req:
+                del self.queue[i]
+                return
 
     def reset(self) -> None:
-        """The owning JVM restarted: a fresh, empty pool."""
-        for waiter in self.waiters:
-            waiter.done = True
-        self.waiters.clear()
-        self.pending = 0
-        self.active = 0
-        self.generation += 1
+        """The owning JVM died: a fresh, empty pool."""
+        self.users.clear()
+        self.queue.clear()
+        self.exhausted = False
+
+    def _arm(self, delay: float) -> None:
+        self._timer_armed = True
+        self.env.timeout(delay).callbacks.append(self._expire)
+
+    def _expire(self, _event: Any) -> None:
+        """Throw SQLTransientConnectionException into every waiter past the timeout."""
+        self._timer_armed = False
+        now = self.env.now
+        queue = self.queue
+        while queue and now - queue[0][1] >= self.timeout_s - 1e-9:
+            waiter, _ = queue.popleft()
+            self.timeouts += 1
+            if not self.exhausted:
+                self._announce_exhausted()
+            waiter.fail(RequestFailure("db_pool_timeout"))
+        if queue:
+            self._arm(queue[0][1] + self.timeout_s - now)
+
+    def _announce_exhausted(self) -> None:
+        self.exhausted = True
+        self.on_state("db_pool_exhausted", f"{len(self.users)}/{self.max_size} in use, "
+                                           f"{len(self.queue)} waiting")
+
+    def take_interval(self) -> int:
+        """Connection timeouts since the last call."""
+        n, self.timeouts = self.timeouts, 0
+        return n
 
 
-class DbServer:
-    """The shared database: at most ``max_active`` queries run at once, the rest queue FIFO."""
+class DbServer(ServiceCenter):
+    """The shared database: at most ``max_active`` queries run at once, the rest queue FIFO.
 
-    def __init__(self, steps: StepQueue, max_active: int):
-        self.steps = steps
-        self.max_active = max_active
-        self.active = 0
-        self.queue: deque[tuple[float, Any, Callable]] = deque()
-        self.queries = 0
-        self.busy_time = 0.0
+    It draws each query's time from its own stream: lognormal around the median, times
+    the fault's slowdown, times its buffer cache's cold-read factor."""
 
-    def execute(self, duration_s: float, request: Any, on_done: Callable[[Any], None]) -> None:
-        if self.active < self.max_active:
-            self._run(duration_s, request, on_done)
-        else:
-            self.queue.append((duration_s, request, on_done))
+    def __init__(self, env: Any, max_active: int, rng: RandomStream, median_s: float,
+                 sigma: float, slowdown: Callable[[], float], cache: BufferCache,
+                 on_state: OnState = ignore_state) -> None:
+        super().__init__(env, max_active)
+        self.rng = rng
+        self.median_s = median_s
+        self.sigma = sigma
+        self.slowdown = slowdown
+        self.cache = cache
+        self.on_state = on_state
+        self.saturated = False
+        self._last = (0, 0.0)
 
-    def _run(self, duration_s: float, request: Any, on_done: Callable[[Any], None]) -> None:
-        self.active += 1
-        self.queries += 1
-        self.busy_time += duration_s
-        self.steps.call_later(duration_s, self._finish, (request, on_done))
+    @property
+    def max_active(self) -> int:
+        return self.servers
 
-    def _finish(self, done: tuple[Any, Callable[[Any], None]]) -> None:
-        request, on_done = done
-        self.active -= 1
-        if self.queue:
-            self._run(*self.queue.popleft())
-        on_done(request)
+    def query(self) -> Any:
+        """The event of one query, done when it has waited for a slot and run."""
+        seconds = self.rng.lognormal(self.median_s * self.cache.query_factor(self.slowdown()),
+                                     self.sigma)
+        return self.serve(seconds)
+
+    def queued(self) -> None:
+        if not self.saturated:
+            self.saturated = True
+            self.on_state("db_server_saturated",
+                          f"{self.busy}/{self.servers} active, {len(self.queue)} queued")
+
+    def released(self) -> None:
+        if self.saturated and not self.queue and self.busy < RECOVERED_ACTIVE * self.servers:
+            self.saturated = False
+            self.on_state("db_server_recovered", f"{self.busy}/{self.servers} active")
+
+    def take_interval(self) -> tuple[int, float]:
+        """(queries started, their total time in s) since the last call."""
+        jobs, service = self._last
+        self._last = (self.jobs, self.service_s)
+        return self.jobs - jobs, self.service_s - service

@@ -1,23 +1,29 @@
 """Remote dependencies: the external PaymentGateway and internal UpstreamServices.
 
-Each draws its own latency from its own random stream. A fault raises a dependency's
-latency (or its error rate) through ``degradation``; callers see only slower or failed
-calls and must cope with them (timeouts, retries, the circuit breaker).
+Each draws its own latency from its own random stream and keeps its own counters. A fault
+raises a dependency's latency (or its error rate) through ``slowdown``; callers see only
+slower or failed calls and must cope with them (timeouts, retries, the circuit breaker).
+A call is a timeout event whose value is the outcome: the caller waits at most its read
+timeout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from sim.resources import OnState, ignore_state
 from sim.resources.cache import BufferCache
 from sim.rng import RandomStream
 
-OK, DECLINED, FAILED = 0, 1, 2
+OK, DECLINED, FAILED, TIMED_OUT = 0, 1, 2, 3
+QUIET_BEFORE_TIMEOUTS_START_S = 120.0  # a timeout after this long without one starts a spell
 
 
 class UpstreamService:
     def __init__(
         self,
+        env: Any,
         name: str,
         rng: RandomStream,
         median_s: float,
@@ -26,7 +32,9 @@ class UpstreamService:
         slowdown: Callable[[], float],
         cache: BufferCache | None = None,
         retries: int = 0,
+        on_state: OnState = ignore_state,
     ):
+        self.env = env
         self.name = name
         self.rng = rng
         self.median_s = median_s
@@ -35,14 +43,49 @@ class UpstreamService:
         self.slowdown = slowdown
         self.cache = cache
         self.retries = retries
+        self.on_state = on_state
         self.timeout_kind = f"{name}_timeout"
+        self.calls = 0
+        self.timeouts = 0
+        self.latencies: list[float] = []
+        self._last_timeout = -1e18
 
-    def call_latency(self) -> float:
+    def latency(self) -> float:
         """How long the dependency takes to answer this call (may exceed the timeout)."""
         factor = self.slowdown()
         if self.cache is not None:
             factor = self.cache.query_factor(factor)
         return self.rng.lognormal(self.median_s * factor, self.sigma)
+
+    def get(self) -> Any:
+        """One GET: the event's value is OK, or TIMED_OUT after the read timeout."""
+        return self._answer(self.latency(), OK)
+
+    def _answer(self, latency: float, outcome: int) -> Any:
+        self.calls += 1
+        if latency >= self.timeout_s:
+            self.latencies.append(self.timeout_s)
+            event = self.env.timeout(self.timeout_s, TIMED_OUT)
+            event.callbacks.append(self._timed_out)
+            return event
+        self.latencies.append(latency)
+        return self.env.timeout(latency, outcome)
+
+    def _timed_out(self, _event: Any) -> None:
+        now = self.env.now
+        self.timeouts += 1
+        if now - self._last_timeout > QUIET_BEFORE_TIMEOUTS_START_S:
+            event = "gateway_timeouts_started" if isinstance(self, PaymentGateway) else \
+                "upstream_timeouts_started"
+            self.on_state(event, f"{self.name} calls timing out")
+        self._last_timeout = now
+
+    def take_interval(self) -> tuple[list[float], int, int]:
+        """(latencies, calls, timeouts) since the last call."""
+        figures = (self.latencies, self.calls, self.timeouts)
+        self.latencies = []
+        self.calls = self.timeouts = 0
+        return figures
 
 
 class PaymentGateway(UpstreamService):
@@ -50,6 +93,7 @@ class PaymentGateway(UpstreamService):
 
     def __init__(
         self,
+        env: Any,
         rng: RandomStream,
         median_s: float,
         sigma: float,
@@ -58,20 +102,29 @@ class PaymentGateway(UpstreamService):
         error_rate: float,
         slowdown: Callable[[], float],
         extra_error_rate: Callable[[], float],
+        on_state: OnState = ignore_state,
     ):
-        super().__init__("payment-gateway", rng, median_s, sigma, timeout_s, slowdown)
+        super().__init__(env, "payment-gateway", rng, median_s, sigma, timeout_s, slowdown,
+                         on_state=on_state)
         self.decline_rate = decline_rate
         self.error_rate = error_rate
         self.extra_error_rate = extra_error_rate
+        self.failures = 0
 
-    def call(self) -> tuple[float, int]:
-        """(latency_s, outcome) of one charge attempt."""
+    def charge(self) -> Any:
+        """One charge attempt: the event's value is OK, DECLINED, FAILED or TIMED_OUT."""
         error_rate = self.error_rate + self.extra_error_rate()
         u = self.rng.random()
         if u < error_rate:
             # a failing gateway answers fast with a 5xx
-            return self.rng.lognormal(self.median_s * 0.3, self.sigma), FAILED
-        latency = self.call_latency()
+            self.failures += 1
+            return self._answer(self.rng.lognormal(self.median_s * 0.3, self.sigma), FAILED)
+        latency = self.latency()
         if u < error_rate + self.decline_rate * (1 - error_rate):
-            return latency, DECLINED
-        return latency, OK
+            return self._answer(latency, DECLINED)
+        return self._answer(latency, OK)
+
+    def take_failures(self) -> int:
+        """5xx answers since the last call."""
+        n, self.failures = self.failures, 0
+        return n

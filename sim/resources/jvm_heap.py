@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.resources import OnState, ignore_state
+
 MINOR, FULL, OOM = "minor", "full", "oom"
+LONG_GC_PAUSE_S = 1.5  # everyday full GCs of this heap take ~1.2 s
+PRESSURE_SHARE = 0.6  # live set share of the old generation that operators alert on
 
 
 class JvmHeap:
@@ -27,6 +31,7 @@ class JvmHeap:
         full_gc_threshold: float,
         full_pause_s_per_gb: float,
         on_gc: Callable[[str, float], None],
+        on_state: OnState = ignore_state,
     ):
         self.max_mb = max_mb
         self.young_mb = young_mb
@@ -37,9 +42,14 @@ class JvmHeap:
         self.full_gc_threshold = full_gc_threshold
         self.full_pause_s_per_gb = full_pause_s_per_gb
         self.on_gc = on_gc
+        self.on_state = on_state
+        self.gc_pause_s = 0.0
+        self.gc_count = 0
+        self.gc_full = 0
         self.reset()
 
     def reset(self) -> None:
+        self.pressure = False
         self.young_used_mb = 0.0
         self.leaked_mb = 0.0
         self.old_used_mb = self.baseline_live_mb
@@ -72,12 +82,32 @@ class JvmHeap:
         promoted = self.young_used_mb * self.promotion_ratio
         self.young_used_mb = 0.0
         self.old_used_mb += promoted
-        self.on_gc(MINOR, self.minor_pause_s)
+        self._collected(MINOR, self.minor_pause_s)
         if self.old_used_mb >= self.full_gc_threshold * self.old_max_mb:
             pause = self.full_pause_s_per_gb * self.old_used_mb / 1024.0
             self.old_used_mb = self.live_mb
             if self.live_mb >= 0.98 * self.old_max_mb:
                 self.on_gc(OOM, pause)
                 return True
-            self.on_gc(FULL, pause)
+            self._collected(FULL, pause)
+            if not self.pressure and self.live_mb >= PRESSURE_SHARE * self.old_max_mb:
+                self.pressure = True
+                self.on_state("heap_pressure", f"live set {self.live_mb:.0f} MB after full GC")
+            if pause >= LONG_GC_PAUSE_S:
+                self.on_state("long_gc_pause", f"full GC {pause * 1000:.0f} ms, live "
+                                               f"{self.live_mb:.0f} MB")
         return False
+
+    def _collected(self, kind: str, pause_s: float) -> None:
+        self.gc_pause_s += pause_s
+        self.gc_count += 1
+        if kind == FULL:
+            self.gc_full += 1
+        self.on_gc(kind, pause_s)
+
+    def take_interval(self) -> tuple[float, int, int]:
+        """(GC pause s, collections, full collections) since the last call."""
+        figures = (self.gc_pause_s, self.gc_count, self.gc_full)
+        self.gc_pause_s = 0.0
+        self.gc_count = self.gc_full = 0
+        return figures

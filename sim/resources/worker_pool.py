@@ -7,41 +7,68 @@ the accept queue, and when that is full it is rejected at once (HTTP 503).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Any
+
+from sim.failures import RequestFailure
+from sim.resources import OnState, ignore_state
+
+RECOVERED_BUSY = 0.8  # busy share below which, with an empty queue, the pool has recovered
 
 
 class WorkerPool:
-    def __init__(self, max_threads: int, accept_queue: int, on_start: Callable[[Any], None]):
+    def __init__(self, env: Any, max_threads: int, accept_queue: int,
+                 on_state: OnState = ignore_state) -> None:
+        self.env = env
         self.max_threads = max_threads
         self.accept_queue = accept_queue
-        self.on_start = on_start
-        self.active = 0
+        self.on_state = on_state
+        self.users: set[Any] = set()
         self.queue: deque[Any] = deque()
         self.rejected = 0
+        self.saturated = False
 
-    def submit(self, request: Any) -> bool:
-        """Start the request now or queue it; False means rejected (queue full)."""
-        if self.active < self.max_threads:
-            self.active += 1
-            self.on_start(request)
-            return True
+    @property
+    def active(self) -> int:
+        return len(self.users)
+
+    def request(self) -> Any:
+        """The event of a thread; raises RequestFailure("queue_rejected") when the accept
+        queue is full."""
+        req = self.env.event()
+        if len(self.users) < self.max_threads:
+            self.users.add(req)
+            req.succeed()
+            return req
         if len(self.queue) >= self.accept_queue:
             self.rejected += 1
-            return False
-        self.queue.append(request)
-        return True
+            raise RequestFailure("queue_rejected")
+        self.queue.append(req)
+        if not self.saturated:
+            self.saturated = True
+            self.on_state("thread_pool_saturated", f"{len(self.users)}/{self.max_threads} busy")
+        return req
 
-    def release(self) -> None:
-        """A thread is free: hand it to the oldest queued request, if any."""
-        if self.queue:
-            self.on_start(self.queue.popleft())
-        else:
-            self.active -= 1
+    def release(self, req: Any) -> None:
+        """The thread is free: it goes to the oldest queued request. A request still queued
+        stops waiting; threads of a pool reset since (a dead JVM) are simply gone."""
+        if req in self.users:
+            self.users.remove(req)
+            if self.queue:
+                waiter = self.queue.popleft()
+                self.users.add(waiter)
+                waiter.succeed()
+            elif self.saturated and len(self.users) < RECOVERED_BUSY * self.max_threads:
+                self.saturated = False
+                self.on_state("thread_pool_recovered",
+                              f"{len(self.users)}/{self.max_threads} busy")
+            return
+        try:
+            self.queue.remove(req)
+        except ValueError:
+            pass
 
-    def reset(self) -> list[Any]:
-        """The process died: forget every thread; return the queued requests (they are lost)."""
-        lost = list(self.queue)
+    def reset(self) -> None:
+        """The process died: every thread and queued request is gone."""
+        self.users.clear()
         self.queue.clear()
-        self.active = 0
-        return lost
+        self.saturated = False

@@ -1,0 +1,79 @@
+"""Cpu: a JVM's cores. App work runs as bursts that hold a core; a GC pause takes them all.
+
+Bursts queue FIFO for a free core, so a surge beyond the cores inflates every request's
+time, which holds worker threads longer, which fills the thread pool. A stop-the-world
+collection holds every core for its pause: no burst starts until it ends (a burst already
+running finishes; that thread reached its safepoint late).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.resources import OnState, ignore_state
+from sim.resources.service import ServiceCenter
+
+SATURATED_QUEUE_PER_CORE = 4  # bursts waiting per core (~0.4 s of work each) before we call it saturated
+
+
+class Cpu(ServiceCenter):
+    def __init__(self, env: Any, cores: int, on_state: OnState = ignore_state) -> None:
+        super().__init__(env, cores)
+        self.on_state = on_state
+        self.paused = False
+        self.paused_until = 0.0
+        self._pauses = 0
+        self.gc_core_s = 0.0  # core-seconds taken by GC pauses, ever
+        self.saturated = False
+        self._interval_start = (0.0, 0.0, env.now)
+
+    def can_start(self) -> bool:
+        return not self.paused
+
+    def run(self, seconds: float) -> Any:
+        """A burst of ``seconds`` of CPU work: the event fires when it has run on a core."""
+        return self.serve(seconds)
+
+    def queued(self) -> None:
+        if not self.saturated and len(self.queue) >= SATURATED_QUEUE_PER_CORE * self.servers \
+                and not self.paused:
+            self.saturated = True
+            self.on_state("cpu_saturated", f"{self.busy}/{self.servers} cores busy, "
+                                           f"{len(self.queue)} bursts waiting")
+
+    def released(self) -> None:
+        if self.saturated and not self.queue:
+            self.saturated = False
+            self.on_state("cpu_recovered", f"{self.busy}/{self.servers} cores busy")
+
+    def stop_the_world(self, pause_s: float) -> None:
+        """A GC pause: every core is the collector's for ``pause_s`` (after any pause running)."""
+        now = self.env.now
+        self.paused = True
+        self.paused_until = max(self.paused_until, now) + pause_s
+        self.gc_core_s += pause_s * self.servers
+        self._pauses += 1
+        self.env.timeout(self.paused_until - now, self._pauses).callbacks.append(self._pause_over)
+
+    def _pause_over(self, event: Any) -> None:
+        if event.value != self._pauses:
+            return  # a later pause extends this one
+        self.paused = False
+        self.dispatch()
+
+    def reset(self) -> None:
+        """The JVM died: its queued bursts are gone (running ones finish and free their core)."""
+        self.queue.clear()
+        self.paused = False
+        self._pauses += 1
+        self.saturated = False
+
+    def take_interval(self) -> tuple[float, int]:
+        """(busy share of all cores 0..1, bursts waiting now) since the last call."""
+        busy, gc, since = self._interval_start
+        now = self.env.now
+        busy_now, gc_now = self.busy_server_seconds(), self.gc_core_s
+        self._interval_start = (busy_now, gc_now, now)
+        span = (now - since) * self.servers
+        share = (busy_now - busy + gc_now - gc) / span if span > 0 else 0.0
+        return min(1.0, share), len(self.queue)
