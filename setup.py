@@ -12,12 +12,17 @@ from glob import glob
 from setuptools import setup
 
 COMPILED = [
-    "sim/storefront.py",
+    "sim/engine.py",
     "sim/rng.py",
-    "sim/steps.py",
     "sim/traffic.py",
     "sim/documents.py",
     "sim/groundtruth.py",
+    "sim/recorder.py",
+    "sim/request.py",
+    "sim/app_instance.py",
+    "sim/endpoints.py",
+    "sim/load_balancer.py",
+    "sim/shoppers.py",
     *sorted(p for p in glob("sim/resources/*.py") if not p.endswith("__init__.py")),
 ]
 

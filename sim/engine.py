@@ -90,6 +90,11 @@ class Event:
     def _desc(self) -> str:
         return f"{self.__class__.__name__}()"
 
+    def __call__(self, event: Event) -> None:
+        # Only a Process is a callback (it resumes). Declared here, not only in Process,
+        # because mypyc miscompiles a native subclass that adds __call__ to its base.
+        raise TypeError(f"{self} is not callable")
+
     @property
     def triggered(self) -> bool:
         """``True`` once the event has been triggered (its callbacks are about to run)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Protocol
 
 import numpy as np
 
@@ -66,6 +67,12 @@ class RandomStream:
             i = 0
         self._ni = i + 1
         return median * math.exp(sigma * self._n[i])
+
+
+class StreamSource(Protocol):
+    """Anything that hands out named streams (tests give exact ones)."""
+
+    def stream(self, name: str) -> RandomStream: ...
 
 
 class RandomStreams:

@@ -27,7 +27,7 @@ from sim.recorder import Recorder, StateLog
 from sim.resources.cache import BufferCache
 from sim.resources.db import DbServer
 from sim.resources.dependencies import PaymentGateway, UpstreamService
-from sim.rng import RandomStreams
+from sim.rng import StreamSource
 from sim.shoppers import ShopperRetries
 from sim.sinks.base import EncodedDoc
 
@@ -53,7 +53,7 @@ class Storefront:
         self,
         env: Any,
         scenario: Scenario,
-        streams: RandomStreams,
+        streams: StreamSource,
         faults: FaultSchedule,
         docs: DocumentFactory,
         emit: Callable[[dict[str, Any] | EncodedDoc], None],

@@ -1,4 +1,4 @@
-"""Queueing sanity: the worker pool as M/M/c must match the Erlang-C formula.
+"""Queueing sanity: the worker pool and the CPU as M/M/c must match the Erlang-C formula.
 
 If contention is modelled right, Poisson arrivals and exponential service on c threads
 give the textbook mean queue wait. This is how we trust the symptoms that emerge from it.
@@ -10,9 +10,8 @@ import math
 
 import numpy as np
 import pytest
-import simpy
-from simpy.events import Timeout
-
+from sim.engine import Environment
+from sim.resources.cpu import Cpu
 from sim.resources.worker_pool import WorkerPool
 
 
@@ -25,37 +24,49 @@ def erlang_c_wait(arrival_rate: float, service_rate: float, servers: int) -> flo
     return (top / bottom) / (servers * service_rate - arrival_rate)
 
 
-def simulate_mmc(arrival_rate, service_rate, servers, customers, seed):
-    env = simpy.Environment()
+def simulate_mmc(resource, arrival_rate, service_rate, servers, customers, seed):
+    """Mean queue wait of M/M/c customers as processes, on the fast engine."""
+    env = Environment()
     rng = np.random.default_rng(seed)
-    gaps = rng.exponential(1 / arrival_rate, customers)
-    services = rng.exponential(1 / service_rate, customers)
+    arrivals = np.cumsum(rng.exponential(1 / arrival_rate, customers)).tolist()
+    services = rng.exponential(1 / service_rate, customers).tolist()
     waits = np.empty(customers)
-    arrivals = np.cumsum(gaps)
+    if resource == "worker_pool":
+        pool = WorkerPool(env, servers, accept_queue=customers)
 
-    def start(i):
-        waits[i] = env.now - arrivals[i]
-        Timeout(env, services[i]).callbacks.append(lambda _ev: pool.release())
+        def customer(i):
+            thread = pool.request()
+            try:
+                yield thread
+                waits[i] = env.now - arrivals[i]
+                yield env.timeout(services[i])
+            finally:
+                pool.release(thread)
+    else:
+        cpu = Cpu(env, servers)
 
-    pool = WorkerPool(servers, accept_queue=customers, on_start=start)
+        def customer(i):
+            yield cpu.run(services[i])
+            waits[i] = env.now - arrivals[i] - services[i]
 
-    def source(env):
+    def source():
         for i in range(customers):
             yield env.timeout(arrivals[i] - env.now)
-            assert pool.submit(i)
+            env.process(customer(i))
 
-    env.process(source(env))
+    env.process(source())
     env.run()
     warm = customers // 10
     return float(waits[warm:].mean())
 
 
+@pytest.mark.parametrize("resource", ["worker_pool", "cpu"])
 @pytest.mark.parametrize("rho", [0.5, 0.7, 0.85])
-def test_worker_pool_mean_queue_wait_matches_erlang_c(rho):
-    servers, service_rate = 8, 5.0  # 8 threads, 200 ms mean service
+def test_mean_queue_wait_matches_erlang_c(resource, rho):
+    servers, service_rate = 8, 5.0  # 8 threads (cores), 200 ms mean service
     arrival_rate = rho * servers * service_rate
     expected = erlang_c_wait(arrival_rate, service_rate, servers)
-    measured = np.mean([simulate_mmc(arrival_rate, service_rate, servers, 120_000, seed)
+    measured = np.mean([simulate_mmc(resource, arrival_rate, service_rate, servers, 100_000, seed)
                         for seed in (1, 2, 3)])
     assert measured == pytest.approx(expected, rel=0.06), (measured, expected)
 
