@@ -20,7 +20,7 @@ from sim.request import AFTER_READ, AFTER_WORK, AFTER_WRITE, Request
 from sim.resources.cache import BufferCache
 from sim.resources.circuit_breaker import CircuitBreaker
 from sim.resources.cpu import Cpu
-from sim.resources.db import DbConnectionPool, DbServer
+from sim.resources.db import DbConnectionPool
 from sim.resources.dependencies import DECLINED, FAILED, OK, TIMED_OUT, PaymentGateway, UpstreamService
 from sim.resources.jvm_heap import OOM, JvmHeap
 from sim.resources.worker_pool import WorkerPool
@@ -229,7 +229,7 @@ class AppInstance:
             outcome = yield self.gateway.charge()
             took = env.now - start
             req.gateway_time += took
-            breaker.record(took, outcome == FAILED or outcome == TIMED_OUT)
+            breaker.record(took, outcome in (FAILED, TIMED_OUT))
             if outcome == OK:
                 return
             if outcome == DECLINED:

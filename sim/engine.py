@@ -42,9 +42,9 @@ out inline; the module is compiled with mypyc (setup.py) and runs the same from 
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable
-from heapq import heappop, heappush
 from typing import Any, Final
 
 from simpy.core import EmptySchedule, StopSimulation
@@ -55,7 +55,6 @@ from simpy.exceptions import Interrupt
 __all__ = [
     "NORMAL", "PENDING", "URGENT", "EmptySchedule", "Environment", "Event", "Infinity",
     "Initialize", "Interrupt", "Interruption", "Process", "StopSimulation", "Timeout",
-    "run_until",
 ]
 
 PENDING: Final[object] = _SIMPY_PENDING
@@ -65,6 +64,8 @@ URGENT: Final = 0
 NORMAL: Final = 1
 """Priority of every other event (as ``simpy.events.NORMAL``)."""
 Infinity: Final = float("inf")
+_heappush: Final = heapq.heappush  # Final: a C static when compiled, not a dict lookup
+_heappop: Final = heapq.heappop
 
 
 class Event:
@@ -174,7 +175,7 @@ class Timeout(Event):
         if at == now:
             env._normal.append(self)
         elif at > now:
-            heappush(env._queue, (at, NORMAL, env._eid, self))
+            _heappush(env._queue, (at, NORMAL, env._eid, self))
             env._eid += 1
         else:
             raise ValueError(f"Negative delay {delay}")  # NaN
@@ -263,8 +264,9 @@ class Process(Event):
 
     @property
     def name(self) -> str:
-        """Name of the generator function."""
-        return str(self._generator.__name__)
+        """Name of the generator function (a mypyc-compiled generator has no ``__name__``:
+        its type's name then, where SimPy's repr would raise)."""
+        return str(getattr(self._generator, "__name__", type(self._generator).__name__))
 
     @property
     def is_alive(self) -> bool:
@@ -316,7 +318,8 @@ class Process(Event):
                 target = None
                 break
             if not isinstance(yielded, Event):
-                descr = _describe_frame(generator.gi_frame)
+                frame = getattr(generator, "gi_frame", None)  # none in a compiled generator
+                descr = "" if frame is None else _describe_frame(frame)
                 raise RuntimeError(f'\n{descr}Invalid yield value "{yielded}"') from None
             callbacks = yielded.callbacks
             if callbacks is not None:
@@ -398,7 +401,7 @@ class Environment:
                 return
         elif not at > now:
             raise ValueError(f"Negative delay {delay}")
-        heappush(self._queue, (at, priority, self._eid, event))
+        _heappush(self._queue, (at, priority, self._eid, event))
         self._eid += 1
 
     def peek(self) -> float:
@@ -424,11 +427,11 @@ class Environment:
                 elif normal:
                     event = normal.popleft()
                 else:
-                    heappop(queue)
+                    _heappop(queue)
                     self._now = entry[0]
                     event = entry[3]
             elif entry[1] <= URGENT or (entry[1] <= NORMAL and not urgent) or not (urgent or normal):
-                heappop(queue)
+                _heappop(queue)
                 event = entry[3]
             elif urgent:
                 event = urgent.popleft()
@@ -496,11 +499,11 @@ class Environment:
                         elif normal:
                             event = normal.popleft()
                         else:
-                            heappop(queue)
+                            _heappop(queue)
                             self._now = entry[0]
                             event = entry[3]
                     elif entry[1] <= URGENT or (entry[1] <= NORMAL and not urgent) or not (urgent or normal):
-                        heappop(queue)
+                        _heappop(queue)
                         event = entry[3]
                     elif urgent:
                         event = urgent.popleft()
@@ -538,8 +541,3 @@ class Environment:
                     f'No scheduled events left but "until" event was not triggered: {stop}'
                 ) from None
         return None
-
-
-def run_until(env: Environment, until: float) -> None:
-    """``env.run(until=until)`` (kept for callers of the old engine)."""
-    env.run(until)

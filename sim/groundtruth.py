@@ -40,7 +40,7 @@ SLOW_MS = 5000.0  # the seed's "Find Performance Incidents" threshold
 NORMAL_MINUTES_TO_RECOVER = 3  # consecutive normal minutes that end a symptom window
 SEARCH_AFTER_FAULT_S = 45 * 60.0  # how long after a fault ends its symptoms may last
 CHAIN_EVENTS = (
-    "gateway_timeouts_started", "upstream_timeouts_started", "db_server_saturated",
+    "gateway_timeouts_started", "upstream_timeouts_started", "cpu_saturated", "db_server_saturated",
     "db_pool_exhausted", "thread_pool_saturated", "heap_pressure", "long_gc_pause",
     "circuit_breaker_open", "out_of_memory",
 )

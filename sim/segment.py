@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.clock import Window, epoch_ms
-from sim.config import Scenario
-from sim.documents import Customer, DocumentFactory
 import simpy
 
 from sim import engine
+from sim.clock import Window, epoch_ms
+from sim.config import Scenario
+from sim.documents import Customer, DocumentFactory
 from sim.faults import ActiveFault, FaultSchedule
 from sim.groundtruth import Minute
 from sim.metrics import MetricsSampler
@@ -26,7 +26,6 @@ from sim.rng import RandomStreams
 from sim.sinks.base import EncodedDoc
 from sim.storefront import Storefront
 from sim.traffic import shoppers_arrive
-
 
 ENGINES: dict[str, Callable[[], Any]] = {"fast": engine.Environment, "simpy": simpy.Environment}
 

@@ -19,8 +19,8 @@ from sim.config import Scenario
 from sim.documents import Customer
 from sim.endpoints import ENDPOINT_ORDER, ENDPOINTS
 from sim.faults import FaultSchedule
-from sim.rng import RandomStreams
 from sim.request import Request
+from sim.rng import RandomStreams
 from sim.storefront import Storefront
 
 # (hour of day, shape) — seed schedule: night 10 TPS, morning ramp 15-30, business 25-40,

@@ -19,7 +19,7 @@ from sim.failures import RequestFailure
 from sim.faults import FaultSchedule
 from sim.request import Request
 from sim.resources.cache import BufferCache
-from sim.resources.circuit_breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from sim.resources.circuit_breaker import CLOSED, OPEN, CircuitBreaker
 from sim.resources.cpu import Cpu
 from sim.resources.db import DbConnectionPool, DbServer
 from sim.resources.worker_pool import WorkerPool

@@ -32,11 +32,12 @@ class Program:
     order; any difference shows up in the trace."""
 
     def __init__(self, make_env: Callable[[], Any], seed: int, delays: tuple[float, ...],
-                 untils: tuple[float, ...]) -> None:
+                 untils: tuple[int, ...], per: int) -> None:
         self.env = make_env()
         self.rng = random.Random(seed)
         self.delays = delays
-        self.untils = untils
+        self.untils = untils  # run(until=...) goes to a multiple of 1/per, a few ahead
+        self.per = per
         self.trace: Trace = []
         self.procs: dict[str, Any] = {}
         self.pending: list[Any] = []  # events nobody has triggered yet
@@ -117,6 +118,10 @@ class Program:
             raise ValueError(f"{name} failed")
         return f"{name} done"
 
+    def crashed(self, e: Exception) -> None:
+        # other messages hold ids (reprs of events)
+        self.note("driver", "crash", type(e).__name__, str(e) if type(e) is ValueError else "")
+
     def run(self) -> Trace:
         env, rng = self.env, self.rng
         for _ in range(rng.randrange(1, 5)):
@@ -125,7 +130,8 @@ class Program:
             mode = rng.randrange(10)
             try:
                 if mode <= 3:
-                    until = env.now + rng.choice(self.untils)
+                    # (SimPy stops at now + (until - now): not always == until in floats)
+                    until = (round(env.now * self.per) + rng.choice(self.untils)) / self.per
                     env.run(until=until)
                     self.note("driver", "ran until", until, env.peek())
                 elif mode == 4:
@@ -154,23 +160,25 @@ class Program:
             except (ValueError, RuntimeError, AttributeError) as e:
                 # an undefused failure crashes the run; "until" never triggered; SimPy's
                 # AttributeError for an interrupt of a process whose resume a crash dropped
-                self.note("driver", "crash", type(e).__name__, str(e) if type(e) is ValueError else "")
+                self.crashed(e)
         while True:
             try:
                 env.run()
                 break
             except (ValueError, AttributeError) as e:
-                self.note("driver", "crash at the end", type(e).__name__, str(e) if type(e) is ValueError else "")
+                self.crashed(e)
         self.note("driver", "end", env.peek())
         return self.trace
 
 
-def compare(seed: int, delays: tuple[float, ...], untils: tuple[float, ...]) -> Trace:
-    expected = Program(simpy.Environment, seed, delays, untils).run()
-    actual = Program(engine.Environment, seed, delays, untils).run()
-    assert actual == expected, f"seed {seed}: first difference at " + str(
-        next((i, e, a) for i, (e, a) in enumerate(zip(expected, actual, strict=False)) if e != a)
-        if any(e != a for e, a in zip(expected, actual, strict=False)) else "the end")
+def compare(seed: int, delays: tuple[float, ...], untils: tuple[int, ...], per: int) -> Trace:
+    expected = Program(simpy.Environment, seed, delays, untils, per).run()
+    actual = Program(engine.Environment, seed, delays, untils, per).run()
+    if actual != expected:
+        i = next((i for i, (e, a) in enumerate(zip(expected, actual, strict=False)) if e != a),
+                 min(len(expected), len(actual)))
+        pytest.fail(f"seed {seed}: traces differ at entry {i}:\n simpy  {expected[max(i - 3, 0):i + 2]}"
+                    f"\n engine {actual[max(i - 3, 0):i + 2]}")
     return actual
 
 
@@ -189,7 +197,8 @@ def feature_counts(traces: list[Trace]) -> dict[str, int]:
 
 @pytest.mark.parametrize("first", range(0, 1200, 200))
 def test_random_programs_on_an_integer_grid_match_simpy(first):
-    traces = [compare(seed, delays=(0, 1, 2, 3), untils=(1, 2, 3)) for seed in range(first, first + 200)]
+    traces = [compare(seed, delays=(0, 1, 2, 3), untils=(1, 2, 3), per=1)
+              for seed in range(first, first + 200)]
     counts = feature_counts(traces)
     assert sum(len(t) for t in traces) > 20_000
     assert min(counts.values()) >= 10, counts  # the programs do exercise every feature
@@ -198,7 +207,7 @@ def test_random_programs_on_an_integer_grid_match_simpy(first):
 @pytest.mark.parametrize("first", range(5000, 5600, 200))
 def test_random_programs_with_float_near_ties_match_simpy(first):
     # 0.1 + 0.2 != 0.3: times that almost tie, and sums that land exactly on the grid
-    traces = [compare(seed, delays=(0, 0.1, 0.2, 0.3, 1e-17), untils=(0.1, 0.3, 0.7))
+    traces = [compare(seed, delays=(0, 0.1, 0.2, 0.3, 1e-17), untils=(1, 3, 7), per=10)
               for seed in range(first, first + 200)]
     assert min(feature_counts(traces).values()) >= 5
 
@@ -467,18 +476,28 @@ def test_run_until_an_event(make_env):
 def test_a_delay_that_rounds_to_now_ties_like_a_zero_delay(make_env):
     env = make_env(1e16)  # 1e16 + 1 == 1e16
     log: list[tuple[str, float]] = []
+
+    def logger(what: str) -> Callable[[Any], None]:
+        return lambda ev: log.append((what, env.now))
+
     first = env.event()
-    first.callbacks.append(lambda ev: log.append(("succeeded first", env.now)))
-    tiny = env.timeout(1.0)
-    tiny.callbacks.append(lambda ev: log.append(("timeout(1) at 1e16", env.now)))
-    env.timeout(2.0).callbacks.append(lambda ev: log.append(("timeout(2)", env.now)))
+    first.callbacks.append(logger("succeeded first"))
     first.succeed()
+    env.timeout(1.0).callbacks.append(logger("timeout(1) lands on 1e16"))
+    env.timeout(2.0).callbacks.append(logger("timeout(2)"))
     later = env.event()
-    later.callbacks.append(lambda ev: log.append(("succeeded later", env.now)))
+    later.callbacks.append(logger("succeeded later"))
     later.succeed()
     env.run()
-    assert log == [("timeout(1) at 1e16", 1e16), ("succeeded first", 1e16), ("succeeded later", 1e16),
-                   ("timeout(2)", 1e16 + 2)]
+    assert log == [("succeeded first", 1e16), ("timeout(1) lands on 1e16", 1e16),
+                   ("succeeded later", 1e16), ("timeout(2)", 1e16 + 2)]
+
+
+@pytest.mark.parametrize("make_env", ENGINES)
+def test_run_until_stops_at_now_plus_until_minus_now(make_env):
+    env = make_env(1.2000000000000002)
+    env.run(until=10.1)
+    assert env.now == 1.2000000000000002 + (10.1 - 1.2000000000000002) == 10.099999999999998
 
 
 @pytest.mark.parametrize("make_env", ENGINES)
@@ -515,3 +534,35 @@ def test_process_bookkeeping(make_env):
 def test_our_environment_starts_at_a_float_time():
     assert engine.Environment().now == 0.0 and isinstance(engine.Environment(5).now, float)
     assert engine.Environment(5).peek() == float("inf")
+
+
+class _CompiledStyleGenerator:
+    """Like a mypyc-compiled generator: ``send`` and ``throw``, no ``__name__``/``gi_frame``."""
+
+    def __init__(self, generator: Generator[Any, Any, Any]) -> None:
+        self.generator = generator
+
+    def send(self, value: Any) -> Any:
+        return self.generator.send(value)
+
+    def throw(self, exc: BaseException) -> Any:
+        return self.generator.throw(exc)
+
+
+def test_a_compiled_generator_has_no_name_or_frame_and_still_gets_sim_errors():
+    env = engine.Environment()
+
+    def short():
+        yield env.timeout(1)
+
+    def bad():
+        yield "not an event"
+
+    done = env.process(_CompiledStyleGenerator(short()))
+    env.run()
+    assert "_CompiledStyleGenerator" in repr(done)
+    with pytest.raises(RuntimeError, match="has terminated and cannot be interrupted"):
+        done.interrupt()
+    env.process(_CompiledStyleGenerator(bad()))
+    with pytest.raises(RuntimeError, match='Invalid yield value "not an event"'):
+        env.run()

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+
 from sim.engine import Environment
 from sim.resources.cpu import Cpu
 from sim.resources.worker_pool import WorkerPool

@@ -4,7 +4,8 @@ Closed: outcomes of the last ``window_size`` calls are kept; once ``minimum_call
 recorded and the failure rate or the slow-call rate reaches its threshold, it opens.
 Open: calls are refused (CallNotPermittedException) for ``wait_open`` (multiplied by
 ``backoff_multiplier`` for every re-open in a row, up to ``max_wait_open``); then a timer
-process moves it to half-open (Resilience4j's automaticTransitionFromOpenToHalfOpen). Half-open: ``half_open_calls`` probes are let through and their
+process moves it to half-open (Resilience4j's automaticTransitionFromOpenToHalfOpen).
+Half-open: ``half_open_calls`` probes are let through and their
 outcomes decide between closing and opening again.
 """
 

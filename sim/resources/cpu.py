@@ -1,7 +1,8 @@
 """Cpu: a JVM's cores. App work runs as bursts that hold a core; a GC pause takes them all.
 
 Bursts queue FIFO for a free core, so a surge beyond the cores inflates every request's
-time, which holds worker threads longer, which fills the thread pool. A stop-the-world
+time, which holds worker threads longer, which fills the thread pool. The CPU calls itself
+saturated when app work kept ``SATURATED_BUSY`` of its cores busy over ``WINDOW_S``. A stop-the-world
 collection holds every core for its pause: no burst starts until it ends (a burst already
 running finishes; that thread reached its safepoint late).
 """
@@ -13,7 +14,10 @@ from typing import Any
 from sim.resources import OnState, ignore_state
 from sim.resources.service import ServiceCenter
 
-SATURATED_QUEUE_PER_CORE = 4  # bursts waiting per core (~0.4 s of work each) before we call it saturated
+# saturated: app work kept this share of the cores busy over a window; recovered: below
+SATURATED_BUSY = 0.95
+RECOVERED_BUSY = 0.8
+WINDOW_S = 10.0
 
 
 class Cpu(ServiceCenter):
@@ -25,6 +29,8 @@ class Cpu(ServiceCenter):
         self._pauses = 0
         self.gc_core_s = 0.0  # core-seconds taken by GC pauses, ever
         self.saturated = False
+        self._window_start = env.now
+        self._window_busy = 0.0
         self._interval_start = (0.0, 0.0, env.now)
 
     def can_start(self) -> bool:
@@ -34,17 +40,20 @@ class Cpu(ServiceCenter):
         """A burst of ``seconds`` of CPU work: the event fires when it has run on a core."""
         return self.serve(seconds)
 
-    def queued(self) -> None:
-        if not self.saturated and len(self.queue) >= SATURATED_QUEUE_PER_CORE * self.servers \
-                and not self.paused:
-            self.saturated = True
-            self.on_state("cpu_saturated", f"{self.busy}/{self.servers} cores busy, "
-                                           f"{len(self.queue)} bursts waiting")
-
     def released(self) -> None:
-        if self.saturated and not self.queue:
+        now = self.env.now
+        if now - self._window_start < WINDOW_S:
+            return
+        busy = self.busy_server_seconds()
+        share = (busy - self._window_busy) / ((now - self._window_start) * self.servers)
+        self._window_start, self._window_busy = now, busy
+        if not self.saturated and share >= SATURATED_BUSY:
+            self.saturated = True
+            self.on_state("cpu_saturated", f"{100 * share:.0f}% of {self.servers} cores busy, "
+                                           f"{len(self.queue)} bursts waiting")
+        elif self.saturated and share < RECOVERED_BUSY:
             self.saturated = False
-            self.on_state("cpu_recovered", f"{self.busy}/{self.servers} cores busy")
+            self.on_state("cpu_recovered", f"{100 * share:.0f}% of {self.servers} cores busy")
 
     def stop_the_world(self, pause_s: float) -> None:
         """A GC pause: every core is the collector's for ``pause_s`` (after any pause running)."""

@@ -29,7 +29,7 @@ class ServiceCenter:
         self.env = env
         self.servers = servers
         self.busy = 0
-        self.queue: deque[tuple[float, Any]] = deque()
+        self.queue: deque[tuple[float, Any]] = deque()  # (seconds, event)
         self.jobs = 0  # jobs started, ever
         self.service_s = 0.0  # service time of the jobs started, ever
         self._busy_area = 0.0  # server-seconds spent busy, ever

@@ -6,6 +6,7 @@ the accept queue, and when that is full it is rejected at once (HTTP 503).
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from typing import Any
 
@@ -62,10 +63,8 @@ class WorkerPool:
                 self.on_state("thread_pool_recovered",
                               f"{len(self.users)}/{self.max_threads} busy")
             return
-        try:
+        with contextlib.suppress(ValueError):
             self.queue.remove(req)
-        except ValueError:
-            pass
 
     def reset(self) -> None:
         """The process died: every thread and queued request is gone."""
