@@ -42,6 +42,7 @@ class AppInstance:
         self.index = index
         self.name = name = f"app-{index + 1:02d}"
         self.cfg = cfg
+        self.backends = backends
         self.db = backends.db
         self.gateway: PaymentGateway = backends.gateway
         self.inventory: UpstreamService = backends.inventory

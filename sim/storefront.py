@@ -36,9 +36,10 @@ def _cache(cfg: CacheConfig) -> BufferCache:
     return BufferCache(cfg.cold_extra, cfg.evict_per_slow_call, cfg.warm_per_call)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Backends:
-    """What every app instance shares: the database and the services it calls."""
+    """What every app instance shares: the database and the services it calls
+    (``app.backends`` in a handler)."""
 
     db: DbServer
     gateway: PaymentGateway

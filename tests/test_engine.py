@@ -47,14 +47,14 @@ class Program:
     def note(self, name: str, *what: Any) -> None:
         self.trace.append((name, *what, self.env.now))
 
-    def spawn(self, depth: int) -> Any:
+    def spawn(self) -> Any:
         name = f"p{self.n}"
         self.n += 1
-        proc = self.env.process(self.body(name, self.rng.randrange(3, 12), depth))
+        proc = self.env.process(self.body(name, self.rng.randrange(3, 12)))
         self.procs[name] = proc
         return proc
 
-    def body(self, name: str, steps: int, depth: int) -> Generator[Any, Any, str]:
+    def body(self, name: str, steps: int) -> Generator[Any, Any, str]:
         env, rng = self.env, self.rng
         me = self.procs[name]
         self.note(name, "start", env.active_process is me)
@@ -86,7 +86,7 @@ class Program:
                     value = yield ev
                     self.note(name, "got it", value)
                 elif action == 6 and self.n < 20:
-                    child = self.spawn(depth + 1)
+                    child = self.spawn()
                     self.note(name, "spawned", child.is_alive)
                     if rng.random() < 0.6:
                         value = yield child
@@ -125,7 +125,7 @@ class Program:
     def run(self) -> Trace:
         env, rng = self.env, self.rng
         for _ in range(rng.randrange(1, 5)):
-            self.spawn(0)
+            self.spawn()
         for _ in range(40):
             mode = rng.randrange(10)
             try:
@@ -147,7 +147,7 @@ class Program:
                     env.run()
                     self.note("driver", "ran out", env.peek())
                 elif mode == 7 and self.n < 20:
-                    self.spawn(0)
+                    self.spawn()
                 elif mode >= 8 and self.pending:
                     ev = self.pending.pop(rng.randrange(len(self.pending)))
                     ev.succeed("from outside")  # wakes whoever waits on it
