@@ -26,6 +26,11 @@ COMPILED = [
     *sorted(p for p in glob("sim/resources/*.py") if not p.endswith("__init__.py")),
 ]
 
+# an extension of a module no longer compiled would shadow its source: remove it
+for ext in glob("sim/**/*.so", recursive=True) + glob("sim/**/*.pyd", recursive=True):
+    if ext.split(".")[0] + ".py" not in COMPILED:
+        os.remove(ext)
+
 ext_modules = []
 if os.environ.get("STOREFRONT_SIM_PURE_PYTHON") != "1":
     from mypyc.build import mypycify

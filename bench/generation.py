@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Generation benchmark: simulated transactions/s, the orjson floor, peak memory, workers.
+"""Generation benchmark: simulated transactions/s on both engines and on an older commit,
+the orjson floor, peak memory, workers.
 
-    python bench/generation.py [--quick] [--skip-week]
+    python bench/generation.py [--quick] [--skip-week] [--against COMMIT]
 
 Every measurement runs in a fresh child process (so peak RSS is that run's own) and all of
 them run in one invocation on the same machine: compare the ratios, not absolute numbers
-from different machines. Prints a Markdown table (paste it into docs/performance.md).
+from different machines. ``--against`` (default: the last commit before the model became
+SimPy processes) is checked out into a scratch worktree and compiled like this one, and
+its baseline day runs in the same invocation. Prints a Markdown table (paste it into
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = "2026-11-27"
+BEFORE_PROCESSES = "2c1998a"  # the callback model, before issue #10
 
 
 def _tree_rss_kb(root: int) -> tuple[int, int]:
@@ -68,9 +73,9 @@ class _TreeRssSampler(threading.Thread):
             self.peak_one_kb = max(self.peak_one_kb, largest)
 
 
-def _child(args: list[str]) -> None:
+def _child(root: str, args: list[str]) -> None:
     """Run one simulation in this process and print its measurements as JSON."""
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, root)
     from sim.cli import main
 
     sampler = _TreeRssSampler()
@@ -93,11 +98,11 @@ def _child(args: list[str]) -> None:
     }))
 
 
-def measure(label: str, scenario: str, extra: list[str], workdir: Path) -> dict:
-    out = workdir / label.replace(" ", "_")
-    args = [str(ROOT / scenario), "--today", TODAY, "--output-dir", str(out), "--quiet", *extra]
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)],
-                          capture_output=True, text=True, check=True, cwd=ROOT)
+def measure(label: str, scenario: str, extra: list[str], workdir: Path, root: Path = ROOT) -> dict:
+    out = workdir / label.replace(" ", "_").replace(",", "")
+    args = [str(root / scenario), "--today", TODAY, "--output-dir", str(out), "--quiet", *extra]
+    proc = subprocess.run([sys.executable, __file__, "--child", str(root), json.dumps(args)],
+                          capture_output=True, text=True, check=True, cwd=root)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["label"] = label
     result["out"] = str(out)
@@ -133,6 +138,18 @@ def orjson_floor(ndjson: Path, sample: int = 300_000) -> float:
     return best / len(docs)
 
 
+def older_build(commit: str, workdir: Path) -> Path:
+    """A worktree of ``commit`` with its hot path compiled in place, as an install would."""
+    tree = workdir / f"at-{commit}"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(tree), commit],
+                   check=True, capture_output=True)
+    if os.environ.get("STOREFRONT_SIM_PURE_PYTHON") != "1":
+        print(f"  compiling {commit} (mypyc, ~2 min)...", file=sys.stderr)
+        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree,
+                       check=True, capture_output=True)
+    return tree
+
+
 def _hot_path() -> str:
     """Whether the children ran the mypyc-compiled modules (see setup.py) or the sources."""
     sys.path.insert(0, str(ROOT))
@@ -147,12 +164,14 @@ def _hot_path() -> str:
 
 
 def main() -> int:
-    if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        _child(json.loads(sys.argv[2]))
+    if len(sys.argv) > 3 and sys.argv[1] == "--child":
+        _child(sys.argv[2], json.loads(sys.argv[3]))
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2 simulated hours instead of a day")
     p.add_argument("--skip-week", action="store_true", help="skip the 7-day demo_week runs")
+    p.add_argument("--against", default=BEFORE_PROCESSES, metavar="COMMIT",
+                   help=f"older commit to compare with (default {BEFORE_PROCESSES}; '' for none)")
     a = p.parse_args()
     cores = os.cpu_count() or 1
     day = ["--start", "today 12:00", "--end", "today 14:00"] if a.quick else ["--days", "1"]
@@ -160,9 +179,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         print("measuring (each run in a fresh process)...", file=sys.stderr)
+        engines = []
+        if a.against:
+            old = older_build(a.against, work)
+            try:
+                engines.append(measure(f"baseline 1 day, 1 worker, at {a.against}",
+                                       "scenarios/baseline.yaml", [*day, "--workers", "1"], work,
+                                       root=old))
+            finally:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                               capture_output=True)
         one_day_1 = measure("baseline 1 day, 1 worker", "scenarios/baseline.yaml",
                             [*day, "--workers", "1"], work)
-        rows.append(one_day_1)
+        engines.append(one_day_1)
+        engines.append(measure("baseline 1 day, 1 worker, --engine simpy",
+                               "scenarios/baseline.yaml",
+                               [*day, "--workers", "1", "--engine", "simpy"], work))
+        rows.extend(engines)
         if not a.quick:
             rows.append(measure(f"baseline 1 day, {cores} workers", "scenarios/baseline.yaml",
                                 [*day, "--workers", str(cores)], work))
@@ -187,6 +220,13 @@ def main() -> int:
         print(f"| {r['label']} | {tx:,} | {r['total']:,} | {r['wall_s']:.1f} | "
               f"{r['tx_per_s']:,.0f} | {r['tx_per_s'] / used:,.0f} | {r['peak_rss_mb']:.0f} | "
               f"{r['peak_tree_rss_mb']:.0f} |")
+    print()
+    print("| engine | tx/s per core | vs this commit's fast engine | vs the older commit |")
+    print("|---|---:|---:|---:|")
+    for r in engines:
+        older = engines[0]["tx_per_s"] if a.against else float("nan")
+        print(f"| {r['label']} | {r['tx_per_s']:,.0f} | "
+              f"{r['tx_per_s'] / one_day_1['tx_per_s']:.2f}x | {r['tx_per_s'] / older:.2f}x |")
     print()
     print(f"orjson-only floor: {floor * 1e6:.2f} µs/document; full simulation (1 worker): "
           f"{sim_per_doc * 1e6:.2f} µs/document; ratio simulation/floor = "

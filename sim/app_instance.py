@@ -107,7 +107,8 @@ class AppInstance:
         try:
             thread = self.workers.request()
             try:
-                yield thread
+                if not thread.triggered:
+                    yield thread  # every thread busy: wait in the accept queue
                 self.accept(req)
                 yield from req.endpoint.handler(self, req)
             finally:
@@ -166,6 +167,8 @@ class AppInstance:
 
     def connect(self, req: Request, connection: Any) -> Process:
         """Wait for a pooled connection (HikariCP throws after connection_timeout)."""
+        if connection.triggered:
+            return  # a free connection, at once
         start = self.env.now
         try:
             yield connection
