@@ -183,10 +183,14 @@ class AppInstance:
 
     def read(self, req: Request) -> Process:
         """A read in its own short transaction: borrow a connection, query, give it back."""
+        env = self.env
         connection = self.db_pool.request()
         try:
-            yield from self.connect(req, connection)
-            yield from self.query(req)
+            if not connection.triggered:
+                yield from self.connect(req, connection)
+            start = env.now
+            yield self.db.query()
+            req.db_time += env.now - start
         finally:
             self.db_pool.release(connection)
         if req.fails_at == AFTER_READ:

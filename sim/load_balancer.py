@@ -30,8 +30,9 @@ class LoadBalancer:
         for i, instance in enumerate(instances):
             env.process(self.health_checks(i, instance))
 
-    def forward(self, req: Request) -> Process:
-        """The process of a request from the moment it reaches the load balancer."""
+    def forward(self, req: Request) -> Process | None:
+        """A request reached the load balancer: the process of its life on the instance it
+        goes to, or None when the load balancer answered it itself."""
         req.arrival = self.env.now
         n = len(self.instances)
         for _ in range(n):
@@ -40,11 +41,11 @@ class LoadBalancer:
             if self.in_rotation[i]:
                 instance = self.instances[i]
                 if instance.up:
-                    yield from instance.handle(req)
-                else:  # dead, but its health checks have not failed enough yet
-                    self.refuse(req, "upstream_refused")
-                return
+                    return instance.handle(req)
+                self.refuse(req, "upstream_refused")  # dead, but still in rotation
+                return None
         self.refuse(req, "no_instance")
+        return None
 
     def health_checks(self, i: int, instance: AppInstance) -> Process:
         """GET /actuator/health every ``interval_s``; probes of instances not in lockstep."""

@@ -19,7 +19,7 @@ RETRIED_STATUS = frozenset({500, 502, 503, 504})
 
 class ShopperRetries:
     def __init__(self, env: Any, cfg: ShopperConfig, rng: RandomStream,
-                 forward: Callable[[Request], Generator[Any, Any, None]]) -> None:
+                 forward: Callable[[Request], Generator[Any, Any, None] | None]) -> None:
         self.env = env
         self.cfg = cfg
         self.rng = rng
@@ -40,4 +40,6 @@ class ShopperRetries:
 
     def come_back(self, req: Request, delay: float) -> Generator[Any, Any, None]:
         yield self.env.timeout(delay)
-        yield from self.forward(req)
+        life = self.forward(req)
+        if life is not None:
+            yield from life

@@ -134,7 +134,9 @@ def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: 
             sessions[idx] = (t, sid)
             if t > env.now:
                 yield env.timeout(t - env.now)
-            env.process(forward(Request(endpoints[min(kind, 4)], t, customers[idx], sid)))
+            life = forward(Request(endpoints[min(kind, 4)], t, customers[idx], sid))
+            if life is not None:
+                env.process(life)
         if progress is not None:
             progress(env.now - reported)
             reported = env.now

@@ -231,7 +231,9 @@ def _send(env, shop, endpoint, name, at_s):
 
     def arrive():
         yield env.timeout(at_s)
-        yield from shop.lb.forward(Request(endpoint, 0.0, customer, name))
+        life = shop.lb.forward(Request(endpoint, 0.0, customer, name))
+        if life is not None:
+            yield from life
     env.process(arrive())
 
 

@@ -55,7 +55,9 @@ def run_home_pages(engine: str, hit_ratio: float) -> tuple[int, tuple[int, int]]
     def shoppers():
         for i in range(2000):
             yield env.timeout(0.02)
-            env.process(shop.lb.forward(Request(home, 0.0, customer, f"s{i}")))
+            life = shop.lb.forward(Request(home, 0.0, customer, f"s{i}"))
+            if life is not None:
+                env.process(life)
 
     env.process(shoppers())
     env.run(until=200)
