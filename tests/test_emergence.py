@@ -108,3 +108,27 @@ def test_zero_magnitude_fault_produces_no_incident():
     assert rec["observed"] is False
     assert not events(result, "circuit_breaker_open")
     assert not events(result, "thread_pool_saturated")
+
+
+@cache
+def flash_sale(overrides: tuple[tuple[str, Any], ...] = ()) -> RunResult:
+    return run("scenarios/traffic_surge.yaml", "today 18:55", "today 19:35", dict(overrides))
+
+
+def test_cpu_saturates_under_a_surge_that_more_instances_or_cores_absorb():
+    four = flash_sale()
+    eight = flash_sale((("storefront.instances", 8),))
+    more_cores = flash_sale((("storefront.cpu_cores", 16),))
+    (rec,) = four.incidents
+    assert rec["observed"]
+    # the cores run out and the worker threads pile up behind them within seconds; nothing
+    # downstream (DB, gateway, heap) saturates: the CPU is the bottleneck
+    assert {e["event"] for e in rec["saturation_order"]} == {"cpu_saturated",
+                                                             "thread_pool_saturated"}
+    assert rec["impact"]["errors_by_kind"].get("queue_rejected", 0) > 1000
+    for absorbed in (eight, more_cores):
+        (other,) = absorbed.incidents
+        assert not events(absorbed, "cpu_saturated")
+        # not even an abnormal minute (p95 and error rate stay in the normal envelope)
+        assert not other["observed"], other
+    assert rec["peak_p95_ms"] > 2000 and rec["peak_error_rate_pct"] > 10

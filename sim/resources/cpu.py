@@ -2,7 +2,8 @@
 
 Bursts queue FIFO for a free core, so a surge beyond the cores inflates every request's
 time, which holds worker threads longer, which fills the thread pool. The CPU calls itself
-saturated when app work kept ``SATURATED_BUSY`` of its cores busy over ``WINDOW_S``. A stop-the-world
+saturated when app work kept ``SATURATED_BUSY`` of its cores busy for a few seconds (GC
+pauses aside: a pause is its own symptom). A stop-the-world
 collection holds every core for its pause: no burst starts until it ends (a burst already
 running finishes; that thread reached its safepoint late).
 """
@@ -14,10 +15,12 @@ from typing import Any
 from sim.resources import OnState, ignore_state
 from sim.resources.service import ServiceCenter
 
-# saturated: app work kept this share of the cores busy over a window; recovered: below
+# saturated: app work kept this share of the cores busy for HOT_WINDOWS windows in a row;
+# recovered: a window below RECOVERED_BUSY
 SATURATED_BUSY = 0.95
 RECOVERED_BUSY = 0.8
-WINDOW_S = 10.0
+WINDOW_S = 2.0
+HOT_WINDOWS = 2
 
 
 class Cpu(ServiceCenter):
@@ -31,6 +34,7 @@ class Cpu(ServiceCenter):
         self.saturated = False
         self._window_start = env.now
         self._window_busy = 0.0
+        self._hot = 0
         self._interval_start = (0.0, 0.0, env.now)
 
     def can_start(self) -> bool:
@@ -47,7 +51,8 @@ class Cpu(ServiceCenter):
         busy = self.busy_server_seconds()
         share = (busy - self._window_busy) / ((now - self._window_start) * self.servers)
         self._window_start, self._window_busy = now, busy
-        if not self.saturated and share >= SATURATED_BUSY:
+        self._hot = self._hot + 1 if share >= SATURATED_BUSY else 0
+        if not self.saturated and self._hot >= HOT_WINDOWS:
             self.saturated = True
             self.on_state("cpu_saturated", f"{100 * share:.0f}% of {self.servers} cores busy, "
                                            f"{len(self.queue)} bursts waiting")
