@@ -94,12 +94,12 @@ class MetricsSampler:
                    "cache_hit_ratio": round(db.cache.hit_ratio, 4)},
         }
         gw = backends.gateway
-        latencies, calls, timeouts = gw.take_interval()
+        latencies, calls, timeouts, failures = gw.take_interval_figures()
         gw_doc = {
             "@timestamp": ts, "event_type": "infrastructure_metric", "host": "payment-gateway",
             "service": "payment-gateway", "component": "external-dependency",
             "gateway": {"latency_p95_ms": round(_p95(latencies) * 1000.0, 1),
-                        "calls": calls, "timeouts": timeouts, "failures": gw.take_failures()},
+                        "calls": calls, "timeouts": timeouts, "failures": failures},
         }
         if emit:
             self.emit(db_doc)

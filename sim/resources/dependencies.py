@@ -47,7 +47,6 @@ class UpstreamService:
         self.timeout_kind = f"{name}_timeout"
         self.calls = 0
         self.timeouts = 0
-        self.latencies: list[float] = []
         self._last_timeout = -1e18
 
     def latency(self) -> float:
@@ -64,11 +63,9 @@ class UpstreamService:
     def _answer(self, latency: float, outcome: int) -> Any:
         self.calls += 1
         if latency >= self.timeout_s:
-            self.latencies.append(self.timeout_s)
             event = self.env.timeout(self.timeout_s, TIMED_OUT)
             event.callbacks.append(self._timed_out)
             return event
-        self.latencies.append(latency)
         return self.env.timeout(latency, outcome)
 
     def _timed_out(self, _event: Any) -> None:
@@ -80,10 +77,9 @@ class UpstreamService:
             self.on_state(event, f"{self.name} calls timing out")
         self._last_timeout = now
 
-    def take_interval(self) -> tuple[list[float], int, int]:
-        """(latencies, calls, timeouts) since the last call."""
-        figures = (self.latencies, self.calls, self.timeouts)
-        self.latencies = []
+    def take_interval(self) -> tuple[int, int]:
+        """(calls, timeouts) since the last call."""
+        figures = (self.calls, self.timeouts)
         self.calls = self.timeouts = 0
         return figures
 
@@ -110,6 +106,7 @@ class PaymentGateway(UpstreamService):
         self.error_rate = error_rate
         self.extra_error_rate = extra_error_rate
         self.failures = 0
+        self.latencies: list[float] = []  # what callers waited, for the sampler's p95
 
     def charge(self) -> Any:
         """One charge attempt: the event's value is OK, DECLINED, FAILED or TIMED_OUT."""
@@ -118,13 +115,17 @@ class PaymentGateway(UpstreamService):
         if u < error_rate:
             # a failing gateway answers fast with a 5xx
             self.failures += 1
-            return self._answer(self.rng.lognormal(self.median_s * 0.3, self.sigma), FAILED)
-        latency = self.latency()
-        if u < error_rate + self.decline_rate * (1 - error_rate):
-            return self._answer(latency, DECLINED)
-        return self._answer(latency, OK)
+            latency, outcome = self.rng.lognormal(self.median_s * 0.3, self.sigma), FAILED
+        else:
+            latency = self.latency()
+            outcome = DECLINED if u < error_rate + self.decline_rate * (1 - error_rate) else OK
+        self.latencies.append(min(latency, self.timeout_s))
+        return self._answer(latency, outcome)
 
-    def take_failures(self) -> int:
-        """5xx answers since the last call."""
-        n, self.failures = self.failures, 0
-        return n
+    def take_interval_figures(self) -> tuple[list[float], int, int, int]:
+        """(latencies, calls, timeouts, 5xx answers) since the last call."""
+        calls, timeouts = self.take_interval()
+        figures = (self.latencies, calls, timeouts, self.failures)
+        self.latencies = []
+        self.failures = 0
+        return figures
