@@ -21,6 +21,7 @@ COMPILED = [
     "sim/request.py",
     "sim/app_instance.py",
     "sim/endpoints.py",
+    "sim/everyday.py",
     "sim/load_balancer.py",
     "sim/shoppers.py",
     *sorted(p for p in glob("sim/resources/*.py") if not p.endswith("__init__.py")),

@@ -8,7 +8,6 @@ the configured limits (timeouts, pool sizes) so they match the model's numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sim.config import StorefrontConfig
 
@@ -175,47 +174,3 @@ class RequestFailure(Exception):
         super().__init__(kind)
         self.kind = kind
 
-
-class EverydayFailures:
-    """Draws, for each request, whether it meets an everyday failure and where.
-
-    ``error_rate_normal`` (percent of all requests) is split across the kinds by weight,
-    and each kind across the endpoints that can meet it, in proportion to their traffic."""
-
-    def __init__(self, background: Any, mix: dict[str, float], rng: Any) -> None:
-        from sim.request import AFTER_READ, AFTER_WORK, AFTER_WRITE
-
-        self.rng = rng
-        self.where = {"validation": AFTER_WORK, "internal": AFTER_WORK,
-                      "not_found": AFTER_READ, "db_deadlock": AFTER_WRITE}
-        total_mix = sum(mix.values())
-        weights = {"validation": background.validation_weight,
-                   "not_found": background.not_found_weight,
-                   "db_deadlock": background.deadlock_weight,
-                   "internal": background.internal_weight}
-        wsum = sum(weights.values()) or 1.0
-        target = background.error_rate_normal / 100.0
-        plan: dict[str, list[tuple[float, str]]] = {name: [] for name in mix}
-        for kind, endpoints in BACKGROUND_KINDS.items():
-            share = sum(mix[e] for e in endpoints) / total_mix
-            if share <= 0:
-                continue
-            p = target * weights[kind] / wsum / share
-            for e in endpoints:
-                plan[e].append((p, kind))
-        self.plan: dict[str, list[tuple[float, str]]] = {}
-        for name, items in plan.items():
-            acc = 0.0
-            cumulative = []
-            for p, kind in items:
-                acc += p
-                cumulative.append((acc, kind))
-            self.plan[name] = cumulative
-
-    def draw(self, request: Any) -> None:
-        u = self.rng.random()
-        for threshold, kind in self.plan[request.endpoint.name]:
-            if u < threshold:
-                request.everyday_failure = kind
-                request.fails_at = self.where[kind]
-                return

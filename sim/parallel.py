@@ -107,8 +107,13 @@ def run_segments(
     scratch: Path,
     progress: Callable[[float], None] | None = None,
 ) -> list[SegmentResult]:
-    """Simulate every segment (in parallel when workers > 1) and feed sinks in order."""
-    if workers <= 1 or len(plans) <= 1:
+    """Simulate every segment (in parallel when workers > 1) and feed sinks in order.
+
+    With workers > 1 even a single segment runs in a worker process when a sink sends to a
+    server: the simulation then has a core of its own, and the sink's threads have this
+    process's (they take the part file's bytes as they are, ``emit_raw``)."""
+    remote = any(getattr(sink, "remote", False) for sink in sinks)
+    if workers <= 1 or (len(plans) <= 1 and not remote):
         return [_in_process(scenario, plan, run_key, sinks, progress) for plan in plans]
     scratch.mkdir(parents=True, exist_ok=True)
     # a fresh process per segment: a week's memory stays that of one segment. Each is forked

@@ -29,12 +29,15 @@ class StateLog:
         self.entries.append((self.env.now, component, event, detail))
 
 
+def _never(req: Request, status_code: int) -> bool:
+    return False
+
+
 class Recorder:
     def __init__(self, env: Any, docs: DocumentFactory, catalog: dict[str, Failure],
                  lb_timeout_s: float, minutes: MinuteAggregator, order_rng: RandomStream,
                  emit: Callable[[dict[str, Any] | EncodedDoc], None], emit_from: float,
-                 emit_until: float, day_label: Callable[[float], str],
-                 retry: Callable[[Request, int], bool]) -> None:
+                 emit_until: float, day_label: Callable[[float], str]) -> None:
         self.env = env
         self.docs = docs
         self.catalog = catalog
@@ -45,7 +48,8 @@ class Recorder:
         self.emit_from = emit_from
         self.emit_until = emit_until
         self.day_label = day_label
-        self.retry = retry
+        # will the shopper try a failed request again? (set by the wiring: ShopperRetries)
+        self.retry: Callable[[Request, int], bool] = _never
         self.order_seq = 0
 
     def finish(self, req: Request, host: str, failure_kind: str | None) -> None:

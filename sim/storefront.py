@@ -19,7 +19,8 @@ from typing import Any
 from sim.app_instance import AppInstance
 from sim.config import CacheConfig, Scenario
 from sim.documents import DocumentFactory
-from sim.failures import EverydayFailures, build_catalog
+from sim.everyday import EverydayFailures
+from sim.failures import build_catalog
 from sim.faults import FaultSchedule
 from sim.groundtruth import MinuteAggregator
 from sim.load_balancer import LoadBalancer
@@ -91,8 +92,7 @@ class Storefront:
         self.minutes = MinuteAggregator(docs.origin_ms / 1000.0, faults.faults)
         self.recorder = Recorder(
             env, docs, build_catalog(cfg), cfg.lb_timeout_ms / 1000.0, self.minutes,
-            streams.stream("orders"), emit, emit_from, emit_until, day_label,
-            retry=lambda req, status: self.shoppers.maybe_retry(req, status))
+            streams.stream("orders"), emit, emit_from, emit_until, day_label)
         everyday = EverydayFailures(scenario.background_errors,
                                     scenario.traffic.endpoints.model_dump(),
                                     streams.stream("background-errors"))
@@ -105,6 +105,7 @@ class Storefront:
         self.lb = LoadBalancer(env, self.instances, cfg.health_check, self.recorder.refused)
         self.shoppers = ShopperRetries(env, cfg.shoppers, streams.stream("client-retries"),
                                        self.lb.forward)
+        self.recorder.retry = self.shoppers.maybe_retry  # a failed request may come back
 
     def in_flight(self) -> list[tuple[AppInstance, Any]]:
         """Requests still inside an instance, oldest first."""

@@ -274,6 +274,10 @@ class _QuietSenderThreads(logging.Filter):
 _QUIET = _QuietSenderThreads()
 
 
+_ID_FROM = len(b'{"index":{"_id":"')  # bulk_lines' action line: {"index":{"_id":"ID"}}
+_EVENT_TYPE = b'"event_type":"'
+
+
 @dataclass(slots=True)
 class _Doc:
     """One document on its way; ``source`` is the serialized JSON (kept for re-sending)."""
@@ -360,6 +364,7 @@ class OpenSearchSink:
 
     # ------------------------------------------------------------------ producer side
     accepts_encoded = True  # an EncodedDoc's bytes are sent as they are
+    remote = True  # worth a core of its own: the simulation runs in a worker (sim.parallel)
 
     def emit(self, doc_id: str, doc: dict[str, Any] | EncodedDoc) -> None:
         """Queue one document; blocks while the queue is full (back-pressure)."""
@@ -379,6 +384,23 @@ class OpenSearchSink:
         if len(self._batch) >= self._batch_size:
             self._put(self._batch)
             self._batch = []
+
+    def emit_raw(self, lines: bytes, count: int) -> None:
+        """``count`` action/document line pairs as a worker wrote them (``bulk_lines``): sent
+        without decoding the documents."""
+        if self._closed:
+            raise RuntimeError("emit_raw() after close()")
+        generated = self._generated
+        batch = self._batch
+        it = iter(lines.split(b"\n"))
+        for action, body in zip(it, it, strict=False):
+            start = body.find(_EVENT_TYPE) + len(_EVENT_TYPE)
+            event_type = body[start:body.index(b'"', start)].decode()
+            generated[event_type] = generated.get(event_type, 0) + 1
+            batch.append(_Doc(action[_ID_FROM:-3].decode(), event_type, body.decode("utf-8")))
+            if len(batch) >= self._batch_size:
+                self._put(batch)
+                self._batch = batch = []
 
     def _put(self, item: Any) -> None:
         """Blocking put that cannot hang forever if every sender thread died."""
