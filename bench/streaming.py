@@ -67,11 +67,13 @@ def plain_load(http: urllib3.PoolManager, url: str, index: str, bodies: list[byt
     return time.perf_counter() - started
 
 
-def stream(url: str, index: str, window: list[str], engine: str) -> float:
+def stream(url: str, index: str, window: list[str], engine: str, root: Path = ROOT) -> float:
+    """Wall seconds of ``run_sim.py --opensearch`` (from the tree ``root``)."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "run_sim.py"), *window, "--opensearch", url,
-                    "--index", index, "--no-files", "--quiet", "--engine", engine],
-                   check=True, capture_output=True, cwd=ROOT)
+    flags = [] if engine == "older" else ["--engine", engine]
+    subprocess.run([sys.executable, str(root / "run_sim.py"), *window, "--opensearch", url,
+                    "--index", index, "--no-files", "--quiet", *flags],
+                   check=True, capture_output=True, cwd=root)
     return time.perf_counter() - started
 
 
@@ -88,11 +90,20 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--engines", default="fast,simpy")
     p.add_argument("--chunk-mb", type=float, default=8.0)
+    p.add_argument("--against", default="", metavar="COMMIT",
+                   help="also stream from this older commit (compiled in a scratch worktree)")
     a = p.parse_args()
     window = [str(ROOT / a.scenario), "--today", TODAY, "--start", a.start, "--end", a.end]
     engines = a.engines.split(",")
     http = urllib3.PoolManager()
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
+        older = None
+        if a.against:
+            sys.path.insert(0, str(ROOT / "bench"))
+            from generation import older_build
+
+            older = older_build(a.against, Path(tmp))
+            engines.append("older")
         t0 = time.perf_counter()
         subprocess.run([sys.executable, str(ROOT / "run_sim.py"), *window, "--output-dir", tmp,
                         "--quiet"], check=True, capture_output=True, cwd=ROOT)
@@ -108,9 +119,14 @@ def main() -> int:
         for r in range(a.rounds):
             order = ["plain", *engines] if r % 2 == 0 else [*engines, "plain"]
             for what in order:
+                if what == "older" and older is None:
+                    continue
                 index = f"bench-{what}-{r}"
-                took = plain_load(http, a.url, index, bodies) if what == "plain" else \
-                    stream(a.url, index, window, what)
+                if what == "plain":
+                    took = plain_load(http, a.url, index, bodies)
+                else:
+                    took = stream(a.url, index, window, what,
+                                  older if what == "older" and older else ROOT)
                 n = count(http, a.url, index)
                 if n != docs:
                     raise SystemExit(f"{index}: {n} documents, expected {docs}")
@@ -125,9 +141,13 @@ def main() -> int:
     print(f"| plain `_bulk` of the NDJSON | {plain:.1f} | {docs / plain:,.0f} | 1.00x |")
     for e in engines:
         t = statistics.median(times[e])
-        print(f"| streaming while simulating, --engine {e} | {t:.1f} | {docs / t:,.0f} | "
+        what = f"at {a.against}" if e == "older" else f"--engine {e}"
+        print(f"| streaming while simulating, {what} | {t:.1f} | {docs / t:,.0f} | "
               f"{t / plain:.2f}x |")
     print(f"\n(generating the same window to NDJSON alone: {generate_s:.1f} s)")
+    if older is not None:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(older)],
+                       capture_output=True)
     return 0
 
 
