@@ -68,13 +68,14 @@ class FinishedRequest(Protocol):
 
 
 _TRANSACTION = (
-    b'{"@timestamp":"%s%03dZ","event_type":"transaction","transaction_id":"%016x","trace_id":"%032x",'
-    b'"session_id":%s,%s,%s%s%s%d},"status":"%s","response_time_ms":%.1f,"timing":{"queue_wait_ms":%.1f,'
+    b'{"@timestamp":"%s%03dZ","event_type":"transaction","transaction":{"id":"%016x","name":%s},'
+    b'"trace":{"id":"%032x"},"session":{"id":%s},%s,%s%s%s%d}},"event":{"outcome":"%s",'
+    b'"duration":%d},"status":"%s","response_time_ms":%.1f,"timing":{"queue_wait_ms":%.1f,'
     b'"db_pool_wait_ms":%.1f,"db_time_ms":%.1f,"gateway_time_ms":%.1f,"upstream_time_ms":%.1f,'
     b'"gc_pause_ms":%.1f},%s%s}'
 )
-_ERROR = (b'{"@timestamp":"%s%03dZ","event_type":"error","transaction_id":"%016x","trace_id":"%032x",'
-          b'%s%s%s%d},"status":"error",%s')
+_ERROR = (b'{"@timestamp":"%s%03dZ","event_type":"error","transaction":{"id":"%016x","name":%s},'
+          b'"trace":{"id":"%032x"},%s%s%s%d}},"event":{"outcome":"failure"},"status":"error",%s')
 _ORDER = (b',"order":{"order_id":"ORD-%s-%07d","amount":%a,%s,"items":%d,"payment_method":%s,'
           b'"payment_status":%s}')
 _METHODS_JSON = tuple(orjson.dumps(m) for m in PAYMENT_METHODS)
@@ -97,7 +98,7 @@ class DocumentFactory:
         self.ids = random.Random(id_seed)
         self._seconds: dict[int, bytes] = {}  # epoch second -> b"2026-11-27T14:25:03."
         # id(object) -> (object, encoded parts); the object is kept to rule out a reused id
-        self._endpoints: dict[int, tuple[Endpoint, bytes, bytes]] = {}
+        self._endpoints: dict[int, tuple[Endpoint, bytes, bytes, bytes]] = {}
         self._customers: dict[int, tuple[Customer, bytes, bytes, bytes]] = {}
         self._failures: dict[int, tuple[Failure, bytes]] = {}
         self._hosts: dict[str, bytes] = {}
@@ -118,32 +119,34 @@ class DocumentFactory:
             prefix = self._seconds[sec] = self.ts(sec * 1000)[:-4].encode()
         return prefix
 
-    def _endpoint(self, endpoint: Endpoint) -> tuple[Endpoint, bytes, bytes]:
-        """``"service":..,"host":`` and ``,"endpoint":..,"http":{..,"status_code":``."""
+    def _endpoint(self, endpoint: Endpoint) -> tuple[Endpoint, bytes, bytes, bytes]:
+        """The name, ``"service":{..},"host":{"name":`` and
+        ``},"url":{..},"http":{..,"response":{"status_code":``."""
         parts = self._endpoints.get(id(endpoint))
         if parts is not None and parts[0] is endpoint:
             return parts
         parts = (
             endpoint,
-            b'"service":' + orjson.dumps(endpoint.service) + b',"host":',
-            b',"endpoint":' + orjson.dumps(endpoint.name) + b',"http":{"method":'
-            + orjson.dumps(endpoint.method) + b',"path":' + orjson.dumps(endpoint.path)
-            + b',"status_code":',
+            orjson.dumps(endpoint.name),
+            b'"service":{"name":' + orjson.dumps(endpoint.service) + b'},"host":{"name":',
+            b'},"url":{"path":' + orjson.dumps(endpoint.path) + b'},"http":{"request":{"method":'
+            + orjson.dumps(endpoint.method) + b'},"response":{"status_code":',
         )
         self._endpoints[id(endpoint)] = parts
         return parts
 
     def _customer(self, customer: Customer) -> tuple[Customer, bytes, bytes, bytes]:
-        """``"customer_id":..`` / ``"client":{..}`` / ``"currency":..`` of one shopper."""
+        """``"user":{..}`` / ``"client":{..},"user_agent":{..}`` / ``"currency":..`` of one
+        shopper."""
         parts = self._customers.get(id(customer))
         if parts is not None and parts[0] is customer:
             return parts
-        client = {"ip": customer.client_ip, "country": customer.country,
-                  "user_agent": customer.user_agent}
+        client = {"ip": customer.client_ip, "geo": {"country_iso_code": customer.country}}
         parts = (
             customer,
-            b'"customer_id":' + orjson.dumps(customer.customer_id),
-            b'"client":' + orjson.dumps(client),
+            b'"user":{"id":' + orjson.dumps(customer.customer_id) + b"}",
+            b'"client":' + orjson.dumps(client) + b',"user_agent":{"original":'
+            + orjson.dumps(customer.user_agent) + b"}",
             b'"currency":' + orjson.dumps(customer.currency),
         )
         self._customers[id(customer)] = parts
@@ -162,7 +165,7 @@ class DocumentFactory:
             return cached[1]
         text = f"{failure.error_type}: {failure.message}"
         tail = orjson.dumps({
-            "component": failure.component, "severity": failure.severity,
+            "log": {"level": failure.severity, "logger": failure.component},
             "error": {"type": failure.error_type, "message": failure.message,
                       "stack_trace": f"{text}\n{failure.stack_trace}" if failure.stack_trace else text},
         })[1:]  # without its "{": it continues the document
@@ -184,10 +187,12 @@ class DocumentFactory:
         ep = self._endpoint(endpoint)
         cu = self._customer(customer)
         sec, milli = divmod(self.origin_ms + round(request.arrival * 1000.0), 1000)
+        ok = status_code < 400
         body = _TRANSACTION % (
-            self._second(sec), milli, ids & _LOW64, ids >> 64,
-            orjson.dumps(request.session_id), cu[1], ep[1], self._host(host), ep[2], status_code,
-            b"success" if status_code < 400 else b"error", response_ms,
+            self._second(sec), milli, ids & _LOW64, ep[1], ids >> 64,
+            orjson.dumps(request.session_id), cu[1], ep[2], self._host(host), ep[3], status_code,
+            b"success" if ok else b"failure", round(response_ms * 1e6),
+            b"success" if ok else b"error", response_ms,
             request.queue_wait * 1000.0, request.pool_wait * 1000.0, request.db_time * 1000.0,
             request.gateway_time * 1000.0, request.upstream_time * 1000.0,
             request.gc_wait * 1000.0, cu[2], order,
@@ -206,8 +211,8 @@ class DocumentFactory:
         ep = self._endpoint(endpoint)
         sec, milli = divmod(self.origin_ms + round(at_s * 1000.0), 1000)
         body = _ERROR % (
-            self._second(sec), milli, ids & _LOW64, ids >> 64, ep[1], self._host(host), ep[2],
-            status_code, self._failure(failure),
+            self._second(sec), milli, ids & _LOW64, ep[1], ids >> 64, ep[2], self._host(host),
+            ep[3], status_code, self._failure(failure),
         )
         return EncodedDoc("error", body)
 

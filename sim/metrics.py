@@ -15,6 +15,8 @@ import simpy
 from sim.documents import DocumentFactory
 from sim.resources.circuit_breaker import STATE_CODES
 
+MB = 1024 * 1024
+
 
 def _p95(values: list[float]) -> float:
     if not values:
@@ -53,26 +55,24 @@ class MetricsSampler:
             cpu_busy, _ = inst.cpu.take_interval()
             gc_pause_s, gc_count, gc_full = inst.heap.take_interval()
             refused = inst.breaker.take_interval()
+            pool = inst.db_pool
             doc = {
                 "@timestamp": ts,
                 "event_type": "infrastructure_metric",
-                "host": inst.name,
-                "service": "storefront-app",
-                "component": "app-instance",
-                "instance_up": inst.up,
-                "cpu": {"pct": round(100.0 * cpu_busy, 1)},
+                "host": {"name": inst.name, "cpu": {"usage": round(cpu_busy, 4)}},
+                "service": {"name": "storefront-app", "type": "app-instance",
+                            "state": "running" if inst.up else "stopped"},
                 "jvm": {
-                    "heap_used_mb": round(inst.heap.used_mb, 1),
-                    "heap_max_mb": inst.heap.max_mb,
-                    "gc_pause_ms": round(gc_pause_s * 1000.0, 1),
-                    "gc_count": gc_count,
-                    "gc_full_count": gc_full,
+                    "memory": {"used": round(inst.heap.used_mb * MB),
+                               "limit": round(inst.heap.max_mb * MB)},
+                    "gc": {"duration": round(gc_pause_s, 4), "count": gc_count,
+                           "full_count": gc_full},
                 },
                 "thread_pool": {"active": inst.workers.active, "queued": len(inst.workers.queue),
                                 "max": inst.workers.max_threads},
-                "db_pool": {"active": inst.db_pool.active,
-                            "idle": inst.db_pool.max_size - inst.db_pool.active,
-                            "pending": inst.db_pool.pending, "max": inst.db_pool.max_size},
+                "db": {"client": {"connection": {
+                    "used": pool.active, "idle": pool.max_size - pool.active,
+                    "pending_requests": pool.pending, "max": pool.max_size}}},
                 "circuit_breaker": {"state": inst.breaker.state,
                                     "state_code": STATE_CODES[inst.breaker.state],
                                     "not_permitted_calls": refused},
@@ -86,8 +86,8 @@ class MetricsSampler:
         db = backends.db
         queries, busy = db.take_interval()
         db_doc = {
-            "@timestamp": ts, "event_type": "infrastructure_metric", "host": "db-01",
-            "service": "postgresql", "component": "database",
+            "@timestamp": ts, "event_type": "infrastructure_metric", "host": {"name": "db-01"},
+            "service": {"name": "postgresql", "type": "database", "state": "running"},
             "db": {"active_queries": db.busy, "queued_queries": len(db.queue),
                    "max_active": db.max_active, "queries_per_s": round(queries / iv, 2),
                    "avg_query_ms": round(1000.0 * busy / queries, 2) if queries else 0.0,
@@ -96,8 +96,10 @@ class MetricsSampler:
         gw = backends.gateway
         latencies, calls, timeouts, failures = gw.take_interval_figures()
         gw_doc = {
-            "@timestamp": ts, "event_type": "infrastructure_metric", "host": "payment-gateway",
-            "service": "payment-gateway", "component": "external-dependency",
+            "@timestamp": ts, "event_type": "infrastructure_metric",
+            "host": {"name": "payment-gateway"},
+            "service": {"name": "payment-gateway", "type": "external-dependency",
+                        "state": "running"},
             "gateway": {"latency_p95_ms": round(_p95(latencies) * 1000.0, 1),
                         "calls": calls, "timeouts": timeouts, "failures": failures},
         }

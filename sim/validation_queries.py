@@ -139,7 +139,8 @@ def minute_view(path: Path, keep_metrics: bool = True) -> MinuteView:
             rt = doc["response_time_ms"]
             v.latencies.setdefault(m, []).append(rt)
             if rt >= PERF_MIN_RESPONSE_MS:
-                v.endpoint_slow[doc["endpoint"]] = v.endpoint_slow.get(doc["endpoint"], 0) + 1
+                name = doc["transaction"]["name"]
+                v.endpoint_slow[name] = v.endpoint_slow.get(name, 0) + 1
         elif kind == "error":
             t = doc["error"]["type"]
             v.error_types[t] = v.error_types.get(t, 0) + 1

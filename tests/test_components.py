@@ -238,7 +238,7 @@ def _send(env, shop, endpoint, name, at_s):
 
 
 def _transactions(docs):
-    return [(d["session_id"], round(d["response_time_ms"] / 1000, 6), d["status"])
+    return [(d["session"]["id"], round(d["response_time_ms"] / 1000, 6), d["status"])
             for d in (x.as_dict() for x in docs) if d["event_type"] == "transaction"]
 
 
@@ -286,7 +286,7 @@ def test_checkout_holds_its_connection_through_a_slow_gateway_call(env):
     errors = [d.as_dict() for d in docs if d.as_dict()["event_type"] == "error"]
     assert [e["error"]["type"] for e in errors] == [
         "java.sql.SQLTransientConnectionException"] * 2
-    timing = [d.as_dict()["timing"] for d in docs if d.as_dict().get("session_id") == "order"]
+    timing = [d.as_dict()["timing"] for d in docs if d.as_dict().get("session", {}).get("id") == "order"]
     assert timing[0]["gateway_time_ms"] == pytest.approx(10_000, abs=1e-3)
 
 

@@ -37,14 +37,17 @@ def reference_transaction(docs: DocumentFactory, req: Any, trace_id: str, txn_id
     doc: dict[str, Any] = {
         "@timestamp": docs.timestamp(req.arrival),
         "event_type": "transaction",
-        "transaction_id": txn_id,
-        "trace_id": trace_id,
-        "session_id": req.session_id,
-        "customer_id": c.customer_id,
-        "service": endpoint.service,
-        "host": host,
-        "endpoint": endpoint.name,
-        "http": {"method": endpoint.method, "path": endpoint.path, "status_code": status_code},
+        "transaction": {"id": txn_id, "name": endpoint.name},
+        "trace": {"id": trace_id},
+        "session": {"id": req.session_id},
+        "user": {"id": c.customer_id},
+        "service": {"name": endpoint.service},
+        "host": {"name": host},
+        "url": {"path": endpoint.path},
+        "http": {"request": {"method": endpoint.method},
+                 "response": {"status_code": status_code}},
+        "event": {"outcome": "success" if status_code < 400 else "failure",
+                  "duration": round(response_ms * 1e6)},
         "status": "success" if status_code < 400 else "error",
         "response_time_ms": round(response_ms, 1),
         "timing": {
@@ -55,7 +58,8 @@ def reference_transaction(docs: DocumentFactory, req: Any, trace_id: str, txn_id
             "upstream_time_ms": round(req.upstream_time * 1000.0, 1),
             "gc_pause_ms": round(req.gc_wait * 1000.0, 1),
         },
-        "client": {"ip": c.client_ip, "country": c.country, "user_agent": c.user_agent},
+        "client": {"ip": c.client_ip, "geo": {"country_iso_code": c.country}},
+        "user_agent": {"original": c.user_agent},
     }
     if order is not None:
         doc["order"] = order
@@ -67,11 +71,14 @@ def reference_error(docs: DocumentFactory, at_s: float, trace_id: str, txn_id: s
                     ) -> dict[str, Any]:
     text = f"{failure.error_type}: {failure.message}"
     return {
-        "@timestamp": docs.timestamp(at_s), "event_type": "error", "transaction_id": txn_id,
-        "trace_id": trace_id, "service": endpoint.service, "host": host,
-        "endpoint": endpoint.name,
-        "http": {"method": endpoint.method, "path": endpoint.path, "status_code": status_code},
-        "status": "error", "component": failure.component, "severity": failure.severity,
+        "@timestamp": docs.timestamp(at_s), "event_type": "error",
+        "transaction": {"id": txn_id, "name": endpoint.name}, "trace": {"id": trace_id},
+        "service": {"name": endpoint.service}, "host": {"name": host},
+        "url": {"path": endpoint.path},
+        "http": {"request": {"method": endpoint.method},
+                 "response": {"status_code": status_code}},
+        "event": {"outcome": "failure"}, "status": "error",
+        "log": {"level": failure.severity, "logger": failure.component},
         "error": {"type": failure.error_type, "message": failure.message,
                   "stack_trace": f"{text}\n{failure.stack_trace}" if failure.stack_trace else text},
     }

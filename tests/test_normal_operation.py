@@ -47,19 +47,19 @@ def test_response_times_and_error_rate_in_normal_envelope(busy_hour):
 
 def test_every_failed_transaction_has_one_linked_error(busy_hour):
     _out, _result, _actions, docs = busy_hour
-    failed = {d["transaction_id"]: d["trace_id"] for d in docs
+    failed = {d["transaction"]["id"]: d["trace"]["id"] for d in docs
               if d["event_type"] == "transaction" and d["status"] == "error"}
     errors = [d for d in docs if d["event_type"] == "error"]
     assert len(errors) == len(failed)
-    assert all(failed[e["transaction_id"]] == e["trace_id"] for e in errors)
+    assert all(failed[e["transaction"]["id"]] == e["trace"]["id"] for e in errors)
 
 
 def test_metrics_every_interval_per_host(busy_hour):
     _out, _result, _actions, docs = busy_hour
     metrics = [d for d in docs if d["event_type"] == "infrastructure_metric"]
-    hosts = {d["host"] for d in metrics}
+    hosts = {d["host"]["name"] for d in metrics}
     assert hosts == {"app-01", "app-02", "app-03", "app-04", "db-01", "payment-gateway"}
-    per_host = len([d for d in metrics if d["host"] == "app-01"])
+    per_host = len([d for d in metrics if d["host"]["name"] == "app-01"])
     assert per_host == 45 * 60 // 10  # every 10 s over 45 minutes
 
 

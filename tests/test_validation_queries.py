@@ -53,7 +53,7 @@ def epoch(ts: str) -> float:
 
 def app_metrics(out: Path) -> list[dict[str, Any]]:
     return [d for d in iter_docs(out / "all_data.ndjson")
-            if d["event_type"] == "infrastructure_metric" and d["component"] == "app-instance"]
+            if d["event_type"] == "infrastructure_metric" and d["service"]["type"] == "app-instance"]
 
 
 def test_payment_timeout_evidence_and_seed_queries(tmp_root: Path):
@@ -73,7 +73,7 @@ def test_payment_timeout_evidence_and_seed_queries(tmp_root: Path):
     assert 30 <= timeouts <= 200
     assert view.error_types["io.github.resilience4j.circuitbreaker.CallNotPermittedException"] > 0
     assert any(d["circuit_breaker"]["state"] == "OPEN" for d in view.metrics
-               if d["component"] == "app-instance")
+               if d["service"]["type"] == "app-instance")
     # Find Performance Incidents: hits exist, and (almost) all fall inside the windows
     windows = [(epoch(rec["symptom_start"]), epoch(rec["symptom_end"]))]
     hits = find_performance_incidents(out / "all_data.ndjson", windows)
@@ -96,7 +96,8 @@ def test_db_pool_exhaustion_evidence(tmp_root: Path):
     lo, hi = epoch(rec["symptom_start"]), epoch(rec["symptom_end"])
     inside = [d for d in app_metrics(out) if lo <= epoch(d["@timestamp"]) < hi]
     outside = [d for d in app_metrics(out) if epoch(d["@timestamp"]) < epoch(rec["fault_start"])]
-    assert any(d["db_pool"]["pending"] > 0 and d["db_pool"]["active"] == d["db_pool"]["max"]
+    assert any(d["db"]["client"]["connection"]["pending_requests"] > 0
+               and d["db"]["client"]["connection"]["used"] == d["db"]["client"]["connection"]["max"]
                for d in inside)
     assert any(d["thread_pool"]["active"] == d["thread_pool"]["max"] and d["thread_pool"]["queued"]
                for d in inside)
@@ -121,9 +122,9 @@ def test_memory_leak_evidence(tmp_root: Path):
                    str(tmp_root / "mem"))
     (rec,) = incidents(out)
     assert rec["observed"] and rec["incident_type"] == "memory_pressure"
-    metrics = [d for d in app_metrics(out) if d["host"] == "app-02"]
+    metrics = [d for d in app_metrics(out) if d["host"]["name"] == "app-02"]
     start = epoch(rec["fault_start"])
-    oom_at = min(epoch(d["@timestamp"]) for d in metrics if not d["instance_up"])
+    oom_at = min(epoch(d["@timestamp"]) for d in metrics if d["service"]["state"] == "stopped")
     assert oom_at > start + 120  # gradual: the heap needs minutes to fill
 
     def window(lo: float, hi: float) -> list[dict[str, Any]]:
@@ -131,9 +132,9 @@ def test_memory_leak_evidence(tmp_root: Path):
 
     early, late = window(start - 300, start), window(oom_at - 300, oom_at)
     # the floor of the sawtooth (what survives a collection) rises
-    assert min(d["jvm"]["heap_used_mb"] for d in late) > min(d["jvm"]["heap_used_mb"] for d in early)
-    assert sum(d["jvm"]["gc_count"] for d in late) > 2 * sum(d["jvm"]["gc_count"] for d in early)
-    assert sum(d["jvm"]["gc_pause_ms"] for d in late) > 2 * sum(d["jvm"]["gc_pause_ms"] for d in early)
+    assert min(d["jvm"]["memory"]["used"] for d in late) > min(d["jvm"]["memory"]["used"] for d in early)
+    assert sum(d["jvm"]["gc"]["count"] for d in late) > 2 * sum(d["jvm"]["gc"]["count"] for d in early)
+    assert sum(d["jvm"]["gc"]["duration"] for d in late) > 2 * sum(d["jvm"]["gc"]["duration"] for d in early)
     errors = minute_view(out / "all_data.ndjson", keep_metrics=False).error_types
     assert errors.get("java.lang.OutOfMemoryError", 0) >= 1
     assert errors.get("UpstreamPrematureClose", 0) >= 1  # in-flight requests lost with the JVM
@@ -152,14 +153,14 @@ def test_memory_leak_restart_load_balancer_and_cold_jvm(tmp_root: Path):
     assert refused
     assert all(any(0 <= t - oom <= 10.5 for oom in ooms.values()) for t in refused)
     host, oom = min(ooms.items(), key=lambda kv: kv[1])
-    txns = [d for d in docs if d["event_type"] == "transaction" and d["endpoint"] != "checkout"]
-    served = sorted(epoch(d["@timestamp"]) for d in txns if d["host"] == host)
+    txns = [d for d in docs if d["event_type"] == "transaction" and d["transaction"]["name"] != "checkout"]
+    served = sorted(epoch(d["@timestamp"]) for d in txns if d["host"]["name"] == host)
     back = min(t for t in served if t > oom)
     assert back - oom >= 45  # restart_seconds, then passing health checks
 
     def median_ms(hosts: set[str], lo: float, hi: float) -> float:
         values = sorted(d["response_time_ms"] - d["timing"]["gc_pause_ms"] for d in txns
-                        if d["host"] in hosts and lo <= epoch(d["@timestamp"]) < hi)
+                        if d["host"]["name"] in hosts and lo <= epoch(d["@timestamp"]) < hi)
         return values[len(values) // 2]
 
     # a cold JVM: much slower than the warm instance beside it, warming up with traffic
@@ -213,15 +214,15 @@ def test_upstream_degradation_evidence(tmp_root: Path):
     # only the endpoints that call inventory time out, none before it slows, and nearly all
     # while it is slow (a few more while its cache is still cold)
     assert len(timeouts) > 1000
-    assert {d["endpoint"] for d in timeouts} == {"product", "cart", "checkout"}
+    assert {d["transaction"]["name"] for d in timeouts} == {"product", "cart", "checkout"}
     at = [epoch(d["@timestamp"]) for d in timeouts]
     assert min(at) >= fault_start
     assert sum(t <= fault_end + 5 for t in at) >= 0.97 * len(at)
     # a timed-out GET is tried once more: the failed requests waited out two read timeouts,
     # and threads held that long saturate the worker pools (the seed's queueing)
-    failed = {d["transaction_id"] for d in timeouts}
+    failed = {d["transaction"]["id"] for d in timeouts}
     waited = [d["timing"]["upstream_time_ms"] for d in docs
-              if d["event_type"] == "transaction" and d["transaction_id"] in failed]
+              if d["event_type"] == "transaction" and d["transaction"]["id"] in failed]
     assert min(waited) >= 6000
     assert "thread_pool_saturated" in [e["event"] for e in rec["saturation_order"]]
     hits = find_performance_incidents(out / "all_data.ndjson",
@@ -230,7 +231,7 @@ def test_upstream_degradation_evidence(tmp_root: Path):
 
     def product_median_upstream_ms(lo: float, hi: float) -> float:
         values = sorted(d["timing"]["upstream_time_ms"] for d in docs
-                        if d["event_type"] == "transaction" and d["endpoint"] == "product"
+                        if d["event_type"] == "transaction" and d["transaction"]["name"] == "product"
                         and lo <= epoch(d["@timestamp"]) < hi)
         return values[len(values) // 2]
 
