@@ -110,7 +110,7 @@ def test_db_pool_exhaustion_evidence(tmp_root: Path):
     errors = minute_view(out / "all_data.ndjson", keep_metrics=False).error_types
     assert max(errors, key=errors.get) == "java.sql.SQLTransientConnectionException"
     # the scans evicted the page cache: after the fix, queries stay slow until traffic warms it
-    db = [d for d in iter_docs(out / "all_data.ndjson") if d.get("host") == "db-01"]
+    db = [d for d in iter_docs(out / "all_data.ndjson") if d.get("host", {}).get("name") == "db-01"]
     end = epoch(rec["fault_end"])
     ratio = [d["db"]["cache_hit_ratio"] for d in db if epoch(d["@timestamp"]) >= end]
     assert ratio[0] < 0.2 and ratio == sorted(ratio) and ratio[-1] > 0.5
