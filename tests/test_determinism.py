@@ -76,5 +76,5 @@ def test_defaults_print_like_the_same_values_written_out(tmp_path):
         subprocess.run([sys.executable, str(ROOT / "run_sim.py"), str(scenario), *args,
                         "--output-dir", str(out)], check=True, capture_output=True, timeout=300)
         outputs.append((out / "all_data.ndjson").read_bytes())
-    assert b'"heap_max_mb":2048.0' in outputs[0]
+    assert b'"memory":{"used":' in outputs[0] and b'"limit":2147483648}' in outputs[0]  # 2048 MB
     assert outputs[0] == outputs[1]
