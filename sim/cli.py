@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opensearch", metavar="URL",
                    help="stream into OpenSearch at URL while simulating (or OPENSEARCH_URL)")
     p.add_argument("--index", help="index name (default: the scenario's output.index)")
+    p.add_argument("--data-stream", metavar="NAME",
+                   help="write to this data stream (e.g. logs-storefront-demo) instead of an "
+                        "index: created with its composable template from mapping.json")
     p.add_argument("--ca-certs", help="CA bundle to verify the OpenSearch certificate")
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the OpenSearch TLS certificate (warns)")
@@ -135,15 +138,29 @@ def main(argv: list[str] | None = None) -> int:
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
     if url:
-        from sim.index_setup import bulk_load_settings, ensure_index, load_mapping
+        from sim.index_setup import (
+            apply_ism_policy,
+            bulk_load_settings,
+            ensure_data_stream,
+            ensure_index,
+            load_mapping,
+        )
         from sim.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
-        from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect
+        from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect, scrub_url
 
-        index = args.index or scenario.output.index
+        if args.data_stream and args.index:
+            return _bad(f"{args.scenario}: --data-stream and --index: give one of them")
+        index = args.data_stream or args.index or scenario.output.index
         incidents_index = scenario.output.incidents_index
         try:
             client = connect(url, ca_certs=args.ca_certs, insecure=args.insecure)
-            ensure_index(client, index, load_mapping(MAPPING_PATH))
+            if args.data_stream:
+                ensure_data_stream(client, index, load_mapping(MAPPING_PATH))
+                if not apply_ism_policy(client, index):
+                    print(f"note: {scrub_url(url)} has no index-management plugin; the ISM "
+                          "policy (sim/ism_policy.json) was not applied", file=sys.stderr)
+            else:
+                ensure_index(client, index, load_mapping(MAPPING_PATH))
             ensure_index(client, incidents_index, load_mapping(INCIDENTS_MAPPING_PATH))
         except OpenSearchSetupError as exc:
             return _bad(str(exc))

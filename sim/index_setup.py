@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import orjson
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import RequestError, TransportError
+from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
 from sim.sinks.opensearch import OpenSearchSetupError
 
@@ -80,25 +80,93 @@ def mapping_incompatibility(existing: dict[str, Any], wanted: dict[str, Any]) ->
     return None
 
 
+def template_name(target: str) -> str:
+    return f"storefront-sim-{target}"
+
+
+def ensure_template(client: OpenSearch, target: str, body: dict[str, Any],
+                    data_stream: bool = False) -> str:
+    """A composable index template from ``body`` (mapping.json) for exactly ``target``;
+    ``"created"`` or ``"exists"``. One that exists must map compatibly and be of the same
+    kind, else :class:`IndexMappingError`."""
+    name = template_name(target)
+    try:
+        found = client.indices.get_index_template(name=name)["index_templates"]
+    except NotFoundError:
+        found = []
+    except TransportError as exc:
+        raise OpenSearchSetupError(f"reading index template {name!r} failed: {_reason(exc)}") from None
+    if found:
+        template = found[0]["index_template"]
+        existing = template.get("template", {}).get("mappings", {})
+        problem = mapping_incompatibility(existing, body.get("mappings", {}))
+        if problem:
+            raise IndexMappingError(
+                f"index template {name!r} exists with an incompatible mapping: {problem}")
+        if ("data_stream" in template) != data_stream:
+            kind = "a data stream" if data_stream else "an index"
+            raise IndexMappingError(f"index template {name!r} exists but is not for {kind}")
+        return "exists"
+    spec: dict[str, Any] = {
+        "index_patterns": [target],
+        "priority": 200,  # above any catch-all template of the cluster
+        "template": {"settings": body.get("settings", {}), "mappings": body.get("mappings", {})},
+        "_meta": {"source": "storefront-sim mapping.json"},
+    }
+    if data_stream:
+        spec["data_stream"] = {}
+    try:
+        client.indices.put_index_template(name=name, body=spec)
+    except TransportError as exc:
+        raise OpenSearchSetupError(f"creating index template {name!r} failed: {_reason(exc)}") from None
+    return "created"
+
+
+def ensure_data_stream(client: OpenSearch, name: str, body: dict[str, Any]) -> str:
+    """The data stream ``name`` with its template; ``"created"`` or ``"exists"``."""
+    try:
+        ensure_template(client, name, body, data_stream=True)
+    except IndexMappingError:
+        raise
+    except OpenSearchSetupError as exc:
+        raise OpenSearchSetupError(f"data stream {name!r} refused: {exc}") from None
+    try:
+        client.indices.create_data_stream(name=name)
+        return "created"
+    except RequestError as exc:
+        if exc.error != "resource_already_exists_exception":
+            raise OpenSearchSetupError(f"data stream {name!r} refused: {_reason(exc)}") from None
+    except TransportError as exc:
+        raise OpenSearchSetupError(f"data stream {name!r} refused: {_reason(exc)}") from None
+    _check_compatible(client, name, body, "data stream")
+    return "exists"
+
+
+def _check_compatible(client: OpenSearch, target: str, body: dict[str, Any], kind: str) -> None:
+    current = client.indices.get_mapping(index=target)
+    # an alias or a data stream answers with its backing indices, each under its own name
+    for backing in current.values():
+        problem = mapping_incompatibility(backing.get("mappings", {}), body.get("mappings", {}))
+        if problem:
+            raise IndexMappingError(f"{kind} {target!r} exists with an incompatible mapping: {problem}")
+
+
 def ensure_index(client: OpenSearch, index: str, body: dict[str, Any]) -> str:
-    """Create ``index`` from ``body`` unless it exists; return ``"created"`` or ``"exists"``.
+    """Create ``index`` through its composable template (from ``body``) unless it exists;
+    return ``"created"`` or ``"exists"``.
 
     An existing index must have a compatible mapping, else :class:`IndexMappingError`.
     """
+    ensure_template(client, index, body)
     try:
-        client.indices.create(index=index, body=body)
+        client.indices.create(index=index)
         return "created"
     except RequestError as exc:
         if exc.error not in ("resource_already_exists_exception", "index_already_exists_exception"):
             raise OpenSearchSetupError(f"creating index {index!r} failed: {_reason(exc)}") from None
     except TransportError as exc:
         raise OpenSearchSetupError(f"creating index {index!r} failed: {_reason(exc)}") from None
-    current = client.indices.get_mapping(index=index)
-    # get_mapping on an alias returns the backing index under its own name.
-    existing = next(iter(current.values()), {}).get("mappings", {})
-    problem = mapping_incompatibility(existing, body.get("mappings", {}))
-    if problem:
-        raise IndexMappingError(f"index {index!r} exists with an incompatible mapping: {problem}")
+    _check_compatible(client, index, body, "index")
     return "exists"
 
 
@@ -164,3 +232,39 @@ def setup_index(
     else:
         print(f"index {index!r} already exists with a compatible mapping", file=stream)
     return 0
+
+
+ISM_POLICY_PATH = Path(__file__).resolve().parent / "ism_policy.json"
+
+
+def ism_policy(name: str, delete_after_days: int = 7) -> dict[str, Any]:
+    """The shipped ISM policy, for the data stream ``name``: roll over daily or at 5 GB,
+    delete a backing index ``delete_after_days`` after its rollover."""
+    body = orjson.loads(ISM_POLICY_PATH.read_bytes())
+    policy = body["policy"]
+    for state in policy["states"]:
+        for transition in state["transitions"]:
+            if "min_rollover_age" in transition.get("conditions", {}):
+                transition["conditions"]["min_rollover_age"] = f"{delete_after_days}d"
+    policy["ism_template"] = [{"index_patterns": [f"{name}*", f".ds-{name}-*"], "priority": 100}]
+    return body
+
+
+def apply_ism_policy(client: OpenSearch, name: str) -> bool:
+    """Put the ISM policy for the data stream ``name`` and attach it to its backing indices.
+    False when the node has no index-management plugin (nothing is changed then)."""
+    policy_id = template_name(name)
+    try:
+        client.transport.perform_request("PUT", f"/_plugins/_ism/policies/{policy_id}",
+                                         body=ism_policy(name))
+    except TransportError as exc:
+        if exc.status_code in (400, 404, 405) and "version_conflict" not in str(exc.error):
+            return False  # no handler for _plugins/_ism: the plugin is not installed
+        if "version_conflict" not in str(exc.error):
+            raise OpenSearchSetupError(f"ISM policy {policy_id!r}: {_reason(exc)}") from None
+    try:
+        client.transport.perform_request("POST", f"/_plugins/_ism/add/{name}",
+                                         body={"policy_id": policy_id})
+    except TransportError as exc:
+        raise OpenSearchSetupError(f"ISM policy {policy_id!r} on {name!r}: {_reason(exc)}") from None
+    return True
