@@ -52,7 +52,7 @@ class MetricsSampler:
         iv = self.interval_s
         for inst in shop.instances:
             served, errors, latencies = inst.take_interval()
-            cpu_busy, _ = inst.cpu.take_interval()
+            cpu_busy = inst.cpu.take_interval()
             gc_pause_s, gc_count, gc_full = inst.heap.take_interval()
             refused = inst.breaker.take_interval()
             pool = inst.db_pool

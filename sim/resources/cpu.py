@@ -82,12 +82,12 @@ class Cpu(ServiceCenter):
         self._pauses += 1
         self.saturated = False
 
-    def take_interval(self) -> tuple[float, int]:
-        """(busy share of all cores 0..1, bursts waiting now) since the last call."""
+    def take_interval(self) -> float:
+        """Busy share of all cores (0..1, bursts and GC) since the last call."""
         busy, gc, since = self._interval_start
         now = self.env.now
         busy_now, gc_now = self.busy_server_seconds(), self.gc_core_s
         self._interval_start = (busy_now, gc_now, now)
         span = (now - since) * self.servers
         share = (busy_now - busy + gc_now - gc) / span if span > 0 else 0.0
-        return min(1.0, share), len(self.queue)
+        return min(1.0, share)
