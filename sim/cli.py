@@ -20,6 +20,10 @@ from sim.run import print_summary, resolve_run_window, simulate
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
+# ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
+# with ``main(argv) -> int`` (imported only when used)
+COMMANDS: dict[str, str] = {}
+
 # CLI flag -> scenario field it overrides
 FLAG_FIELDS: dict[str, str] = {
     "days": "window.days",
@@ -120,6 +124,11 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        import importlib
+
+        return int(importlib.import_module(COMMANDS[argv[0]]).main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.create_mapping_only:
         from sim.mapping import create_mapping_only
