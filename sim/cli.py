@@ -21,8 +21,13 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
-# with ``main(argv) -> int`` (imported only when used)
-COMMANDS: dict[str, str] = {}
+# with ``main(argv) -> int``, or ``module:function`` for one of several in a module
+# (imported only when used)
+COMMANDS: dict[str, str] = {
+    "inject": "sim.control_commands:inject",
+    "faults": "sim.control_commands:faults",
+    "clear": "sim.control_commands:clear",
+}
 
 # CLI flag -> scenario field it overrides
 FLAG_FIELDS: dict[str, str] = {
@@ -128,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in COMMANDS:
         import importlib
 
-        return int(importlib.import_module(COMMANDS[argv[0]]).main(argv[1:]))
+        module, _, function = COMMANDS[argv[0]].partition(":")
+        return int(getattr(importlib.import_module(module), function or "main")(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.create_mapping_only:
         from sim.mapping import create_mapping_only

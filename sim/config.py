@@ -7,11 +7,12 @@ A scenario YAML is parsed into immutable pydantic models. Anything wrong with it
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -264,7 +265,15 @@ class ControlFault(FaultConfig):
     """A fault in a live run's control file: the scenario's fault schema, an optional ``id``
     (what ``storefront-sim clear`` names) and, for ``start`` only here, "now" / "now+5m"."""
 
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None = None
+    id: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError(f"invalid id {value!r} (letters, digits, '_', '.', '-'; "
+                             "at most 64, starting with a letter or digit)")
+        return value
 
 
 class ControlConfig(_Model):
@@ -335,6 +344,8 @@ def _validation_error(exc: ValidationError, source: str, overrides: dict[str, An
         msg = "unknown key"
     elif err["type"] == "literal_error":
         msg = f"unknown value {err.get('input')!r}: {msg}"
+    elif err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
     return ScenarioError(f"{source}: {loc}: {msg}")
 
 
