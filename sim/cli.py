@@ -51,7 +51,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="run_sim.py", description=__doc__.splitlines()[0])
+    p = _Parser(prog="run_sim.py", description=__doc__.splitlines()[0],
+                epilog=f"other commands: {', '.join(COMMANDS)} (run_sim.py COMMAND --help)")
     p.add_argument("scenario", nargs="?", help="scenario YAML (e.g. scenarios/baseline.yaml)")
     p.add_argument("--days", type=int, help="days to simulate, ending at 24:00 UTC of --today")
     p.add_argument("--today", help="the date runs end on and relative fault times resolve "

@@ -224,7 +224,8 @@ class ControlFile:
     def state(self, now_epoch: float, others: Iterable[ActiveFault] = ()) -> dict[str, Any]:
         """What the simulation has applied, for ``storefront-sim faults``::
 
-            {"version": 1, "scenario": NAME, "simulated_now": ISO, "control_error": LINE|null,
+            {"version": 1, "scenario": NAME, "instances": N, "simulated_now": ISO,
+             "control_error": LINE|null,
              "faults": [{"id", "fault_id", "origin": "control"|"scenario"|"random",
                          "in_file": bool, "status": "scheduled"|"active"|"ended",
                          "type", "start", "end", "magnitude", "ramp_minutes", "target",
@@ -242,6 +243,7 @@ class ControlFile:
         return {
             "version": STATE_VERSION,
             "scenario": self.scenario.name,
+            "instances": self.scenario.storefront.instances,
             "simulated_now": iso(now_epoch),
             "control_error": self.error,
             "faults": [
