@@ -236,12 +236,13 @@ def faults(argv: list[str]) -> int:
             rows.append(_state_row(f, ""))
         elif f["id"] not in in_file:  # cleared: the simulation has ended it, or will next bucket
             rows.append(_state_row(f, " (cleared)" if not f.get("in_file") else " (clearing)"))
+    written = ""
     if state is None:
         print(f"control file {path}; no running simulation has written {state_file.name}")
     else:
-        age = time.time() - state_file.stat().st_mtime
-        print(f"control file {path}; simulation at {state['simulated_now']} "
-              f"(state written {_ago(age)} ago)")
+        with contextlib.suppress(OSError):
+            written = f" (state written {_ago(time.time() - state_file.stat().st_mtime)} ago)"
+        print(f"control file {path}; simulation at {state['simulated_now']}{written}")
         if state.get("control_error"):
             print(f"the simulation ignores the file's last edit: {state['control_error']}")
     if rows:

@@ -14,7 +14,7 @@ import pytest
 
 from sim.cli import main
 from sim.config import Scenario, ScenarioError, load_scenario, parse_scenario
-from sim.control import ControlFile, pinned_fault, read_control, state_path
+from sim.control import ControlFile, ControlUpdate, pinned_fault, read_control, state_path
 from sim.faults import ActiveFault
 from sim.run import resolve_faults
 
@@ -41,7 +41,7 @@ GW = "faults:\n  - {id: gw, type: payment_gateway_slowdown, start: %s, duration_
 
 def test_now_starts_at_the_boundary_where_the_fault_is_first_read(tmp_path):
     path, ctl = control(tmp_path)
-    assert ctl.poll(B0 - 1) == (first := ctl.poll(B0 - 1)) and first.faults == ()
+    assert ctl.poll(B0 - 1) == ControlUpdate((), False, None)  # no file yet: no faults
     path.write_text(GW % ("now", 10))
     update = ctl.poll(B0)
     f = one(update)
@@ -104,7 +104,7 @@ def test_removed_before_its_start_it_never_runs(tmp_path):
 
 def test_a_missing_file_means_no_faults_and_deleting_it_ends_them(tmp_path):
     path, ctl = control(tmp_path)
-    assert ctl.poll(B0) .faults == ()
+    assert ctl.poll(B0).faults == ()
     path.write_text(GW % ("now", 10))
     ctl.poll(B0 + 1)
     path.unlink()
@@ -165,6 +165,16 @@ def test_an_invalid_edit_keeps_the_previous_state_with_one_line_once(tmp_path):
     path.write_text(GW % ("now", 5))
     fixed = ctl.poll(B0 + 100)
     assert fixed.changed and fixed.error is None and one(fixed).end_epoch == B0 + 300
+
+
+def test_an_unreadable_file_keeps_the_previous_state(tmp_path):
+    path, ctl = control(tmp_path, GW % ("now", 10))
+    before = ctl.poll(B0)
+    path.unlink()
+    path.mkdir()
+    update = ctl.poll(B0 + 1)
+    assert update.faults == before.faults and not update.changed
+    assert update.error == f"{path}: cannot read: Is a directory"
 
 
 def test_rewriting_the_same_content_is_no_change(tmp_path):
