@@ -33,6 +33,7 @@ from sim.control import (
     state_path,
     write_atomic,
 )
+from sim.faults import active_fault
 
 FAULT_TYPES: tuple[str, ...] = get_args(FaultType)
 # an inject flag -> the control-file field it sets (errors name the flag)
@@ -226,9 +227,10 @@ def faults(argv: list[str]) -> int:
     rows = []
     for key, spec in entries:
         f = applied.pop(key, None)
-        if f is None:
+        if f is None:  # not read by a simulation yet: as the file says, with the defaults
+            d = active_fault(spec, key, 0.0)
             rows.append((key, "pending", spec.type, spec.start,
-                         f"+{spec.duration_minutes:g} min", spec.magnitude, spec.target, "control"))
+                         f"+{spec.duration_minutes:g} min", d.magnitude, d.target, "control"))
         else:
             rows.append(_state_row(f, ""))
     for f in (state or {}).get("faults", []):

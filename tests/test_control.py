@@ -375,5 +375,5 @@ def test_faults_lists_pending_entries_without_a_running_simulation(tmp_path, cap
     assert "no running simulation has written control.state.json" in out
     row = next(line for line in out.splitlines() if line.startswith("upstream_slowdown-1"))
     assert row.split() == ["upstream_slowdown-1", "pending", "upstream_slowdown", "now+5m", "+1.5",
-                           "min", "-", "recommendations", "control"]
+                           "min", "110", "recommendations", "control"]
     assert not state_path(path).exists()
