@@ -416,18 +416,8 @@ def parse_control(raw: Any, source: str) -> ControlConfig:
     return control
 
 
-def read_yaml(path: Path) -> Any:
-    """A YAML file's content; a missing, unreadable or malformed file is a one-line ScenarioError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_yaml(text, path)
-
-
 def parse_yaml(text: str, path: Path | str) -> Any:
+    """YAML text to Python; malformed YAML is a one-line ScenarioError with line and column."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -444,4 +434,10 @@ def load_scenario(
 ) -> Scenario:
     """Read and validate a scenario file; every failure is a one-line ScenarioError."""
     path = Path(path)
-    return parse_scenario(read_yaml(path), str(path), overrides, flag_names)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_scenario(parse_yaml(text, path), str(path), overrides, flag_names)
