@@ -21,8 +21,13 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
-# with ``main(argv) -> int`` (imported only when used)
-COMMANDS: dict[str, str] = {}
+# with ``main(argv) -> int``, or ``module:function`` for one of several in a module
+# (imported only when used)
+COMMANDS: dict[str, str] = {
+    "inject": "sim.control_commands:inject",
+    "faults": "sim.control_commands:faults",
+    "clear": "sim.control_commands:clear",
+}
 
 # CLI flag -> scenario field it overrides
 FLAG_FIELDS: dict[str, str] = {
@@ -46,7 +51,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="run_sim.py", description=__doc__.splitlines()[0])
+    p = _Parser(prog="run_sim.py", description=__doc__.splitlines()[0],
+                epilog=f"other commands: {', '.join(COMMANDS)} (run_sim.py COMMAND --help)")
     p.add_argument("scenario", nargs="?", help="scenario YAML (e.g. scenarios/baseline.yaml)")
     p.add_argument("--days", type=int, help="days to simulate, ending at 24:00 UTC of --today")
     p.add_argument("--today", help="the date runs end on and relative fault times resolve "
@@ -128,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in COMMANDS:
         import importlib
 
-        return int(importlib.import_module(COMMANDS[argv[0]]).main(argv[1:]))
+        module, _, function = COMMANDS[argv[0]].partition(":")
+        return int(getattr(importlib.import_module(module), function or "main")(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.create_mapping_only:
         from sim.mapping import create_mapping_only

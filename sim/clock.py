@@ -19,6 +19,30 @@ _RELATIVE = re.compile(
 )
 
 
+_DURATION = r"(\d+(?:\.\d+)?)\s*(s|m|h)"
+_NOW = re.compile(rf"^\s*now\s*(?:\+\s*{_DURATION})?\s*$", re.IGNORECASE)
+_DURATION_ONLY = re.compile(rf"^\s*{_DURATION}\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def now_offset(text: str) -> float | None:
+    """Seconds after "now" for 'now', 'now+90s', 'now+5m', 'now+1h'; None for any other text.
+
+    "now" is the simulated time at which a live run first reads the fault (sim/control.py)."""
+    m = _NOW.match(str(text))
+    if m is None:
+        return None
+    return 0.0 if m.group(1) is None else float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1.5h' -> seconds (for command-line flags); ValueError otherwise."""
+    m = _DURATION_ONLY.match(str(text))
+    if m is None:
+        raise ValueError(f"bad duration {text!r} (use e.g. 90s, 10m or 1.5h)")
+    return float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+
+
 def default_today() -> dt.date:
     return dt.datetime.now(UTC).date()
 

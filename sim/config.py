@@ -7,11 +7,12 @@ A scenario YAML is parsed into immutable pydantic models. Anything wrong with it
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -260,6 +261,27 @@ class FaultConfig(_Model):
     incident_type: str | None = None
 
 
+class ControlFault(FaultConfig):
+    """A fault in a live run's control file: the scenario's fault schema, an optional ``id``
+    (what ``storefront-sim clear`` names) and, for ``start`` only here, "now" / "now+5m"."""
+
+    id: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError(f"invalid id {value!r} (letters, digits, '_', '.', '-'; "
+                             "at most 64, starting with a letter or digit)")
+        return value
+
+
+class ControlConfig(_Model):
+    """A live run's control file (sim/control.py): the runtime faults and nothing else."""
+
+    faults: list[ControlFault] = []
+
+
 class RandomIncidentsConfig(_Model):
     """Incidents drawn deterministically from the seed, per simulated day."""
 
@@ -311,6 +333,41 @@ def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def _validation_error(exc: ValidationError, source: str, overrides: dict[str, Any] | None = None,
+                      flag_names: dict[str, str] | None = None) -> ScenarioError:
+    err = exc.errors()[0]
+    loc = _format_loc(tuple(x for x in err["loc"] if not str(x).startswith("function-")))
+    if flag_names and loc in flag_names and loc in (overrides or {}):
+        loc = f"{flag_names[loc]} ({loc})"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "literal_error":
+        msg = f"unknown value {err.get('input')!r}: {msg}"
+    elif err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    return ScenarioError(f"{source}: {loc}: {msg}")
+
+
+def check_fault_starts(faults: list[FaultConfig] | list[ControlFault], source: str,
+                       live: bool = False) -> None:
+    """Every fault's start parses. "now" forms only in a live control file (``live``): in a
+    scenario they would make a batch run's output depend on the wall clock."""
+    from sim.clock import now_offset, resolve_time_expression  # local: clock imports config types
+
+    for i, fault in enumerate(faults):
+        try:
+            if now_offset(fault.start) is not None:
+                if not live:
+                    raise ValueError(f"{fault.start!r} is only for a live run's control file; "
+                                     "a scenario needs a fixed time such as 'today 14:25'")
+                continue
+            resolve_time_expression(fault.start, dt.date(2000, 1, 3))
+        except ValueError as exc:
+            hint = " or 'now', 'now+90s', 'now+5m', 'now+1h'" if live else ""
+            raise ScenarioError(f"{source}: faults[{i}].start: {exc}{hint}") from None
+
+
 def parse_scenario(
     raw: Any,
     source: str,
@@ -331,23 +388,10 @@ def parse_scenario(
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _format_loc(tuple(x for x in err["loc"] if not str(x).startswith("function-")))
-        if flag_names and loc in flag_names and loc in (overrides or {}):
-            loc = f"{flag_names[loc]} ({loc})"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "literal_error":
-            msg = f"unknown value {err.get('input')!r}: {msg}"
-        raise ScenarioError(f"{source}: {loc}: {msg}") from None
+        raise _validation_error(exc, source, overrides, flag_names) from None
+    check_fault_starts(scenario.faults, source)
     from sim.clock import resolve_time_expression  # local: clock imports config types
 
-    for i, fault in enumerate(scenario.faults):
-        try:
-            resolve_time_expression(fault.start, dt.date(2000, 1, 3))
-        except ValueError as exc:
-            raise ScenarioError(f"{source}: faults[{i}].start: {exc}") from None
     for key in ("start", "end"):
         value = getattr(scenario.window, key)
         if value is not None:
@@ -356,6 +400,31 @@ def parse_scenario(
             except ValueError as exc:
                 raise ScenarioError(f"{source}: window.{key}: {exc}") from None
     return scenario
+
+
+def parse_control(raw: Any, source: str) -> ControlConfig:
+    """Validate a control file's mapping with the scenario's fault rules (plus "now" starts)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: (top level): expected a mapping, got {type(raw).__name__}")
+    try:
+        control = ControlConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc, source) from None
+    check_fault_starts(control.faults, source, live=True)
+    return control
+
+
+def parse_yaml(text: str, path: Path | str) -> Any:
+    """YAML text to Python; malformed YAML is a one-line ScenarioError with line and column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}: malformed YAML: {where}{problem}") from None
 
 
 def load_scenario(
@@ -371,11 +440,4 @@ def load_scenario(
         raise ScenarioError(f"{path}: file not found") from None
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{path}: malformed YAML: {where}{problem}") from None
-    return parse_scenario(raw, str(path), overrides, flag_names)
+    return parse_scenario(parse_yaml(text, path), str(path), overrides, flag_names)

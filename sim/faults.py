@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.config import FaultConfig
 
 DEFAULT_MAGNITUDE: dict[str, float] = {
     "payment_gateway_slowdown": 130.0,
@@ -72,6 +76,21 @@ class ActiveFault:
         if self.target is None:
             return True
         return name in (t.strip() for t in self.target.split(","))
+
+
+def active_fault(spec: FaultConfig, fault_id: str, start_epoch: float) -> ActiveFault:
+    """A configured fault (scenario or control file) starting at ``start_epoch``, with the
+    fault type's default magnitude, target and incident type where the file gives none."""
+    return ActiveFault(
+        fault_id=fault_id,
+        type=spec.type,
+        start_epoch=start_epoch,
+        end_epoch=start_epoch + spec.duration_minutes * 60.0,
+        ramp_s=spec.ramp_minutes * 60.0,
+        magnitude=DEFAULT_MAGNITUDE[spec.type] if spec.magnitude is None else spec.magnitude,
+        target=spec.target if spec.target is not None else DEFAULT_TARGET[spec.type],
+        incident_type=spec.incident_type or INCIDENT_TYPE[spec.type],
+    )
 
 
 _ONE: Callable[[], float] = lambda: 1.0  # noqa: E731

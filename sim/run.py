@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
-from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
+from sim.faults import ActiveFault, active_fault
 from sim.groundtruth import (
     BASELINE_S,
     TRAILING_S,
@@ -96,20 +96,9 @@ def resolve_run_window(scenario: Scenario, today: dt.date) -> Window:
 
 def resolve_faults(scenario: Scenario, today: dt.date) -> list[ActiveFault]:
     """The scenario's pinned faults in absolute time."""
-    faults = []
-    for i, f in enumerate(scenario.faults):
-        start = resolve_time_expression(f.start, today).timestamp()
-        faults.append(ActiveFault(
-            fault_id=f"{scenario.name}-f{i + 1}",
-            type=f.type,
-            start_epoch=start,
-            end_epoch=start + f.duration_minutes * 60.0,
-            ramp_s=f.ramp_minutes * 60.0,
-            magnitude=DEFAULT_MAGNITUDE[f.type] if f.magnitude is None else f.magnitude,
-            target=f.target if f.target is not None else DEFAULT_TARGET[f.type],
-            incident_type=f.incident_type or INCIDENT_TYPE[f.type],
-        ))
-    return faults
+    return [active_fault(f, f"{scenario.name}-f{i + 1}",
+                         resolve_time_expression(f.start, today).timestamp())
+            for i, f in enumerate(scenario.faults)]
 
 
 SPLIT_CLEARANCE_S = 45 * 60.0  # keep splits this far from any fault (and its recovery)
