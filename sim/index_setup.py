@@ -166,6 +166,10 @@ def ensure_index(client: OpenSearch, index: str, body: dict[str, Any]) -> str:
             raise OpenSearchSetupError(f"creating index {index!r} failed: {_reason(exc)}") from None
     except TransportError as exc:
         raise OpenSearchSetupError(f"creating index {index!r} failed: {_reason(exc)}") from None
+    # a closed index shows no mapping: say that it is closed, not that fields are missing
+    state = client.cluster.state(metric="metadata", index=index, filter_path="metadata.indices.*.state")
+    if any(v.get("state") == "close" for v in state.get("metadata", {}).get("indices", {}).values()):
+        raise OpenSearchSetupError(f"index {index!r} is closed; open it (POST /{index}/_open) and run again")
     _check_compatible(client, index, body, "index")
     return "exists"
 

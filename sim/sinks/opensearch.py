@@ -804,7 +804,7 @@ class OpenSearchSink:
                 return
             self._stop_reason = reason
             self._stopped.set()
-        log.warning("opensearch sink: stopping: %s", reason)
+        log.info("opensearch sink: stopping: %s", reason)
 
     def _where(self) -> str:
         """host:port of the server (for messages; never credentials)."""
