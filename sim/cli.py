@@ -235,17 +235,18 @@ def _sink_verdict(sinks: list[Any]) -> int:
     """One error line per sink that stopped or dead-lettered; exit 1 if any did (or lost
     track of a document), else 0."""
     code = 0
+    run_stopped = any(s.details.get("stopped") for s in sinks)
     for s in sinks:
         stopped = s.details.get("stopped")
         if stopped:
             print(f"error: {stopped}", file=sys.stderr)
-        elif s.unaccounted:
+        elif s.unaccounted and not run_stopped:  # a stopped run leaves all sinks short
             print(f"error: {s.name}: {s.unaccounted:,} documents are unaccounted for (see the "
                   "sink summary)", file=sys.stderr)
         if s.dead_lettered:
             print(f"error: {s.name}: {s.dead_lettered:,} documents rejected for their content "
                   f"are in {s.details.get('dead_letter_path')}", file=sys.stderr)
-        if stopped or s.unaccounted or s.dead_lettered:
+        if run_stopped or s.unaccounted or s.dead_lettered:
             code = EXIT_FAILED
     return code
 

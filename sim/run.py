@@ -266,5 +266,6 @@ def print_summary(result: RunResult, stream: Any = None) -> None:
               f"{sink['indexed']:,} already present {sink['already_present']:,} "
               f"dead-lettered {sink['dead_lettered']:,} unaccounted {sink['unaccounted']:,}"
               + (f" (not sent {sink.get('not_sent', 0):,}, sent without answer "
-                 f"{sink.get('unconfirmed', 0):,})" if sink["unaccounted"] else ""),
+                 f"{sink.get('unconfirmed', 0):,})" if sink["unaccounted"] and "not_sent" in sink
+                 else ""),
               file=stream)

@@ -488,7 +488,7 @@ class OpenSearchSink:
                 self._queue.put(item, timeout=0.2)
                 return
             except queue.Full:
-                if not any(t.is_alive() for t in self._threads):
+                if not any(t.is_alive() for t in self._threads) and not self._stopped.is_set():
                     raise RuntimeError(f"OpenSearch sink senders stopped: {self._errors[:1]!r}") from None
 
     def close(self, ok: bool = True) -> SinkSummary:
