@@ -517,7 +517,8 @@ def test_tls_refusals_are_one_line_without_secrets(
     captured = capsys.readouterr()
     assert code == 2
     (line,) = captured.err.strip().splitlines()
-    assert expect in line and proxy.url in line
+    assert expect in line and proxy.url in line, line
+    print(f"\nTLS line: {line}")
     for secret in (SECRET, URL_SECRET, "bob"):
         assert secret not in captured.err + captured.out
     assert not (tmp_path / "out").exists()

@@ -192,8 +192,8 @@ def connect(
         ) from None
     except SSLError as exc:
         raise OpenSearchSetupError(
-            f"TLS handshake with {safe} failed ({_short(exc)}); pass ca_certs=... "
-            "or, only if you accept the risk, insecure=True"
+            f"TLS handshake with {safe} failed ({_short(exc)}); give the CA bundle (--ca-certs) "
+            "or, only if you accept the risk, --insecure"
         ) from None
     except ConnectionError as exc:
         raise OpenSearchSetupError(f"cannot connect to OpenSearch at {safe}: {_short(exc)}") from None
