@@ -149,6 +149,10 @@ def run_segments(
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """Terminate the pool's worker processes, so leaving the pool does not wait for them."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
     for proc in list((getattr(pool, "_processes", None) or {}).values()):
         proc.terminate()
 

@@ -297,7 +297,7 @@ _INDEX_REFUSALS = {
 def refusal(index: str, status: Any, error_type: str, reason: str, whole_request: bool = False) -> str | None:
     """One line naming ``index`` and the cause if this error is about the index or the
     cluster (every document would get it), else ``None`` (it is about one document)."""
-    reason = " ".join(str(reason).split())[:200]
+    reason = " ".join(str(reason).split())[:200].rstrip(";")
     if error_type == "cluster_block_exception":
         hint = ""
         if "read-only-allow-delete" in reason or "flood-stage" in reason:
