@@ -7,6 +7,7 @@ naming the file, the field and the problem, exit code 2, and no file created or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -153,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
+    load_settings = contextlib.ExitStack()  # the index's bulk-load settings, restored at the end
     if url:
+        from opensearchpy.exceptions import TransportError
+
         from sim.index_setup import (
             apply_ism_policy,
             bulk_load_settings,
@@ -162,7 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             load_mapping,
         )
         from sim.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
-        from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect, scrub_url
+        from sim.sinks.opensearch import (
+            OpenSearchSetupError,
+            OpenSearchSink,
+            connect,
+            refusal,
+            scrub_url,
+        )
 
         if args.data_stream and args.index:
             return _bad(f"{args.scenario}: --data-stream and --index: give one of them")
@@ -180,11 +190,23 @@ def main(argv: list[str] | None = None) -> int:
             ensure_index(client, incidents_index, load_mapping(INCIDENTS_MAPPING_PATH))
         except OpenSearchSetupError as exc:
             return _bad(str(exc))
-        dead_letter = Path(output_dir or ".") / "dead_letter.ndjson"
-        extra_sinks.append(OpenSearchSink(client, index, dead_letter_path=dead_letter))
+        try:
+            load_settings.enter_context(bulk_load_settings(client, index))
+        except TransportError as exc:  # e.g. a read-only block refuses the settings change
+            err = exc.info.get("error") if isinstance(exc.info, dict) else None
+            kind, reason = (err.get("type", ""), err.get("reason", "")) if isinstance(err, dict) \
+                else (str(exc.error), "")
+            print("error: " + (refusal(index, exc.status_code, kind, reason, whole_request=True)
+                               or f"index {index!r} refused its bulk-load settings (HTTP "
+                                  f"{exc.status_code} {kind})"), file=sys.stderr)
+            return EXIT_FAILED
+        # dead letters belong to the run's output, also when it writes no NDJSON
+        out = Path(scenario.output.dir)
+        extra_sinks.append(OpenSearchSink(client, index,
+                                          dead_letter_path=out / "dead_letter.ndjson"))
         incident_sinks.append(OpenSearchSink(
-            client, incidents_index, dead_letter_path=dead_letter, senders=1,
-            name=f"opensearch:{incidents_index}"))
+            client, incidents_index, dead_letter_path=out / "dead_letter_incidents.ndjson",
+            senders=1, name=f"opensearch:{incidents_index}"))
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     bar = None
@@ -202,14 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(seconds / 3600.0)
 
     try:
-        if extra_sinks:
-            with bulk_load_settings(client, index):
-                result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
-                                  workers=args.workers, incident_sinks=incident_sinks,
-                                  engine=args.engine)
-        else:
-            result = simulate(scenario, today, output_dir, progress=progress,
-                              workers=args.workers, engine=args.engine)
+        with load_settings:
+            result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
+                              workers=args.workers, incident_sinks=incident_sinks,
+                              engine=args.engine)
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130
@@ -217,10 +235,27 @@ def main(argv: list[str] | None = None) -> int:
         if bar is not None:
             bar.close()
     print_summary(result)
-    if any(s.unaccounted for s in result.sinks):
-        print("error: some documents are unaccounted for (see the sink summary)", file=sys.stderr)
-        return EXIT_FAILED
-    return 0
+    return _sink_verdict(result.sinks)
+
+
+def _sink_verdict(sinks: list[Any]) -> int:
+    """One error line per sink that stopped or dead-lettered; exit 1 if any did (or lost
+    track of a document), else 0."""
+    code = 0
+    run_stopped = any(s.details.get("stopped") for s in sinks)
+    for s in sinks:
+        stopped = s.details.get("stopped")
+        if stopped:
+            print(f"error: {stopped}", file=sys.stderr)
+        elif s.unaccounted and not run_stopped:  # a stopped run leaves all sinks short
+            print(f"error: {s.name}: {s.unaccounted:,} documents are unaccounted for (see the "
+                  "sink summary)", file=sys.stderr)
+        if s.dead_lettered:
+            print(f"error: {s.name}: {s.dead_lettered:,} documents rejected for their content "
+                  f"are in {s.details.get('dead_letter_path')}", file=sys.stderr)
+        if run_stopped or s.unaccounted or s.dead_lettered:
+            code = EXIT_FAILED
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

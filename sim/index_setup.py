@@ -19,7 +19,7 @@ import orjson
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
-from sim.sinks.opensearch import OpenSearchSetupError
+from sim.sinks.opensearch import OpenSearchSetupError, refusal
 
 __all__ = [
     "IndexMappingError",
@@ -165,7 +165,14 @@ def ensure_index(client: OpenSearch, index: str, body: dict[str, Any]) -> str:
         if exc.error not in ("resource_already_exists_exception", "index_already_exists_exception"):
             raise OpenSearchSetupError(f"creating index {index!r} failed: {_reason(exc)}") from None
     except TransportError as exc:
-        raise OpenSearchSetupError(f"creating index {index!r} failed: {_reason(exc)}") from None
+        err = exc.info.get("error") if isinstance(exc.info, dict) else None
+        why = refusal(index, exc.status_code, str(err.get("type", "")), str(err.get("reason", ""))) \
+            if isinstance(err, dict) else None  # e.g. an existing index with a write block
+        raise OpenSearchSetupError(why or f"creating index {index!r} failed: {_reason(exc)}") from None
+    # a closed index shows no mapping: say that it is closed, not that fields are missing
+    state = client.cluster.state(metric="metadata", index=index, filter_path="metadata.indices.*.state")
+    if any(v.get("state") == "close" for v in state.get("metadata", {}).get("indices", {}).values()):
+        raise OpenSearchSetupError(f"index {index!r} is closed; open it (POST /{index}/_open) and run again")
     _check_compatible(client, index, body, "index")
     return "exists"
 

@@ -136,12 +136,25 @@ def run_segments(
                 part.unlink(missing_ok=True)
                 if progress is not None:
                     progress(plan.warmup_s + plan.window.seconds)
+        except BaseException:
+            _stop_workers(pool)  # e.g. a sink stopped the run: do not finish the segments
+            raise
         finally:
             for future in futures:
                 future.cancel()
             for part in parts:
                 part.unlink(missing_ok=True)
     return results
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes, so leaving the pool does not wait for them."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
 
 
 def _in_process(scenario: Scenario, plan: SegmentPlan, run_key: str,

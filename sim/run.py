@@ -36,7 +36,7 @@ from sim.groundtruth import (
 from sim.incidents import draw_random_incidents
 from sim.parallel import default_workers, run_segments
 from sim.segment import SegmentPlan
-from sim.sinks.base import EventSink, SinkSummary
+from sim.sinks.base import EventSink, SinkStopped, SinkSummary
 from sim.sinks.ndjson import NdjsonSink
 from sim.traffic import DailySchedule
 
@@ -215,6 +215,8 @@ def simulate(
             for sink in incident_sinks:
                 sink.emit(f"{key}-{record['incident_id']}", record)
         ok = True
+    except SinkStopped:
+        pass  # a sink cannot go on (its summary says why): the run stops here, as failed
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         for sink in [*sinks, *incident_sinks]:
@@ -251,5 +253,8 @@ def print_summary(result: RunResult, stream: Any = None) -> None:
     for sink in s["sinks"]:
         print(f"  sink {sink['name']}: generated {sink['generated']:,} indexed "
               f"{sink['indexed']:,} already present {sink['already_present']:,} "
-              f"dead-lettered {sink['dead_lettered']:,} unaccounted {sink['unaccounted']:,}",
+              f"dead-lettered {sink['dead_lettered']:,} unaccounted {sink['unaccounted']:,}"
+              + (f" (not sent {sink.get('not_sent', 0):,}, sent without answer "
+                 f"{sink.get('unconfirmed', 0):,})" if sink["unaccounted"] and "not_sent" in sink
+                 else ""),
               file=stream)

@@ -29,6 +29,8 @@ class BulkScript:
     always_status: int | None = None  # every _bulk answered with this status
     garbage_requests: set[int] = field(default_factory=set)  # 200 with an unparseable body
     auth_required: bool = False  # 401 for everything
+    item_error: tuple[int, str, str] | None = None  # every item: (status, type, reason)
+    whole_error_type: str = "fake_failure"  # error type of whole-request failures
 
 
 @dataclass
@@ -68,11 +70,13 @@ class FakeOpenSearch:
             whole = s.always_status or s.status_requests.get(number)
             if whole:
                 record.outcome = {i: str(whole) for i in ids}
-                return whole, {"error": {"type": "fake_failure", "reason": "scripted"}, "status": whole}
+                return whole, {"error": {"type": s.whole_error_type, "reason": "scripted"}, "status": whole}
             items = []
             for (action, source), doc_id in zip(pairs, ids, strict=True):
                 op, meta = next(iter(action.items()))
-                if doc_id in s.reject_400:
+                if s.item_error is not None:
+                    st, err = s.item_error[0], {"type": s.item_error[1], "reason": s.item_error[2]}
+                elif doc_id in s.reject_400:
                     st, err = (
                         400,
                         {"type": "mapper_parsing_exception", "reason": "failed to parse field [amount]"},

@@ -31,6 +31,14 @@ class SinkSummary:
         return self.generated - self.indexed - self.already_present - self.dead_lettered
 
 
+class SinkStopped(RuntimeError):
+    """A sink cannot go on (its index refuses writes, its server is gone): stop the run.
+
+    Raised from ``emit`` so the simulation stops within seconds instead of producing
+    documents nobody will take. The message is one line for the user, without secrets.
+    """
+
+
 class EncodedDoc(Mapping[str, Any]):
     """A document already serialized: ``body`` is exactly ``orjson.dumps`` of its dict.
 

@@ -14,11 +14,21 @@ Why it looks like this:
   status and this module decides (answered requests are settled in one pass by
   ``_SettlingClient``, which is what the helper calls ``bulk`` on). 429/5xx/connection
   errors/timeouts are re-sent (only the failed items) with capped exponential backoff and
-  full jitter, bounded by a total give-up time; other 4xx go to a dead-letter NDJSON file.
-  Jitter only changes timing, never which documents end up in the index.
-* ``close`` reports exact per-item accounting; documents that could not be delivered before
-  the give-up time (counted from the first failure of a retry phase) are reported as
-  unaccounted, never silently dropped.
+  full jitter, bounded by a total give-up time. Jitter only changes timing, never which
+  documents end up in the index. A 413 (request larger than ``http.max_content_length``)
+  halves the sender's request size and re-sends the same documents; a single document too
+  large for the server is dead-lettered.
+* Dead letters are only for documents rejected for their content (4xx about the document,
+  e.g. ``mapper_parsing_exception``). A refusal that concerns the index or the cluster (a
+  write block, ``read_only_allow_delete`` from the disk flood stage, a closed or missing
+  index, missing privileges, a whole request refused with a 4xx) would refuse every
+  document alike: it stops the sink at once, like running out of the retry budget does.
+  Once stopped, ``emit`` raises :class:`~sim.sinks.base.SinkStopped` so the simulation
+  stops too, and the sender threads finish within seconds.
+* ``close`` reports exact per-item accounting: every generated document is indexed,
+  already present, dead-lettered, not sent (certainly not in the index: never sent, or
+  refused for the index as a whole) or unconfirmed (sent, no answer: may be in the index).
+  A re-run with the same ids completes the index without duplicates.
 """
 
 from __future__ import annotations
@@ -50,13 +60,14 @@ from opensearchpy.exceptions import (
 from opensearchpy.helpers import streaming_bulk
 from opensearchpy.serializer import JSONSerializer
 
-from sim.sinks.base import EncodedDoc, SinkSummary
+from sim.sinks.base import EncodedDoc, SinkStopped, SinkSummary
 
 __all__ = [
     "OpenSearchSetupError",
     "OpenSearchSink",
     "OrjsonSerializer",
     "connect",
+    "refusal",
     "scrub_url",
 ]
 
@@ -181,8 +192,8 @@ def connect(
         ) from None
     except SSLError as exc:
         raise OpenSearchSetupError(
-            f"TLS handshake with {safe} failed ({_short(exc)}); pass ca_certs=... "
-            "or, only if you accept the risk, insecure=True"
+            f"TLS handshake with {safe} failed ({_short(exc)}); give the CA bundle (--ca-certs) "
+            "or, only if you accept the risk, --insecure"
         ) from None
     except ConnectionError as exc:
         raise OpenSearchSetupError(f"cannot connect to OpenSearch at {safe}: {_short(exc)}") from None
@@ -213,6 +224,8 @@ class _SettlingClient:
         self.transport = sink.client.transport  # the helper serializes with it
 
     def bulk(self, body: str, **kwargs: Any) -> dict[str, Any]:
+        if self._sink._stopped.is_set():
+            raise _Stopped  # nothing more is sent once the sink stopped
         resp = self._sink.client.bulk(body=body, **kwargs)  # TransportError: helper's path
         n = body.count("\n") // 2  # action + source line per document (JSON has no raw \n)
         docs = [self._inflight.popleft() for _ in range(n)]
@@ -236,6 +249,20 @@ def _failure_text(status: Any, info: dict[str, Any]) -> str:
     return f"HTTP {status} {kind}".strip()
 
 
+def _error_of(info: dict[str, Any]) -> tuple[str, str]:
+    """(type, reason) of an item's error, or of the exception of a failed whole request."""
+    err = info.get("error")
+    if isinstance(err, dict):
+        return str(err.get("type", "")), str(err.get("reason", ""))
+    exc = info.get("exception")
+    if isinstance(exc, TransportError):
+        body = exc.info.get("error") if isinstance(exc.info, dict) else None
+        if isinstance(body, dict):
+            return str(body.get("type", "")), str(body.get("reason", ""))
+        return str(exc.error), ""
+    return "", str(err or "")
+
+
 def _short(exc: BaseException) -> str:
     """A one-line reason for a connection failure (no secrets: URLs are already scrubbed)."""
     cause: BaseException = exc
@@ -243,16 +270,52 @@ def _short(exc: BaseException) -> str:
     if isinstance(info, BaseException):
         cause = info
     text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    verify = text.find("certificate verify failed")
+    if verify >= 0:  # "...: certificate has expired (_ssl.c:1000)" -> what was wrong with it
+        return text[verify:].split(" (_ssl.c")[0].rstrip(")").strip()[:200]
     for marker in (
         "Connection refused",
         "timed out",
         "Name or service not known",
-        "certificate verify failed",
         "Temporary failure in name resolution",
     ):
         if marker in text:
             return marker.lower()
     return text[:200]
+
+
+#: Per-item error types that concern the index or the cluster, not the document.
+_INDEX_REFUSALS = {
+    "cluster_block_exception",
+    "index_closed_exception",
+    "index_not_found_exception",
+    "security_exception",
+    "authorization_exception",
+}
+
+
+def refusal(index: str, status: Any, error_type: str, reason: str, whole_request: bool = False) -> str | None:
+    """One line naming ``index`` and the cause if this error is about the index or the
+    cluster (every document would get it), else ``None`` (it is about one document)."""
+    reason = " ".join(str(reason).split())[:200].rstrip(";")
+    if error_type == "cluster_block_exception":
+        hint = ""
+        if "read-only-allow-delete" in reason or "flood-stage" in reason:
+            hint = ("; free disk space on the cluster, then remove the block "
+                    "(index.blocks.read_only_allow_delete: null)")
+        return f"index {index!r} refuses writes: {reason}{hint}"
+    if error_type == "index_closed_exception":
+        return f"index {index!r} is closed; open it (POST /{index}/_open) and run again"
+    if error_type == "index_not_found_exception":
+        return (f"index {index!r} does not exist and the cluster does not allow creating it "
+                "(action.auto_create_index); was it deleted during the run?")
+    if error_type in _INDEX_REFUSALS or status in (401, 403):
+        what = "rejected the credentials for writing" if status == 401 else "denied writing"
+        return (f"OpenSearch {what} to index {index!r} (HTTP {status} {error_type}: {reason}); "
+                "the user lacks the index privileges")
+    if whole_request and isinstance(status, int) and 400 <= status < 500 and status not in (408, 413, 429):
+        return f"OpenSearch refused every bulk request for index {index!r} (HTTP {status} {error_type})"
+    return None
 
 
 _DONE = object()  # queue sentinel: no more documents
@@ -296,6 +359,17 @@ class _Counts:
     retried_items: int = 0
     retry_rounds: int = 0
     ambiguous_409: int = 0
+    split_413: int = 0  # requests split because the server found them too large
+    chunk_bytes: int = 0  # this sender's request size limit (halved on a 413)
+    oversize: list[_Doc] = field(default_factory=list)  # documents of a 413 request
+
+
+class _Stopped(Exception):
+    """Raised inside a sender instead of sending a request once the sink has stopped."""
+
+
+#: How long failed documents are retried before the sink gives up (seconds).
+GIVE_UP_AFTER_S = 600.0
 
 
 class OpenSearchSink:
@@ -317,7 +391,7 @@ class OpenSearchSink:
         senders: int = 2,
         queue_docs: int = 20_000,
         request_timeout: float = 120.0,
-        give_up_after: float = 600.0,
+        give_up_after: float | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         refresh_on_close: bool = True,
@@ -331,7 +405,7 @@ class OpenSearchSink:
         self.chunk_size = chunk_size
         self.max_chunk_bytes = max_chunk_bytes
         self.request_timeout = request_timeout
-        self.give_up_after = give_up_after
+        self.give_up_after = GIVE_UP_AFTER_S if give_up_after is None else give_up_after
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.refresh_on_close = refresh_on_close
@@ -343,15 +417,16 @@ class OpenSearchSink:
         self._generated: dict[str, int] = {}
         self._closed = False
         self._summary: SinkSummary | None = None
-        self._gave_up = threading.Event()
-        self._give_up_reason = ""
+        self._stopped = threading.Event()
+        self._stop_reason = ""
+        self._gave_up = False
         self._last_failure = ""
         self._dead_lock = threading.Lock()
         self._dead_file: IO[bytes] | None = None
         self._errors: list[BaseException] = []
         # The dead-letter file belongs to this run: a stale one must not be mistaken for it.
         self.dead_letter_path.unlink(missing_ok=True)
-        self._counts = [_Counts() for _ in range(senders)]
+        self._counts = [_Counts(chunk_bytes=max_chunk_bytes) for _ in range(senders)]
         opensearch_logger = logging.getLogger("opensearch")
         if _QUIET not in opensearch_logger.filters:
             opensearch_logger.addFilter(_QUIET)
@@ -403,13 +478,17 @@ class OpenSearchSink:
                 self._batch = batch = []
 
     def _put(self, item: Any) -> None:
-        """Blocking put that cannot hang forever if every sender thread died."""
+        """Blocking put that cannot hang forever if every sender thread died.
+
+        Raises :class:`SinkStopped` (and ``item`` is not queued) once the sink stopped."""
         while True:
+            if self._stopped.is_set():
+                raise SinkStopped(self._stop_reason)
             try:
-                self._queue.put(item, timeout=1.0)
+                self._queue.put(item, timeout=0.2)
                 return
             except queue.Full:
-                if not any(t.is_alive() for t in self._threads):
+                if not any(t.is_alive() for t in self._threads) and not self._stopped.is_set():
                     raise RuntimeError(f"OpenSearch sink senders stopped: {self._errors[:1]!r}") from None
 
     def close(self, ok: bool = True) -> SinkSummary:
@@ -417,17 +496,19 @@ class OpenSearchSink:
         if self._summary is not None:
             return self._summary
         self._closed = True
+        unsent = Counter[str]()
         try:
             if self._batch:
                 self._put(self._batch)
                 self._batch = []
             self._put(_DONE)
-        except RuntimeError:
-            pass  # every sender died; what they did not deliver shows up as unaccounted
+        except RuntimeError:  # SinkStopped, or every sender died: the senders are finishing
+            for d in self._batch:
+                unsent[d.event_type] += 1
+            self._batch = []
         for t in self._threads:
             t.join()
-        # A sender that crashed leaves documents in the queue: drain them as unsent.
-        unsent = Counter[str]()
+        # A stopped or crashed sink leaves documents in the queue: they were never sent.
         with contextlib.suppress(queue.Empty):
             while True:
                 item = self._queue.get_nowait()
@@ -437,7 +518,7 @@ class OpenSearchSink:
         if self._dead_file is not None:
             self._dead_file.close()
         refreshed = False
-        if self.refresh_on_close and not self._gave_up.is_set():
+        if self.refresh_on_close and not self._stopped.is_set():
             try:
                 self.client.indices.refresh(index=self.index, request_timeout=self.request_timeout)
                 refreshed = True
@@ -450,6 +531,8 @@ class OpenSearchSink:
         total: Counter[tuple[str, str]] = Counter()
         for c in self._counts:
             total.update(c.by_type)
+        for et, n in unsent.items():
+            total[(et, "not_sent")] += n
         by_type: dict[str, dict[str, int]] = {}
         for et in sorted(set(self._generated) | {k[0] for k in total}):
             row = {
@@ -461,6 +544,8 @@ class OpenSearchSink:
             row["unaccounted"] = (
                 row["generated"] - row["indexed"] - row["already_present"] - row["dead_lettered"]
             )
+            row["not_sent"] = total[(et, "not_sent")]
+            row["unconfirmed"] = total[(et, "unconfirmed")]
             by_type[et] = row
         details: dict[str, Any] = {
             "index": self.index,
@@ -468,15 +553,18 @@ class OpenSearchSink:
             "retried_items": sum(c.retried_items for c in self._counts),
             "retry_rounds": sum(c.retry_rounds for c in self._counts),
             "ambiguous_409": sum(c.ambiguous_409 for c in self._counts),
+            "split_413": sum(c.split_413 for c in self._counts),
+            "not_sent": sum(v for (_, o), v in total.items() if o == "not_sent"),
+            "unconfirmed": sum(v for (_, o), v in total.items() if o == "unconfirmed"),
             "refreshed": refreshed,
             "run_ok": ok,
         }
         if self._dead_file is not None:
             details["dead_letter_path"] = str(self.dead_letter_path)
-        if self._gave_up.is_set():
-            details["gave_up"] = self._give_up_reason
-        if unsent:
-            details["unsent_after_sender_failure"] = sum(unsent.values())
+        if self._stopped.is_set():
+            details["stopped"] = self._stop_reason
+            if self._gave_up:
+                details["gave_up"] = self._stop_reason
         if self._errors:
             details["errors"] = [f"{type(e).__name__}: {e}"[:300] for e in self._errors[:5]]
         return SinkSummary(
@@ -494,23 +582,29 @@ class OpenSearchSink:
         counts = self._counts[slot]
         rng = random.Random()  # jitter only: affects timing, never content
         carry: deque[_Doc] = deque()  # taken from the queue, not yet handed to the helper
+        retry: list[_Doc] = []
         try:
             finished = False
             while not finished or carry:
-                retry: list[_Doc] = []
-                if self._gave_up.is_set():
-                    self._drain()
-                    return
+                if self._stopped.is_set():
+                    break  # ``retry`` keeps what the last round could not settle
+                retry = []
                 state = {"done": finished}
-                self._run_bulk(self._fresh(state, retry, carry), counts, retry)
+                self._run_bulk(self._fresh(state, retry, carry, counts), counts, retry)
                 finished = state["done"]
                 if retry:
                     self._retry(retry, counts, rng)
         except BaseException as exc:  # noqa: BLE001 - reported in the summary, never lost
             self._errors.append(exc)
             raise
+        finally:
+            # Stopped (or crashed): what this sender holds was never sent, or got no answer.
+            for d in (*carry, *retry):
+                counts.by_type[(d.event_type, "unconfirmed" if d.ambiguous else "not_sent")] += 1
 
-    def _fresh(self, state: dict[str, bool], retry: list[_Doc], carry: deque[_Doc]) -> Iterator[_Doc]:
+    def _fresh(
+        self, state: dict[str, bool], retry: list[_Doc], carry: deque[_Doc], counts: _Counts
+    ) -> Iterator[_Doc]:
         """Lazily yield queued documents; stop early once something needs a retry.
 
         Stopping early makes streaming_bulk flush its partial chunk, so retries never mix
@@ -519,11 +613,14 @@ class OpenSearchSink:
         current queue batch, so an aborted helper loses nothing.
         """
         while True:
-            while carry:
+            while carry and not counts.oversize:  # a 413: split before sending more
                 yield carry.popleft()
-            if retry or state["done"]:
+            if retry or counts.oversize or state["done"] or self._stopped.is_set():
                 return
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
             if item is _DONE:
                 self._queue.put(_DONE)  # let the other senders see it too
                 state["done"] = True
@@ -546,7 +643,7 @@ class OpenSearchSink:
             settling,
             actions(),
             chunk_size=self.chunk_size,
-            max_chunk_bytes=self.max_chunk_bytes,
+            max_chunk_bytes=counts.chunk_bytes,
             expand_action_callback=tuple,  # actions are already (action, source) pairs
             raise_on_error=False,
             raise_on_exception=False,
@@ -560,6 +657,9 @@ class OpenSearchSink:
             for _ok, result in results:
                 (info,) = result.values()
                 self._classify(inflight.popleft(), info, counts, retry)
+        except _Stopped:
+            retry.extend(inflight)  # not sent: the sender reports them as such
+            inflight.clear()
         except Exception as exc:  # noqa: BLE001 - e.g. an unparseable response
             # A failure outside the per-item protocol: whatever has no result yet is re-sent
             # (create + deterministic ids make that safe); bounded by the give-up time.
@@ -569,6 +669,28 @@ class OpenSearchSink:
             d.ambiguous = True
             retry.append(d)
         inflight.clear()
+        while counts.oversize:
+            self._split(counts, retry)
+
+    def _split(self, counts: _Counts, retry: list[_Doc]) -> None:
+        """The server answered 413 to a request: re-send its documents in smaller requests;
+        a document alone in a 413 request can never be accepted and is dead-lettered."""
+        big, counts.oversize = counts.oversize, []
+        if len(big) == 1:
+            d = big[0]
+            reason = (f"the document alone ({len(d.source):,} bytes) is larger than the server "
+                      "accepts (http.max_content_length)")
+            self._dead_letter(d, 413, {"error": {"type": "request_entity_too_large", "reason": reason}})
+            counts.by_type[(d.event_type, "dead_lettered")] += 1
+            return
+        size = sum(len(d.source) + len(d.doc_id) + 64 for d in big)
+        counts.chunk_bytes = max(1, min(counts.chunk_bytes, size) // 2)
+        counts.split_413 += 1
+        log.warning("opensearch sink: HTTP 413 for %d documents; requests now at most %d bytes",
+                    len(big), counts.chunk_bytes)
+        pending = deque(big)
+        self._run_bulk(_drain_deque(pending), counts, retry)
+        retry.extend(pending)
 
     def _settle(self, docs: list[_Doc], resp: dict[str, Any], counts: _Counts, retry: list[_Doc]) -> None:
         """Account for every item of an answered ``_bulk`` request (in request order)."""
@@ -593,14 +715,25 @@ class OpenSearchSink:
         status = info.get("status")
         if isinstance(status, int) and 200 <= status < 300:
             counts.by_type[(d.event_type, "indexed")] += 1
-        elif status == 409:
+            return
+        if status == 409:
             counts.by_type[(d.event_type, "already_present")] += 1
             if d.ambiguous:
                 counts.ambiguous_409 += 1
+            return
+        whole = "exception" in info  # the request failed as a whole
+        if whole and status == 413:
+            counts.oversize.append(d)
+            return
+        err_type, err_reason = _error_of(info)
+        why = refusal(self.index, status, err_type, err_reason, whole_request=whole)
+        if why is not None:
+            self._stop(why)
+            counts.by_type[(d.event_type, "not_sent")] += 1  # refused: not in the index
         elif not isinstance(status, int) or status == 429 or status >= 500:
             # Connection error/timeout ("N/A"), throttling or a server-side failure.
             self._last_failure = _failure_text(status, info)
-            if "exception" in info:
+            if whole:
                 d.ambiguous = True  # whole request failed: it may have been applied
             retry.append(d)
         else:
@@ -632,13 +765,16 @@ class OpenSearchSink:
         started = time.monotonic()
         attempt = 0
         while retry:
-            if self._gave_up.is_set():
+            if self._stopped.is_set():
                 return
             delay = rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
             remaining = self.give_up_after - (time.monotonic() - started)
             if remaining <= 0:
-                self._give_up(
-                    f"{len(retry)} documents still failing after {self.give_up_after:.0f}s of retries"
+                self._gave_up = True
+                self._stop(
+                    f"OpenSearch at {self._where()} still failed {len(retry)} documents for index "
+                    f"{self.index!r} after {self.give_up_after:g}s of retries "
+                    f"(last failure: {self._last_failure})"
                 )
                 return
             log.log(
@@ -649,7 +785,8 @@ class OpenSearchSink:
                 attempt + 1,
                 delay,
             )
-            time.sleep(min(delay, remaining))
+            if self._stopped.wait(min(delay, remaining)):
+                return
             attempt += 1
             counts.retry_rounds += 1
             counts.retried_items += len(retry)
@@ -658,16 +795,21 @@ class OpenSearchSink:
             self._run_bulk(_drain_deque(pending), counts, retry)
             retry.extend(pending)  # not handed to the helper before it stopped: not sent
 
-    def _give_up(self, reason: str) -> None:
-        """Stop trying: everything not yet delivered ends up unaccounted in the summary."""
-        self._give_up_reason = reason
-        self._gave_up.set()
-        print(f"opensearch sink: giving up: {reason}", file=sys.stderr)
-
-    def _drain(self) -> None:
-        """After giving up, keep taking documents so the simulation is not blocked forever."""
-        while True:
-            item = self._queue.get()
-            if item is _DONE:
-                self._queue.put(_DONE)
+    def _stop(self, reason: str) -> None:
+        """Stop sending (first reason wins): senders finish what is in flight and leave,
+        ``emit`` raises SinkStopped, and whatever was not delivered is reported as not sent
+        or unconfirmed."""
+        with self._dead_lock:
+            if self._stopped.is_set():
                 return
+            self._stop_reason = reason
+            self._stopped.set()
+        log.info("opensearch sink: stopping: %s", reason)
+
+    def _where(self) -> str:
+        """host:port of the server (for messages; never credentials)."""
+        try:
+            conn = self.client.transport.connection_pool.connections[0]
+            return str(getattr(conn, "host", "")).split("://")[-1] or "?"
+        except (AttributeError, IndexError):
+            return "?"
