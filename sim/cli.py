@@ -15,7 +15,7 @@ from typing import Any
 
 from sim.clock import default_today, resolve_time_expression
 from sim.config import Scenario, ScenarioError, load_scenario
-from sim.run import print_summary, resolve_run_window, simulate
+from sim.run import faults_outside_window, print_summary, resolve_run_window, simulate
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             name=f"opensearch:{incidents_index}"))
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
+    for warning in faults_outside_window(scenario, today):
+        print(f"warning: {args.scenario}: {warning}", file=sys.stderr)
     bar = None
     progress = None
     if not args.quiet:

@@ -348,6 +348,9 @@ def parse_scenario(
             resolve_time_expression(fault.start, dt.date(2000, 1, 3))
         except ValueError as exc:
             raise ScenarioError(f"{source}: faults[{i}].start: {exc}") from None
+        problem = _target_problem(fault, scenario.storefront.instances)
+        if problem:
+            raise ScenarioError(f"{source}: faults[{i}].target: {problem}")
     for key in ("start", "end"):
         value = getattr(scenario.window, key)
         if value is not None:
@@ -356,6 +359,25 @@ def parse_scenario(
             except ValueError as exc:
                 raise ScenarioError(f"{source}: window.{key}: {exc}") from None
     return scenario
+
+
+def _target_problem(fault: FaultConfig, instances: int) -> str | None:
+    """Why a fault's target names nothing in this scenario (None if it is fine): a typo
+    would otherwise inject nothing and produce no incident, without a word."""
+    from sim.faults import valid_targets
+
+    if fault.target is None:
+        return None
+    valid = valid_targets(fault.type, instances)
+    if not valid:
+        return f"{fault.type} takes no target (got {fault.target!r}); remove it"
+    shown = ", ".join(valid) if len(valid) <= 6 else f"{valid[0]} .. {valid[-1]}"
+    what = "instance" if fault.type == "memory_leak" else "upstream"
+    for name in fault.target.split(","):
+        if name.strip() not in valid:
+            return (f"unknown {what} {name.strip()!r} for {fault.type} (valid: {shown}; "
+                    "several separated by commas)")
+    return None
 
 
 def load_scenario(

@@ -112,6 +112,20 @@ def resolve_faults(scenario: Scenario, today: dt.date) -> list[ActiveFault]:
     return faults
 
 
+def in_window(fault: ActiveFault, window: Window) -> bool:
+    """Whether any of the fault's time lies inside the simulated window."""
+    return fault.end_epoch > window.start.timestamp() and fault.start_epoch < window.end.timestamp()
+
+
+def faults_outside_window(scenario: Scenario, today: dt.date) -> list[str]:
+    """A warning per pinned fault that the run ignores because it lies outside the window:
+    ``faults[i]: ...`` (the caller adds the file name)."""
+    window = resolve_run_window(scenario, today)
+    return [f"faults[{i}]: {_iso(f.start_epoch)} .. {_iso(f.end_epoch)} lies outside the window "
+            f"{_iso(window.start.timestamp())} .. {_iso(window.end.timestamp())}; it is ignored"
+            for i, f in enumerate(resolve_faults(scenario, today)) if not in_window(f, window)]
+
+
 SPLIT_CLEARANCE_S = 45 * 60.0  # keep splits this far from any fault (and its recovery)
 MIN_SEGMENT_S = 3 * 3600.0
 
@@ -194,8 +208,7 @@ def simulate(
     is the same for any number."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
-    lo, hi = window.start.timestamp(), window.end.timestamp()
-    pinned = [f for f in resolve_faults(scenario, today) if f.end_epoch > lo and f.start_epoch < hi]
+    pinned = [f for f in resolve_faults(scenario, today) if in_window(f, window)]
     drawn = draw_random_incidents(scenario, window, pinned)
     faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
     plans = plan_segments(scenario, window, faults, engine)
