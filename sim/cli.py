@@ -15,6 +15,7 @@ from typing import Any
 
 from sim.clock import default_today, resolve_time_expression
 from sim.config import Scenario, ScenarioError, load_scenario
+from sim.disk import OutputError, check_output_dir
 from sim.run import faults_outside_window, print_summary, resolve_run_window, simulate
 
 EXIT_BAD_INPUT = 2
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         return _bad(f"{args.scenario}: --workers: must be at least 1")
     output_dir = None if args.no_files else Path(scenario.output.dir)
+    unusable = check_output_dir(output_dir) if output_dir is not None else None
+    if unusable:
+        return _bad(unusable)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
@@ -205,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = simulate(scenario, today, output_dir, progress=progress,
                               workers=args.workers, engine=args.engine)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130
