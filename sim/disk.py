@@ -92,18 +92,19 @@ def traffic_load(scenario: Scenario, start: float, end: float) -> float:
 
 
 def estimate_run_bytes(scenario: Scenario, window_start: float, window_end: float,
-                       failure: WriteFailure) -> int | None:
-    """Bytes the run's files need in the output directory, extrapolated from the failed
-    file: the window's expected traffic over the traffic its bytes cover, and once more
-    for the split files (which copy every document). None when nothing was written."""
-    covers_from = window_start if failure.covers_from is None else failure.covers_from
-    if failure.reached is None or failure.written <= 0 or failure.reached <= covers_from:
+                       written: int, reached: float | None,
+                       covers_from: float | None = None) -> int | None:
+    """Bytes the run's files need in the output directory, extrapolated from ``written``
+    bytes of documents from ``covers_from`` (default: the window start) up to ``reached``:
+    by the window's expected traffic over the traffic they cover, and once more for the
+    split files (which copy every document). None when there is nothing to go by."""
+    covers_from = window_start if covers_from is None else covers_from
+    if reached is None or written <= 0 or reached <= covers_from:
         return None
-    reached = min(failure.reached, window_end)
-    done = traffic_load(scenario, covers_from, reached)
+    done = traffic_load(scenario, covers_from, min(reached, window_end))
     if done <= 0:
         return None
-    all_data = failure.written * traffic_load(scenario, window_start, window_end) / done
+    all_data = written * traffic_load(scenario, window_start, window_end) / done
     return int(all_data * (2 if scenario.output.split_files else 1))
 
 

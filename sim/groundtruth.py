@@ -422,19 +422,25 @@ def write_split_files(all_data: Path, records: list[dict[str, Any]],
     close_error: OSError | None = None
     try:
         handles.extend(open(t, "wb", buffering=1 << 20) for t in tmps)  # noqa: SIM115
+        phase = 0
         with open(all_data, "rb", buffering=1 << 20) as src:
             for action in src:
                 doc = src.readline()
                 i = doc.find(_TS_KEY)
                 ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
-                handles[_phase(ts, windows, starts)].write(action + doc)
+                phase = _phase(ts, windows, starts)
+                handles[phase].write(action + doc)
         ok = True
+    except OSError as exc:  # a write error names no file: name the one being written
+        if exc.filename is None and handles:
+            raise OSError(exc.errno, exc.strerror, str(tmps[phase])) from None
+        raise
     finally:
-        for h in handles:
+        for h, tmp in zip(handles, tmps, strict=False):
             try:
                 h.close()
             except OSError as exc:  # its last buffer did not fit on the disk
-                close_error = close_error or exc
+                close_error = close_error or OSError(exc.errno, exc.strerror, str(tmp))
         for tmp, path in zip(tmps, paths, strict=True):
             if not ok or close_error is not None:
                 tmp.unlink(missing_ok=True)

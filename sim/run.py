@@ -245,7 +245,8 @@ def simulate(
                                         write_summary)
         ok = True
     except (OSError, WriteFailure) as exc:  # a file of ours did not fit on the disk
-        raise OutputError(_disk_failure_line(scenario, window, output_dir, scratch, exc)) from None
+        raise OutputError(_disk_failure_line(scenario, window, output_dir, scratch, ndjson,
+                                             exc)) from None
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -312,14 +313,21 @@ def _commit_files(output_dir: Path, ndjson: NdjsonSink | None, result: RunResult
 
 
 def _disk_failure_line(scenario: Scenario, window: Window, output_dir: Path | None,
-                       scratch: Path | None, exc: OSError | WriteFailure) -> str:
-    """The one line for a failed write: measured before anything is removed."""
+                       scratch: Path | None, ndjson: NdjsonSink | None,
+                       exc: OSError | WriteFailure) -> str:
+    """The one line for a failed write: measured before anything is removed. The estimate
+    goes by what the failed file holds (bytes and how far in time), else, when nothing of
+    it reached the disk, by what the NDJSON file was handed."""
     failure = exc if isinstance(exc, WriteFailure) else \
         WriteFailure(str(exc.filename or output_dir or scratch), exc.strerror or str(exc), 0, None)
     ours = [*(output_dir.glob("*.partial") if output_dir is not None else ()),
             *(scratch.glob("*") if scratch is not None else ())]
     written = sum(p.stat().st_size for p in ours if p.is_file())
-    needed = estimate_run_bytes(scenario, window.start.timestamp(), window.end.timestamp(), failure)
+    lo, hi = window.start.timestamp(), window.end.timestamp()
+    needed = estimate_run_bytes(scenario, lo, hi, failure.written, failure.reached,
+                                failure.covers_from)
+    if needed is None and ndjson is not None:
+        needed = estimate_run_bytes(scenario, lo, hi, *ndjson.progress())
     return failure_message(failure, max(written, failure.written), needed)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from sim.disk import WriteFailure
+from sim.disk import WriteFailure, last_timestamp
 from sim.sinks.base import EncodedDoc, SinkSummary
 
 _BUFFER = 1 << 20
@@ -49,9 +49,17 @@ class NdjsonSink:
         self.summary = SinkSummary(name=str(self.path))
         self._closed = False
         self._finished = False
+        self.handed = 0  # bytes given to the file so far, and the last of them:
+        self._last = b""  # what a full disk's message extrapolates from (``progress``)
+
+    def progress(self) -> tuple[int, float | None]:
+        """(bytes handed to the file so far, epoch s of the last document among them)."""
+        return self.handed, last_timestamp(self._last)
 
     def emit(self, doc_id: str, doc: dict[str, Any] | EncodedDoc) -> None:
         lines = bulk_lines(doc_id, doc)
+        self.handed += len(lines)
+        self._last = lines
         try:
             self._fh.write(lines)
         except OSError as exc:
@@ -60,6 +68,8 @@ class NdjsonSink:
 
     def emit_raw(self, lines: bytes, count: int) -> None:
         """Already-serialized action/document line pairs (from a worker process)."""
+        self.handed += len(lines)
+        self._last = lines
         try:
             self._fh.write(lines)
         except OSError as exc:
