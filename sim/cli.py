@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.clock import default_today, resolve_time_expression
-from sim.config import Scenario, ScenarioError, load_scenario
+from sim.config import Scenario, ScenarioError, check_times, load_scenario
 from sim.disk import OutputError, check_output_dir
 from sim.run import faults_outside_window, print_summary, resolve_run_window, simulate
 
@@ -117,10 +117,7 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
             ) from None
     else:
         today = scenario.window.today or default_today()
-    try:
-        resolve_run_window(scenario, today)
-    except ValueError as exc:
-        raise ScenarioError(f"{source}: window: {exc}") from None
+    check_times(scenario, today, source)
     return scenario, today
 
 

@@ -25,8 +25,10 @@ class ScenarioError(Exception):
 
 class _Model(BaseModel):
     # validate_default: an int default in a float field becomes a float, so a default prints
-    # exactly like the same value written in a YAML file
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # exactly like the same value written in a YAML file; no .inf/.nan (an infinite rate or
+    # duration is never meant and never ends)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
 
 
 class WindowConfig(_Model):
@@ -359,6 +361,28 @@ def parse_scenario(
             except ValueError as exc:
                 raise ScenarioError(f"{source}: window.{key}: {exc}") from None
     return scenario
+
+
+def check_times(scenario: Scenario, today: dt.date, source: str) -> None:
+    """The window and every fault resolved against the run's ``today``: a relative time or a
+    duration can leave the calendar (years 1..9999) only once ``today`` is known."""
+    from sim.clock import resolve_time_expression, resolve_window
+
+    w = scenario.window
+    try:
+        resolve_window(w.days, today, w.start, w.end)
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: window: {exc}") from None
+    for i, fault in enumerate(scenario.faults):
+        try:
+            start = resolve_time_expression(fault.start, today)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: faults[{i}].start: {exc}") from None
+        try:  # and its aftermath: the ground truth looks a while past the end
+            start + dt.timedelta(minutes=fault.duration_minutes, days=1)
+        except OverflowError:
+            raise ScenarioError(f"{source}: faults[{i}].duration_minutes: the fault would end "
+                                "after the year 9999") from None
 
 
 def _target_problem(fault: FaultConfig, instances: int) -> str | None:

@@ -118,3 +118,33 @@ def test_window_flags_apply_before_the_window_check(tmp_path, capsys):
     assert code == 0
     assert f"warning: {scenario}: faults[0]: 2026-11-27T15:00:00Z" in err
     assert summary["faults"] == []
+
+
+# found by tests/test_fuzz_inputs.py: each was a traceback
+CALENDAR = {
+    "yesterday_of_year_1": (_fault("memory_leak", None, start="yesterday 10:00"),
+                            ["--today", "0001-01-01"],
+                            "faults[0].start: 'yesterday 10:00' lies before the year 1"),
+    "day_after_9999": ("name: x\n", ["--today", "9999-12-31"],
+                       "window: 1 days ending at 24:00 of 9999-12-31 leave the calendar"),
+    "days_beyond_the_calendar": ("name: x\n", ["--today", "2026-11-27", "--days", "99999999999"],
+                                 "window: 99999999999 days ending at 24:00 of 2026-11-27"),
+    "fault_ending_after_9999": (_fault("db_slow_queries", None) + "    duration_minutes: 1e300\n",
+                                ["--today", "2026-11-27"],
+                                "faults[0].duration_minutes: the fault would end after the year"),
+    "infinite_rate": ("traffic:\n  base_tps: .inf\n", ["--today", "2026-11-27"],
+                      "traffic.base_tps: Input should be a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CALENDAR))
+def test_times_outside_the_calendar_are_one_line(case, tmp_path, capsys):
+    text, flags, expected = CALENDAR[case]
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text)
+    out_dir = tmp_path / "out"
+    assert main([str(scenario), "--output-dir", str(out_dir), "--quiet", *flags]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {scenario}: "), lines
+    assert expected in lines[0], lines[0]
+    assert not out_dir.exists()
