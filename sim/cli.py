@@ -42,7 +42,7 @@ FLAG_FIELDS: dict[str, str] = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -85,8 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(text: str) -> str:
+    """The message as one printable line: a newline or control character in a file name,
+    a YAML key or a flag value is shown escaped (``\\n``), never as a line break."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _bad(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     for warning in faults_outside_window(scenario, today):
-        print(f"warning: {args.scenario}: {warning}", file=sys.stderr)
+        print(f"warning: {one_line(f'{args.scenario}: {warning}')}", file=sys.stderr)
     bar = None
     progress = None
     if not args.quiet:
@@ -207,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             result = simulate(scenario, today, output_dir, progress=progress,
                               workers=args.workers, engine=args.engine)
     except OutputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
