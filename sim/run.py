@@ -244,18 +244,22 @@ def simulate(
             result.files = _stage_files(scenario, window, output_dir, ndjson, result.incidents,
                                         write_summary)
         ok = True
-    except (OSError, WriteFailure) as exc:  # a file of ours did not fit on the disk
+    except (OSError, WriteFailure) as exc:  # a write failed: disk full, size limit, read-only
         raise OutputError(_disk_failure_line(scenario, window, output_dir, scratch, ndjson,
                                              exc)) from None
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-        for sink in [*sinks, *incident_sinks]:
-            # the NDJSON file is renamed into place with the others, below
-            result.sinks.append(sink.summary if ok and sink is ndjson else sink.close(ok))
-        result.wall_time_s = time.perf_counter() - t0
-        if output_dir is not None:
-            _commit_files(output_dir, ndjson, result if ok else None)
+        closed = False
+        try:
+            for sink in [*sinks, *incident_sinks]:
+                # the NDJSON file is renamed into place with the others, below
+                result.sinks.append(sink.summary if ok and sink is ndjson else sink.close(ok))
+            closed = ok
+        finally:  # a sink that fails to close fails the run: no file of it is kept
+            result.wall_time_s = time.perf_counter() - t0
+            if output_dir is not None:
+                _commit_files(output_dir, ndjson, result if closed else None)
     return result
 
 
