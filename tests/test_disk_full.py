@@ -202,6 +202,8 @@ def test_output_dir_without_write_permission_is_refused(tmp_path):
     out.chmod(0o555)
     try:
         proc = _run(["--output-dir", str(out), *FIVE_MIN], tmp_path, drop_dac=True)
+    except subprocess.SubprocessError as exc:  # root without CAP_SETPCAP: cannot drop it
+        pytest.skip(f"cannot take root's permission override away here: {exc}")
     finally:
         out.chmod(0o755)
     assert proc.returncode == 2, proc.stderr
