@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.clock import default_today, resolve_time_expression
-from sim.config import Scenario, ScenarioError, load_scenario
-from sim.run import print_summary, resolve_run_window, simulate
+from sim.config import Scenario, ScenarioError, check_times, load_scenario
+from sim.disk import OutputError, check_output_dir
+from sim.run import faults_outside_window, print_summary, resolve_run_window, simulate
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -47,7 +48,7 @@ FLAG_FIELDS: dict[str, str] = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -91,8 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(text: str) -> str:
+    """The message as one printable line: a newline or control character in a file name,
+    a YAML key or a flag value is shown escaped (``\\n``), never as a line break."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _bad(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
@@ -123,10 +130,7 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
             ) from None
     else:
         today = scenario.window.today or default_today()
-    try:
-        resolve_run_window(scenario, today)
-    except ValueError as exc:
-        raise ScenarioError(f"{source}: window: {exc}") from None
+    check_times(scenario, today, source)
     return scenario, today
 
 
@@ -151,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         return _bad(f"{args.scenario}: --workers: must be at least 1")
     output_dir = None if args.no_files else Path(scenario.output.dir)
+    unusable = check_output_dir(output_dir) if output_dir is not None else None
+    if unusable:
+        return _bad(unusable)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
@@ -209,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             senders=1, name=f"opensearch:{incidents_index}"))
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
+    for warning in faults_outside_window(scenario, today):
+        print(f"warning: {one_line(f'{args.scenario}: {warning}')}", file=sys.stderr)
     bar = None
     progress = None
     if not args.quiet:
@@ -228,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
                               workers=args.workers, incident_sinks=incident_sinks,
                               engine=args.engine)
+    except OutputError as exc:
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130

@@ -55,7 +55,10 @@ def resolve_time_expression(text: str, today: dt.date) -> dt.datetime:
         hour, minute, second = int(m.group(4)), int(m.group(5)), int(m.group(6) or 0)
         if hour > 23 or minute > 59 or second > 59:
             raise ValueError(f"invalid time of day in {text!r}")
-        day = today - dt.timedelta(days=days_back)
+        try:
+            day = today - dt.timedelta(days=days_back)
+        except OverflowError:
+            raise ValueError(f"{text!r} lies before the year 1") from None
         return dt.datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=UTC)
     try:
         value = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
@@ -100,8 +103,12 @@ def resolve_window(
         if w.end <= w.start:
             raise ValueError("end must be after start")
         return w
-    end_dt = dt.datetime(today.year, today.month, today.day, tzinfo=UTC) + dt.timedelta(days=1)
-    return Window(end_dt - dt.timedelta(days=days), end_dt)
+    try:
+        end_dt = dt.datetime(today.year, today.month, today.day, tzinfo=UTC) + dt.timedelta(days=1)
+        return Window(end_dt - dt.timedelta(days=days), end_dt)
+    except OverflowError:
+        raise ValueError(f"{days} days ending at 24:00 of {today} leave the calendar "
+                         "(years 1..9999)") from None
 
 
 def epoch_ms(value: dt.datetime) -> int:

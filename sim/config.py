@@ -26,8 +26,10 @@ class ScenarioError(Exception):
 
 class _Model(BaseModel):
     # validate_default: an int default in a float field becomes a float, so a default prints
-    # exactly like the same value written in a YAML file
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # exactly like the same value written in a YAML file; no .inf/.nan (an infinite rate or
+    # duration is never meant and never ends)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
 
 
 class WindowConfig(_Model):
@@ -368,6 +370,15 @@ def check_fault_starts(faults: list[FaultConfig] | list[ControlFault], source: s
             raise ScenarioError(f"{source}: faults[{i}].start: {exc}{hint}") from None
 
 
+def check_fault_targets(faults: list[FaultConfig] | list[ControlFault], instances: int,
+                        source: str) -> None:
+    """Every fault's target names an instance or upstream that exists in the scenario."""
+    for i, fault in enumerate(faults):
+        problem = _target_problem(fault, instances)
+        if problem:
+            raise ScenarioError(f"{source}: faults[{i}].target: {problem}")
+
+
 def parse_scenario(
     raw: Any,
     source: str,
@@ -392,6 +403,7 @@ def parse_scenario(
     check_fault_starts(scenario.faults, source)
     from sim.clock import resolve_time_expression  # local: clock imports config types
 
+    check_fault_targets(scenario.faults, scenario.storefront.instances, source)
     for key in ("start", "end"):
         value = getattr(scenario.window, key)
         if value is not None:
@@ -425,6 +437,47 @@ def parse_yaml(text: str, path: Path | str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(f"{path}: malformed YAML: {where}{problem}") from None
+
+
+def check_times(scenario: Scenario, today: dt.date, source: str) -> None:
+    """The window and every fault resolved against the run's ``today``: a relative time or a
+    duration can leave the calendar (years 1..9999) only once ``today`` is known."""
+    from sim.clock import resolve_time_expression, resolve_window
+
+    w = scenario.window
+    try:
+        resolve_window(w.days, today, w.start, w.end)
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: window: {exc}") from None
+    for i, fault in enumerate(scenario.faults):
+        try:
+            start = resolve_time_expression(fault.start, today)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: faults[{i}].start: {exc}") from None
+        try:  # and its aftermath: the ground truth looks a while past the end
+            start + dt.timedelta(minutes=fault.duration_minutes, days=1)
+        except OverflowError:
+            raise ScenarioError(f"{source}: faults[{i}].duration_minutes: the fault would end "
+                                "after the year 9999") from None
+
+
+def _target_problem(fault: FaultConfig, instances: int) -> str | None:
+    """Why a fault's target names nothing in this scenario (None if it is fine): a typo
+    would otherwise inject nothing and produce no incident, without a word."""
+    from sim.faults import valid_targets
+
+    if fault.target is None:
+        return None
+    valid = valid_targets(fault.type, instances)
+    if not valid:
+        return f"{fault.type} takes no target (got {fault.target!r}); remove it"
+    shown = ", ".join(valid) if len(valid) <= 6 else f"{valid[0]} .. {valid[-1]}"
+    what = "instance" if fault.type == "memory_leak" else "upstream"
+    for name in fault.target.split(","):
+        if name.strip() not in valid:
+            return (f"unknown {what} {name.strip()!r} for {fault.type} (valid: {shown}; "
+                    "several separated by commas)")
+    return None
 
 
 def load_scenario(

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from sim.clock import now_offset, resolve_time_expression
-from sim.config import ControlFault, Scenario, ScenarioError, parse_control, parse_yaml
+from sim.config import (
+    ControlFault,
+    Scenario,
+    ScenarioError,
+    check_fault_targets,
+    parse_control,
+    parse_yaml,
+)
 from sim.faults import ActiveFault, active_fault
 
 CONTROL_FILE = "control.yaml"
@@ -60,9 +67,15 @@ def fault_keys(faults: Sequence[ControlFault]) -> list[str]:
     return keys
 
 
-def read_control(path: Path, text: str) -> list[tuple[str, ControlFault]]:
-    """A control file's entries with their ids; any problem is a one-line ScenarioError."""
+def read_control(path: Path, text: str, instances: int | None = None
+                 ) -> list[tuple[str, ControlFault]]:
+    """A control file's entries with their ids; any problem is a one-line ScenarioError.
+
+    ``instances``: the running storefront's size, to check targets against (from the
+    scenario, or from the state file the run writes); None skips that check."""
     faults = parse_control(parse_yaml(text, path), str(path)).faults
+    if instances is not None:
+        check_fault_targets(faults, instances, str(path))
     keys = fault_keys(faults)
     first: dict[str, int] = {}
     for i, key in enumerate(keys):
@@ -142,7 +155,8 @@ class ControlFile:
         try:
             if seen[0] == "unreadable":
                 raise ScenarioError(f"{self.path}: cannot read: {seen[1]}")
-            entries = [] if text is None else read_control(self.path, text)
+            entries = [] if text is None else read_control(
+                self.path, text, self.scenario.storefront.instances)
             records, current = self._apply(entries, boundary_epoch)
         except ScenarioError as exc:
             self.error = str(exc)

@@ -78,15 +78,23 @@ def _load(path: Path) -> dict[str, Any]:
         return {"faults": []}
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    entries = read_control(path, text)
+    entries = read_control(path, text, _instances(path))
     raw = parse_yaml(text, path) or {}
     raw["faults"] = [{"id": key, **{k: v for k, v in entry.items() if k != "id"}}
                      for (key, _), entry in zip(entries, raw.get("faults") or [], strict=True)]
     return raw
 
 
+def _instances(path: Path) -> int | None:
+    """The running storefront's instance count, from its state file (None: no run yet)."""
+    state = read_state(state_path(path))
+    n = state.get("instances") if state else None
+    return n if isinstance(n, int) else None
+
+
 def _save(path: Path, raw: dict[str, Any]) -> None:
-    read_control(path, yaml.safe_dump(raw, sort_keys=False))  # never write a file the run would reject
+    # never write a file the run would reject
+    read_control(path, yaml.safe_dump(raw, sort_keys=False), _instances(path))
     header = "# storefront-sim control file: runtime faults of a live run (README: Runtime faults)\n"
     write_atomic(path, header + yaml.safe_dump(raw, sort_keys=False, default_flow_style=False))
 

@@ -12,6 +12,9 @@ probing, a JVM restarting). ``magnitude`` is in the fault type's own unit:
 - dependency_error_burst: share of gateway calls that fail with HTTP 5xx
 - upstream_slowdown: latency multiplier added on top of 1 for ``target`` (inventory|recommendations)
 - traffic_surge: arrival-rate multiplier added on top of 1
+
+Only memory_leak (instances) and upstream_slowdown (upstreams) take a ``target``;
+``valid_targets`` says which names exist, so a typo is refused instead of injuring nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +43,23 @@ DEFAULT_TARGET: dict[str, str | None] = {
     "upstream_slowdown": "inventory",
     "traffic_surge": None,
 }
+
+UPSTREAMS = ("inventory", "recommendations")
+
+
+def instance_name(i: int) -> str:
+    """The host name of the i-th app instance (0-based): app-01, app-02, ..."""
+    return f"app-{i + 1:02d}"
+
+
+def valid_targets(fault_type: str, instances: int) -> tuple[str, ...]:
+    """The names a fault of this type may target (comma-separated for several); () if none."""
+    if fault_type == "memory_leak":
+        return tuple(instance_name(i) for i in range(instances))
+    if fault_type == "upstream_slowdown":
+        return UPSTREAMS
+    return ()
+
 
 # The seed's incident catalogue, named after what operators would call it.
 INCIDENT_TYPE: dict[str, str] = {

@@ -368,14 +368,20 @@ def build_incident_records(
     return records
 
 
-def write_incidents(path: Path, records: list[dict[str, Any]]) -> None:
-    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically."""
+def write_incidents(path: Path, records: list[dict[str, Any]], commit: bool = True) -> None:
+    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically
+    (``commit=False``: left as ``.partial`` for the caller to rename)."""
     tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as fh:
-        for rec in records:
-            fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
-            fh.write(orjson.dumps(rec) + b"\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            for rec in records:
+                fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
+                fh.write(orjson.dumps(rec) + b"\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if commit:
+        os.replace(tmp, path)
 
 
 SPLIT_NAMES = ("normal_data.ndjson", "incident_data.ndjson", "recovery_data.ndjson")
@@ -400,8 +406,10 @@ def _phase(ts: str, windows: list[tuple[str, str, int]], starts: list[str]) -> i
     return 0
 
 
-def write_split_files(all_data: Path, records: list[dict[str, Any]]) -> list[Path]:
-    """Cut ``all_data.ndjson`` by @timestamp into normal/incident/recovery files.
+def write_split_files(all_data: Path, records: list[dict[str, Any]],
+                      commit: bool = True) -> list[Path]:
+    """Cut ``all_data.ndjson`` by @timestamp into normal/incident/recovery files beside it
+    (``commit=False``: left as ``.partial`` files for the caller to rename).
 
     A streaming pass: action and document lines are copied in pairs; timestamps are
     compared as strings (one fixed ISO format, so string order is time order)."""
@@ -409,22 +417,35 @@ def write_split_files(all_data: Path, records: list[dict[str, Any]]) -> list[Pat
     starts = [w[0] for w in windows]
     paths = [all_data.with_name(n) for n in SPLIT_NAMES]
     tmps = [p.with_name(p.name + ".partial") for p in paths]
-    handles = [open(t, "wb", buffering=1 << 20) for t in tmps]  # noqa: SIM115
+    handles: list[Any] = []
     ok = False
+    close_error: OSError | None = None
     try:
+        handles.extend(open(t, "wb", buffering=1 << 20) for t in tmps)  # noqa: SIM115
+        phase = 0
         with open(all_data, "rb", buffering=1 << 20) as src:
             for action in src:
                 doc = src.readline()
                 i = doc.find(_TS_KEY)
                 ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
-                handles[_phase(ts, windows, starts)].write(action + doc)
+                phase = _phase(ts, windows, starts)
+                handles[phase].write(action + doc)
         ok = True
+    except OSError as exc:  # a write error names no file: name the one being written
+        if exc.filename is None and handles:
+            raise OSError(exc.errno, exc.strerror, str(tmps[phase])) from None
+        raise
     finally:
-        for h in handles:
-            h.close()
+        for h, tmp in zip(handles, tmps, strict=False):
+            try:
+                h.close()
+            except OSError as exc:  # its last buffer did not fit on the disk
+                close_error = close_error or OSError(exc.errno, exc.strerror, str(tmp))
         for tmp, path in zip(tmps, paths, strict=True):
-            if ok:
-                os.replace(tmp, path)
-            else:
+            if not ok or close_error is not None:
                 tmp.unlink(missing_ok=True)
+            elif commit:
+                os.replace(tmp, path)
+    if close_error is not None:
+        raise close_error
     return paths

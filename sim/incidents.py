@@ -26,7 +26,14 @@ import numpy as np
 
 from sim.clock import Window
 from sim.config import Scenario
-from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
+from sim.faults import (
+    DEFAULT_MAGNITUDE,
+    DEFAULT_TARGET,
+    INCIDENT_TYPE,
+    UPSTREAMS,
+    ActiveFault,
+    instance_name,
+)
 from sim.rng import RandomStreams
 from sim.traffic import DailySchedule
 
@@ -38,7 +45,6 @@ TYPE_WEIGHTS: dict[str, float] = {
     "dependency_error_burst": 0.14,
     "memory_leak": 0.14,
 }
-UPSTREAM_TARGETS = ("inventory", "recommendations")
 DURATION_MIN = (5.0, 15.0)  # the seed's incident duration
 MEMORY_LEAK_MINUTES = (12.0, 20.0)  # a leak needs time to fill the heap
 RECOVERY_ALLOWANCE_MIN = 25.0  # after the fault ends, before the next may start
@@ -103,9 +109,9 @@ def draw_random_incidents(
             jitter = float(np.exp(gen.normal(0.0, 0.12)))
             target = DEFAULT_TARGET[fault_type]
             if fault_type == "upstream_slowdown":
-                target = UPSTREAM_TARGETS[int(gen.random() < 0.35)]
+                target = UPSTREAMS[int(gen.random() < 0.35)]
             elif fault_type == "memory_leak":
-                target = f"app-{1 + int(gen.integers(0, scenario.storefront.instances)):02d}"
+                target = instance_name(int(gen.integers(0, scenario.storefront.instances)))
             lo = max(midnight + EARLIEST_HOUR * 3600.0, lo_all)
             hi = min(midnight + LATEST_END_HOUR * 3600.0, hi_all) - duration - \
                 RECOVERY_ALLOWANCE_MIN * 60.0

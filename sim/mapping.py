@@ -20,7 +20,13 @@ INCIDENTS_MAPPING_PATH = Path(__file__).resolve().parent / "incidents_mapping.js
 
 def create_mapping_only(args: argparse.Namespace) -> int:
     """Write mapping.json to the output dir; with an OpenSearch URL also create the index."""
+    from sim.disk import check_output_dir
+
     out_dir = Path(args.output_dir or "./output")
+    unusable = check_output_dir(out_dir)
+    if unusable:
+        print(f"error: {unusable}", file=sys.stderr)
+        return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "mapping.json"
     tmp = target.with_name("mapping.json.partial")

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from sim.config import Scenario
+from sim.disk import WriteFailure
 from sim.documents import Customer, make_customer_pool
 from sim.segment import SegmentPlan, SegmentResult, simulate_segment
 from sim.sinks.base import EncodedDoc, EventSink
@@ -41,18 +42,22 @@ def customers_for(scenario: Scenario) -> list[Customer]:
 
 def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: str,
                      customers: list[tuple[str, str, str, str, str]]) -> SegmentResult:
-    """Worker: simulate one segment into a part file of _bulk lines."""
+    """Worker: simulate one segment into a part file of _bulk lines (a failed write, e.g. a
+    full disk, comes back to the parent as a WriteFailure naming the part file)."""
     seq = 0
     prefix = doc_id_prefix(run_key, plan.index)
-    with open(part, "wb", buffering=1 << 20) as fh:
-        write = fh.write
+    try:
+        with open(part, "wb", buffering=1 << 20) as fh:
+            write = fh.write
 
-        def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-            nonlocal seq
-            seq += 1
-            write(bulk_lines(f"{prefix}{seq:09d}", doc))
+            def emit(doc: dict[str, Any] | EncodedDoc) -> None:
+                nonlocal seq
+                seq += 1
+                write(bulk_lines(f"{prefix}{seq:09d}", doc))
 
-        return simulate_segment(scenario, plan, [Customer(*c) for c in customers], emit)
+            return simulate_segment(scenario, plan, [Customer(*c) for c in customers], emit)
+    except OSError as exc:
+        raise WriteFailure.of(part, exc, covers_from=plan.window.start.timestamp()) from None
 
 
 def _feed(lines: bytes, count: int, sinks: Sequence[EventSink]) -> None:

@@ -23,9 +23,11 @@ import numpy as np
 
 from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
+from sim.disk import OutputError, WriteFailure, estimate_run_bytes, failure_message
 from sim.faults import ActiveFault, active_fault
 from sim.groundtruth import (
     BASELINE_S,
+    SPLIT_NAMES,
     TRAILING_S,
     Minute,
     build_incident_records,
@@ -99,6 +101,20 @@ def resolve_faults(scenario: Scenario, today: dt.date) -> list[ActiveFault]:
     return [active_fault(f, f"{scenario.name}-f{i + 1}",
                          resolve_time_expression(f.start, today).timestamp())
             for i, f in enumerate(scenario.faults)]
+
+
+def in_window(fault: ActiveFault, window: Window) -> bool:
+    """Whether any of the fault's time lies inside the simulated window."""
+    return fault.end_epoch > window.start.timestamp() and fault.start_epoch < window.end.timestamp()
+
+
+def faults_outside_window(scenario: Scenario, today: dt.date) -> list[str]:
+    """A warning per pinned fault that the run ignores because it lies outside the window:
+    ``faults[i]: ...`` (the caller adds the file name)."""
+    window = resolve_run_window(scenario, today)
+    return [f"faults[{i}]: {_iso(f.start_epoch)} .. {_iso(f.end_epoch)} lies outside the window "
+            f"{_iso(window.start.timestamp())} .. {_iso(window.end.timestamp())}; it is ignored"
+            for i, f in enumerate(resolve_faults(scenario, today)) if not in_window(f, window)]
 
 
 SPLIT_CLEARANCE_S = 45 * 60.0  # keep splits this far from any fault (and its recovery)
@@ -183,23 +199,22 @@ def simulate(
     is the same for any number."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
-    lo, hi = window.start.timestamp(), window.end.timestamp()
-    pinned = [f for f in resolve_faults(scenario, today) if f.end_epoch > lo and f.start_epoch < hi]
+    pinned = [f for f in resolve_faults(scenario, today) if in_window(f, window)]
     drawn = draw_random_incidents(scenario, window, pinned)
     faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
     plans = plan_segments(scenario, window, faults, engine)
     result = RunResult(scenario.name, scenario.seed, window, faults=faults)
     minutes: list[dict[int, Minute]] = []
-    sinks: list[EventSink] = []
+    sinks: list[EventSink] = list(extra_sinks)
     ndjson: NdjsonSink | None = None
-    if output_dir is not None:
-        ndjson = NdjsonSink(output_dir / "all_data.ndjson")
-        sinks.append(ndjson)
-    sinks.extend(extra_sinks)
-    scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=output_dir)) if output_dir else \
-        Path(tempfile.mkdtemp(prefix="storefront-sim-"))
+    scratch: Path | None = None
     ok = False
     try:
+        if output_dir is not None:
+            ndjson = NdjsonSink(output_dir / "all_data.ndjson")
+            sinks.insert(0, ndjson)
+        scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=output_dir)) if output_dir \
+            else Path(tempfile.mkdtemp(prefix="storefront-sim-"))
         segments = run_segments(scenario, plans, run_key(scenario, window), sinks,
                                 workers or default_workers(), scratch, progress)
         for seg in segments:
@@ -214,25 +229,101 @@ def simulate(
         for record in result.incidents:
             for sink in incident_sinks:
                 sink.emit(f"{key}-{record['incident_id']}", record)
+        if ndjson is not None and output_dir is not None:
+            result.files = _stage_files(scenario, window, output_dir, ndjson, result.incidents,
+                                        write_summary)
         ok = True
     except SinkStopped:
         pass  # a sink cannot go on (its summary says why): the run stops here, as failed
+    except (OSError, WriteFailure) as exc:  # a write failed: disk full, size limit, read-only
+        raise OutputError(_disk_failure_line(scenario, window, output_dir, scratch, ndjson,
+                                             exc)) from None
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        for sink in [*sinks, *incident_sinks]:
-            result.sinks.append(sink.close(ok))
-        result.wall_time_s = time.perf_counter() - t0
-        if ok and ndjson is not None and output_dir is not None:
-            result.files.append(str(output_dir / "all_data.ndjson"))
-            write_incidents(output_dir / "incidents.ndjson", result.incidents)
-            result.files.append(str(output_dir / "incidents.ndjson"))
-            if scenario.output.split_files:
-                for path in write_split_files(output_dir / "all_data.ndjson", result.incidents):
-                    result.files.append(str(path))
-            if write_summary:
-                result.files.append(str(output_dir / "run_summary.json"))
-                write_json_atomic(output_dir / "run_summary.json", result.summary())
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        closed = False
+        try:
+            for sink in [*sinks, *incident_sinks]:
+                # the NDJSON file is renamed into place with the others, below
+                result.sinks.append(sink.summary if ok and sink is ndjson else sink.close(ok))
+            closed = ok
+        finally:  # a sink that fails to close fails the run: no file of it is kept
+            result.wall_time_s = time.perf_counter() - t0
+            if output_dir is not None:
+                _commit_files(output_dir, ndjson, result if closed else None)
     return result
+
+
+def _staged_names(output_dir: Path) -> list[Path]:
+    return [output_dir / n for n in ("incidents.ndjson", *SPLIT_NAMES, "run_summary.json")]
+
+
+def _stage_files(scenario: Scenario, window: Window, output_dir: Path, ndjson: NdjsonSink,
+                 incidents: list[dict[str, Any]], write_summary: bool) -> list[str]:
+    """Write every output file as ``.partial`` (nothing renamed yet: a full disk here leaves
+    the previous run's files as they were); the files the run will have."""
+    ndjson.finish()
+    files = [str(ndjson.path)]
+    try:
+        write_incidents(output_dir / "incidents.ndjson", incidents, commit=False)
+        files.append(str(output_dir / "incidents.ndjson"))
+        if scenario.output.split_files:
+            files.extend(str(p) for p in write_split_files(ndjson.partial, incidents,
+                                                           commit=False))
+    except OSError as exc:
+        # all_data is complete: the split files need as much again, and the bytes per
+        # window are known exactly
+        raise WriteFailure(str(exc.filename or output_dir), exc.strerror or str(exc),
+                           ndjson.partial.stat().st_size, window.end.timestamp()) from None
+    if write_summary:
+        files.append(str(output_dir / "run_summary.json"))
+    return files
+
+
+def _commit_files(output_dir: Path, ndjson: NdjsonSink | None, result: RunResult | None) -> None:
+    """Rename the run's files into place together (``result``), or remove them (None)."""
+    staged = _staged_names(output_dir)
+    error = None
+    if result is not None and ndjson is not None:
+        summary = output_dir / "run_summary.json"
+        if str(summary) in result.files:
+            try:
+                summary.with_name(summary.name + ".partial").write_text(
+                    json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+            except OSError as exc:
+                error = (f"{summary}: {exc.strerror or exc}; removed what this run wrote, "
+                         "earlier files are untouched")
+        if error is None:
+            ndjson.close(True)
+            for path in staged:
+                if str(path) in result.files:
+                    os.replace(path.with_name(path.name + ".partial"), path)
+            return
+    if ndjson is not None:
+        ndjson.close(False)
+    for path in staged:
+        path.with_name(path.name + ".partial").unlink(missing_ok=True)
+    if error is not None:
+        raise OutputError(error)
+
+
+def _disk_failure_line(scenario: Scenario, window: Window, output_dir: Path | None,
+                       scratch: Path | None, ndjson: NdjsonSink | None,
+                       exc: OSError | WriteFailure) -> str:
+    """The one line for a failed write: measured before anything is removed. The estimate
+    goes by what the failed file holds (bytes and how far in time), else, when nothing of
+    it reached the disk, by what the NDJSON file was handed."""
+    failure = exc if isinstance(exc, WriteFailure) else \
+        WriteFailure(str(exc.filename or output_dir or scratch), exc.strerror or str(exc), 0, None)
+    ours = [*(output_dir.glob("*.partial") if output_dir is not None else ()),
+            *(scratch.glob("*") if scratch is not None else ())]
+    written = sum(p.stat().st_size for p in ours if p.is_file())
+    lo, hi = window.start.timestamp(), window.end.timestamp()
+    needed = estimate_run_bytes(scenario, lo, hi, failure.written, failure.reached,
+                                failure.covers_from)
+    if needed is None and ndjson is not None:
+        needed = estimate_run_bytes(scenario, lo, hi, *ndjson.progress())
+    return failure_message(failure, max(written, failure.written), needed)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

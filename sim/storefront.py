@@ -21,7 +21,7 @@ from sim.config import CacheConfig, Scenario
 from sim.documents import DocumentFactory
 from sim.everyday import EverydayFailures
 from sim.failures import build_catalog
-from sim.faults import FaultSchedule
+from sim.faults import UPSTREAMS, FaultSchedule, instance_name
 from sim.groundtruth import MinuteAggregator
 from sim.load_balancer import LoadBalancer
 from sim.recorder import Recorder, StateLog
@@ -86,8 +86,7 @@ class Storefront:
                 u.latency_sigma, u.timeout_ms / 1000.0, faults.multiplier("upstream_slowdown", name),
                 _cache(u.cache), u.retries,
                 lambda event, detail, name=name: record(name, event, detail))
-               for name, u in (("inventory", cfg.inventory),
-                               ("recommendations", cfg.recommendations))},
+               for name, u in zip(UPSTREAMS, (cfg.inventory, cfg.recommendations), strict=True)},
         )
         self.minutes = MinuteAggregator(docs.origin_ms / 1000.0, faults.faults)
         self.recorder = Recorder(
@@ -98,7 +97,7 @@ class Storefront:
                                     streams.stream("background-errors"))
         self.instances = [
             AppInstance(env, i, cfg, self.backends, everyday.draw,
-                        faults.additive("memory_leak", f"app-{i + 1:02d}"),
+                        faults.additive("memory_leak", instance_name(i)),
                         streams.stream(f"app-time:{i}"), self.recorder.finish, record)
             for i in range(cfg.instances)
         ]

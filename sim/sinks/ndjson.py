@@ -1,7 +1,8 @@
 """NDJSON in OpenSearch ``_bulk`` format, written so an interrupted run never looks complete.
 
 Documents go to ``<name>.partial`` and are renamed into place only by ``close(ok=True)``;
-a failed run removes its partial file and leaves any earlier complete file untouched.
+a failed run removes its partial file and leaves any earlier complete file untouched. A
+write that fails (disk full, file size limit) raises ``WriteFailure`` naming the file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from sim.disk import WriteFailure, last_timestamp
 from sim.sinks.base import EncodedDoc, SinkSummary
 
 _BUFFER = 1 << 20
@@ -39,28 +41,67 @@ class NdjsonSink:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.partial, "wb", buffering=_BUFFER)  # noqa: SIM115
+        try:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.partial, "wb", buffering=_BUFFER)  # noqa: SIM115
+        except OSError as exc:
+            raise WriteFailure.of(self.partial, exc) from None
         self.summary = SinkSummary(name=str(self.path))
         self._closed = False
+        self._finished = False
+        self.handed = 0  # bytes given to the file so far, and the last of them:
+        self._last = b""  # what a full disk's message extrapolates from (``progress``)
+
+    def progress(self) -> tuple[int, float | None]:
+        """(bytes handed to the file so far, epoch s of the last document among them)."""
+        return self.handed, last_timestamp(self._last)
 
     def emit(self, doc_id: str, doc: dict[str, Any] | EncodedDoc) -> None:
-        self._fh.write(bulk_lines(doc_id, doc))
+        lines = bulk_lines(doc_id, doc)
+        self.handed += len(lines)
+        self._last = lines
+        try:
+            self._fh.write(lines)
+        except OSError as exc:
+            raise WriteFailure.of(self.partial, exc) from None
         self.summary.generated += 1
 
     def emit_raw(self, lines: bytes, count: int) -> None:
         """Already-serialized action/document line pairs (from a worker process)."""
-        self._fh.write(lines)
+        self.handed += len(lines)
+        self._last = lines
+        try:
+            self._fh.write(lines)
+        except OSError as exc:
+            raise WriteFailure.of(self.partial, exc) from None
         self.summary.generated += count
+
+    def finish(self) -> None:
+        """Flush everything into the partial file (the last buffer may not fit on the disk:
+        ``WriteFailure``) without renaming it yet: the run renames all its files together
+        once every one of them is written."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise WriteFailure.of(self.partial, exc) from None
+        self.summary.indexed = self.summary.generated
 
     def close(self, ok: bool = True) -> SinkSummary:
         if self._closed:
             return self.summary
         self._closed = True
-        self._fh.close()
+        try:
+            self.finish()
+        except WriteFailure:
+            if ok:
+                self.partial.unlink(missing_ok=True)
+                raise
         if ok:
             os.replace(self.partial, self.path)
-            self.summary.indexed = self.summary.generated
         else:
             self.partial.unlink(missing_ok=True)
+            self.summary.indexed = 0
         return self.summary
