@@ -377,3 +377,16 @@ def test_faults_lists_pending_entries_without_a_running_simulation(tmp_path, cap
     assert row.split() == ["upstream_slowdown-1", "pending", "upstream_slowdown", "now+5m", "+1.5",
                            "min", "110", "recommendations", "control"]
     assert not state_path(path).exists()
+
+
+def test_a_target_the_running_storefront_lacks_is_an_invalid_edit(tmp_path):
+    """Targets are checked against the scenario's fleet, as in a scenario file."""
+    path, ctl = control(tmp_path, GW % ("now", 10))
+    before = ctl.poll(B0)
+    n = SCENARIO.storefront.instances
+    path.write_text("faults:\n  - {id: leak, type: memory_leak, start: now, "
+                    f"duration_minutes: 5, target: app-{n + 1:02d}}}\n")
+    update = ctl.poll(B0 + 1)
+    assert update.faults == before.faults and not update.changed
+    assert update.error is not None and "faults[0].target" in update.error
+    assert f"app-{n:02d}" in update.error and "\n" not in update.error
