@@ -2,6 +2,8 @@
 
 Documents go to ``<name>.partial`` and are renamed into place only by ``close(ok=True)``;
 a failed run removes its partial file and leaves any earlier complete file untouched.
+A live run writes in place instead (``in_place=True``) and flushes every bucket, so a log
+shipper can tail the file while the run goes on.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ def bulk_lines(doc_id: str, doc: dict[str, Any] | EncodedDoc) -> bytes:
 class NdjsonSink:
     accepts_encoded = True  # an EncodedDoc's body is copied as is
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, in_place: bool = False):
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.in_place = in_place
+        self.partial = self.path if in_place else self.path.with_name(self.path.name + ".partial")
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.partial, "wb", buffering=_BUFFER)  # noqa: SIM115
         self.summary = SinkSummary(name=str(self.path))
@@ -53,12 +56,18 @@ class NdjsonSink:
         self._fh.write(lines)
         self.summary.generated += count
 
+    def flush(self) -> None:
+        """Everything emitted so far is in the file (a live run's bucket end)."""
+        self._fh.flush()
+
     def close(self, ok: bool = True) -> SinkSummary:
         if self._closed:
             return self.summary
         self._closed = True
         self._fh.close()
-        if ok:
+        if self.in_place:  # tailed while written: what is there stays
+            self.summary.indexed = self.summary.generated
+        elif ok:
             os.replace(self.partial, self.path)
             self.summary.indexed = self.summary.generated
         else:
