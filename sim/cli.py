@@ -19,10 +19,11 @@ from sim.run import print_summary, resolve_run_window, simulate
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+LIVE_GIVE_UP_S = 6 * 3600.0
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
 # with ``main(argv) -> int`` (imported only when used)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {"replay": "sim.replay"}
 
 # CLI flag -> scenario field it overrides
 FLAG_FIELDS: dict[str, str] = {
@@ -78,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not verify the OpenSearch TLS certificate (warns)")
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--live", action="store_true",
+                   help="backfill the window up to the wall clock, then go on in real time "
+                        "until the window ends or SIGINT/SIGTERM")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="with --live: simulated seconds per wall-clock second (default 1)")
+    p.add_argument("--bucket", type=float, default=1.0, metavar="SECONDS",
+                   help="with --live: wall-clock bucket documents are sent in (default 1)")
+    p.add_argument("--control", metavar="FILE",
+                   help="with --live: the control file of runtime faults (default "
+                        "OUTPUT_DIR/control.yaml)")
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                    help="event loop: fast (default, sim/engine.py) or simpy's own "
                         "Environment; same model, same bytes")
@@ -123,6 +134,16 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
     return scenario, today
 
 
+def _future_notice(scenario: Scenario, today: dt.date) -> None:
+    import time
+
+    from sim.live import future_notice
+
+    line = future_notice(resolve_run_window(scenario, today), time.time())
+    if line:
+        print(line, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
@@ -142,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         return _bad(str(exc))
     if args.workers is not None and args.workers < 1:
         return _bad(f"{args.scenario}: --workers: must be at least 1")
+    for flag in ("speed", "bucket"):
+        if not getattr(args, flag) > 0:
+            return _bad(f"{args.scenario}: --{flag}: must be greater than 0")
+    if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
+        return _bad(f"{args.scenario}: --speed, --bucket and --control need --live")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
     extra_sinks: list[Any] = []
@@ -174,10 +200,13 @@ def main(argv: list[str] | None = None) -> int:
         except OpenSearchSetupError as exc:
             return _bad(str(exc))
         dead_letter = Path(output_dir or ".") / "dead_letter.ndjson"
-        extra_sinks.append(OpenSearchSink(client, index, dead_letter_path=dead_letter))
+        # live: while OpenSearch is away the run waits (back-pressure) rather than give up
+        give_up = {"give_up_after": LIVE_GIVE_UP_S} if args.live else {}
+        extra_sinks.append(OpenSearchSink(client, index, dead_letter_path=dead_letter,
+                                          **give_up))
         incident_sinks.append(OpenSearchSink(
             client, incidents_index, dead_letter_path=dead_letter, senders=1,
-            name=f"opensearch:{incidents_index}"))
+            name=f"opensearch:{incidents_index}", **give_up))
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     bar = None
@@ -195,12 +224,23 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(seconds / 3600.0)
 
     try:
-        if extra_sinks:
+        if args.live:
+            from sim.live import LiveWindowError, live_from_args
+
+            try:
+                result = live_from_args(args, scenario, today, output_dir, extra_sinks,
+                                        incident_sinks, progress, bar,
+                                        (client, index) if extra_sinks else None)
+            except LiveWindowError as exc:
+                return _bad(f"{args.scenario}: --live: {exc}")
+        elif extra_sinks:
+            _future_notice(scenario, today)
             with bulk_load_settings(client, index):
                 result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
                                   workers=args.workers, incident_sinks=incident_sinks,
                                   engine=args.engine)
         else:
+            _future_notice(scenario, today)
             result = simulate(scenario, today, output_dir, progress=progress,
                               workers=args.workers, engine=args.engine)
     except KeyboardInterrupt:

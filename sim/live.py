@@ -180,6 +180,7 @@ class LiveRun:
         self.progress = progress
         self._stop = threading.Event()
         self._runtime: dict[str, _RuntimeFault] = {}
+        self._last_error: str | None = None  # logged once, not at every bucket
         self.max_lag_s = 0.0
         self.window = resolve_run_window(scenario, today)
         if self.window.end.timestamp() <= self.options.clock.time():
@@ -373,8 +374,9 @@ class LiveRun:
         if source is None:
             return
         update = source(boundary)
-        if update.error:
+        if update.error != self._last_error and update.error:
             self.options.log(f"control: {update.error} (ignored; the previous faults stay)")
+        self._last_error = update.error
         seen = {f.fault_id: f for f in update.faults}
         changed = False
         surge_floor = max(boundary, seg.faults.surge_drawn_until)
@@ -538,3 +540,33 @@ def future_notice(window: Window, now_epoch: float) -> str | None:
         return None
     return (f"note: the window ends {_iso(window.end.timestamp())}, after the wall clock: "
             "documents will be dated in the future (--live runs up to now, then in real time)")
+
+
+def live_from_args(args: Any, scenario: Scenario, today: dt.date, output_dir: Path | None,
+                   extra_sinks: list[Any], incident_sinks: list[Any],
+                   progress: Callable[[float], None] | None, bar: Any,
+                   bulk_index: tuple[Any, str] | None) -> RunResult:
+    """``--live`` from the command line: the index's bulk-load settings last until the
+    handoff, the progress bar covers the backfill, runtime faults come from the control
+    file."""
+    control = Path(args.control) if args.control else \
+        Path(output_dir or scenario.output.dir) / "control.yaml"
+    source = control_fault_source(control, scenario, today)
+    if source is None:
+        print("note: this build has no control file reader (sim.control): no runtime faults",
+              file=sys.stderr)
+    with contextlib.ExitStack() as bulk:
+        if bulk_index is not None:
+            from sim.index_setup import bulk_load_settings
+
+            bulk.enter_context(bulk_load_settings(*bulk_index))
+
+        def handoff() -> None:
+            if bar is not None:
+                bar.close()
+            bulk.close()  # Dashboards see live data from here on
+
+        options = LiveOptions(speed=args.speed, bucket_s=args.bucket, fault_source=source,
+                              on_handoff=handoff)
+        return LiveRun(scenario, today, output_dir, extra_sinks, incident_sinks,
+                       args.workers, args.engine, options, progress).run()

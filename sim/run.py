@@ -307,3 +307,10 @@ def print_summary(result: RunResult, stream: Any = None) -> None:
               f"{sink['indexed']:,} already present {sink['already_present']:,} "
               f"dead-lettered {sink['dead_lettered']:,} unaccounted {sink['unaccounted']:,}",
               file=stream)
+    live = s.get("live")
+    if live:
+        print(f"  live: handoff {live['handoff']}, stopped {live['stopped']}, "
+              f"at most {live['max_lag_s']:.1f} s behind the wall clock", file=stream)
+        for f in live["runtime_faults"]:
+            print(f"  runtime fault {f['id']}: {f['type']} {f['start']} .. {f['end']}",
+                  file=stream)
