@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
+from opensearch_fixtures import opensearch_node  # noqa: F401
 
 from sim.config import load_scenario
 from sim.faults import ActiveFault, FaultSchedule
@@ -272,7 +273,7 @@ def test_batch_window_past_the_wall_clock_prints_the_future_notice(tmp_path: Pat
     assert len(notes) == 1 and "--live" in notes[0]
 
 
-def test_node_restart_during_a_live_run_loses_nothing(opensearch_node: Any, tmp_path: Path
+def test_node_restart_during_a_live_run_loses_nothing(opensearch_node: Any, tmp_path: Path  # noqa: F811
                                                       ) -> None:
     if not opensearch_node.own_node:
         pytest.skip("needs the project's own node to restart it")
