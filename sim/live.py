@@ -296,10 +296,14 @@ class LiveRun:
         self._keep_needed = set(self._base_needed)
         self._keep_next = int(seg.now_epoch() // 60)
         hi = self.window.end.timestamp()
-        wall0 = clock.time()
+        anchor = [0.0, 0.0]  # (simulated, wall) time of the handoff
 
-        def target() -> float:  # the simulated time the wall clock has reached
-            return wall0 + (clock.time() - wall0) * speed
+        def target() -> float:
+            """The simulated time the wall clock has reached: the wall clock itself until
+            the handoff, then ``speed`` times as fast from there."""
+            if self.handoff is None:
+                return clock.time()
+            return anchor[0] + (clock.time() - anchor[1]) * speed
 
         b = seg.now_epoch()
         self.handoff: float | None = None
@@ -315,6 +319,7 @@ class LiveRun:
                     b = nxt
                     continue
                 self.handoff = b
+                anchor[:] = [b, clock.time()]
                 self._go_live()
             nxt = min(_grid(b, bucket) + bucket, hi)
             if nxt > t:
