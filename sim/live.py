@@ -53,6 +53,7 @@ from sim.parallel import _decoding, customers_for, default_workers, run_segments
 from sim.run import (
     PinnedPlan,
     RunResult,
+    _clear_of_faults,
     _iso,
     pinned_plans,
     resolve_faults,
@@ -67,6 +68,8 @@ from sim.sinks.base import EncodedDoc, EventSink
 from sim.sinks.ndjson import NdjsonSink, doc_id_prefix
 
 CATCH_UP_STEP_S = 60.0  # before the handoff: simulated seconds per step
+LIVE_LEAD_S = 30 * 60.0  # the live segment starts about this long before the wall clock...
+MIN_LIVE_LEAD_S = 3600.0  # ...when the segment before it is at least this long
 RECORD_MARGIN_S = 600.0  # after a fault's trailing window, before its record is final
 LAG_NOTICE_S = 10.0  # say so when the run is this far behind the wall clock
 
@@ -202,7 +205,16 @@ class LiveRun:
         self.faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
         self.origin = {f.fault_id: "random" for f in drawn}
         now = self.options.clock.time()
-        self.splits = tuple(p for p in split_points(scenario, window, self.faults) if p <= now)
+        splits = [p for p in split_points(scenario, window, self.faults) if p <= now]
+        # the live segment starts shortly before now, so this process has little to catch
+        # up with while the earlier segments run on the workers (clear of any fault)
+        earliest = max([lo, *splits]) + MIN_LIVE_LEAD_S
+        if now - LIVE_LEAD_S > earliest:
+            split = _clear_of_faults(_grid(now - LIVE_LEAD_S, 60.0), self.faults, earliest,
+                                     now - LIVE_LEAD_S)
+            if split is not None:
+                splits.append(split)
+        self.splits = tuple(splits)
         self.plans = pinned_plans(scenario, window, self.faults, PinnedPlan(self.splits),
                                   self.engine)
         self.key = run_key(scenario, window)
@@ -233,11 +245,14 @@ class LiveRun:
         try:
             if out is not None:
                 self._write_replay(None)
-            backfill = run_segments(self.scenario, self.plans[:-1], self.key, sinks,
-                                    self.workers, scratch, self.progress) \
-                if len(self.plans) > 1 else []
-            with self._signals():
-                seg, live_result, stop_epoch = self._run_live_segment(backfill)
+            # SIGTERM stops at the first bucket after the backfill; SIGINT (a terminal's ^C
+            # also reaches the workers) aborts the backfill as in a batch run
+            with self._signals(signal.SIGTERM):
+                backfill = run_segments(self.scenario, self.plans[:-1], self.key, sinks,
+                                        self.workers, scratch, self.progress) \
+                    if len(self.plans) > 1 else []
+                with self._signals(signal.SIGINT):
+                    seg, live_result, stop_epoch = self._run_live_segment(backfill)
             segments = [*backfill, live_result]
             for s in segments:
                 for kind, n in s.counts.items():
@@ -468,7 +483,8 @@ class LiveRun:
         }
 
     @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
+    def _signals(self, signum: int) -> Iterator[None]:
+        """While the block runs, ``signum`` asks the run to stop at the next bucket."""
         if not self.options.handle_signals or \
                 threading.current_thread() is not threading.main_thread():
             yield
@@ -478,12 +494,11 @@ class LiveRun:
             self.options.log(f"live: {signal.Signals(signum).name}: stopping at the next bucket")
             self.request_stop()
 
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = signal.signal(signum, handler)
         try:
             yield
         finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+            signal.signal(signum, previous)
 
 
 def _grid(t: float, bucket: float) -> float:

@@ -315,3 +315,13 @@ def test_node_restart_during_a_live_run_loses_nothing(opensearch_node: Any, tmp_
     assert client.count(index=index)["count"] == len(docs) == os_summary.generated
     assert result.live["max_lag_s"] > 1.0  # it waited for the node, then caught up
     client.indices.delete(index=index)
+
+
+def test_live_segment_starts_shortly_before_the_wall_clock() -> None:
+    """A morning's backfill runs on the workers; this process catches up half an hour."""
+    sc = scenario(**{"window.start": "today 00:00", "window.end": "today 23:59"})
+    run = LiveRun(sc, TODAY, None, options=LiveOptions(clock=FakeClock(at(14, 25))))
+    run._plan()
+    assert run.splits[-1] == at(13, 55)
+    assert run.plans[-1].window.start.timestamp() == at(13, 55)
+    assert all(p.stop_epoch is None for p in run.plans)
