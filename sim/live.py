@@ -364,13 +364,13 @@ class LiveRun:
 
     def _go_live(self) -> None:
         assert self.handoff is not None
-        self.options.log(f"live: handoff at {_iso(self.handoff)}; running in real time"
-                         + (f" x{self.options.speed:g}" if self.options.speed != 1 else ""))
-        for sink in self.sinks:
+        for sink in [*self.sinks, *self.incident_sinks]:
             if hasattr(sink, "send_when_idle"):
                 sink.send_when_idle = True  # type: ignore[attr-defined]
         if self.options.on_handoff is not None:
             self.options.on_handoff()
+        self.options.log(f"live: handoff at {_iso(self.handoff)}; running in real time"
+                         + (f" x{self.options.speed:g}" if self.options.speed != 1 else ""))
 
     def _advance(self, seg: SegmentRun, until: float) -> None:
         """Simulate to ``until``, keeping the ground-truth minutes a fault applied later

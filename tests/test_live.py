@@ -325,3 +325,36 @@ def test_live_segment_starts_shortly_before_the_wall_clock() -> None:
     assert run.splits[-1] == at(13, 55)
     assert run.plans[-1].window.start.timestamp() == at(13, 55)
     assert all(p.stop_epoch is None for p in run.plans)
+
+
+def test_live_cli_streams_with_live_index_settings_and_stops_clean(
+        opensearch_node: Any, tmp_path: Path) -> None:  # noqa: F811
+    """The command line's wiring: bulk-load settings end at the handoff, documents arrive
+    while the run goes on, SIGTERM leaves every document indexed."""
+    from sim.sinks.opensearch import connect
+
+    client = connect(opensearch_node.url)
+    index = f"live-cli-{os.getpid()}"
+    proc = _live_cli(tmp_path, "--opensearch", opensearch_node.url, "--index", index)
+    try:
+        _wait_for_line(proc, "live: handoff at")
+        settings = client.indices.get_settings(index=index, flat_settings=True)
+        assert settings[index]["settings"].get("index.refresh_interval") != "-1"
+        for _ in range(60):  # live documents become searchable while it runs
+            if client.count(index=index)["count"] > 0:
+                break
+            time.sleep(1)
+        assert client.count(index=index)["count"] > 0
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    summary = orjson.loads((tmp_path / "run_summary.json").read_bytes())
+    (os_sink,) = [s for s in summary["sinks"] if s["name"] == "opensearch"]
+    assert os_sink["unaccounted"] == 0
+    client.indices.refresh(index=index)
+    assert client.count(index=index)["count"] == os_sink["generated"] == \
+        summary["total_documents"]
+    client.indices.delete(index=index)
