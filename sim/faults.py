@@ -154,9 +154,9 @@ class FaultSchedule:
                 return None
             return lambda t: 1.0 + sum(f.magnitude * f.intensity(t) for f in faults)
 
-        def surge(t: float) -> float:
-            if t + 1.0 > self.surge_drawn_until:
-                self.surge_drawn_until = t + 1.0
+        def surge(t: float) -> float:  # asked at the middle of each second drawn
+            if t + 0.5 > self.surge_drawn_until:
+                self.surge_drawn_until = float(t) + 0.5
             return 1.0 + sum(f.magnitude * f.intensity(t) for f in faults)
 
         return surge

@@ -134,29 +134,33 @@ class _RuntimeFault:
     pinned: ActiveFault  # as the simulation applies it
 
 
-def pin_runtime_fault(prev: _RuntimeFault | None, new: ActiveFault | None, floor: float
-                      ) -> ActiveFault | None:
+def pin_runtime_fault(prev: _RuntimeFault | None, new: ActiveFault | None, floor: float,
+                      drawn: float | None = None) -> ActiveFault | None:
     """The fault as the simulation can still apply it at simulated time ``floor``: nothing
     before ``floor`` changes (the past is simulated). A fault not started yet may change in
     every way; a running one may only end (earlier or later, but not before ``floor``); an
-    ended one stays as it was. ``new`` None: it disappeared from the source (ends now)."""
-    if prev is None:
+    ended one stays as it was. ``new`` None: it disappeared from the source (ends now).
+    ``drawn``: a traffic surge cannot touch arrivals drawn up to then, so it is delayed to
+    that time (keeping its duration) or ends no earlier."""
+    if prev is not None and new == prev.source:
+        return prev.pinned  # unchanged: pinned once, never moved again
+    limit = floor if drawn is None else max(floor, drawn)
+    old = prev.pinned if prev is not None else None
+    if old is None or old.start_epoch >= floor:  # new, or not started yet
         if new is None:
             return None
         start = max(new.start_epoch, floor)
-        return _replace(new, start, max(new.end_epoch, start))
-    old = prev.pinned
-    if old.start_epoch >= floor:  # not started yet
-        if new is None:
-            return None
-        start = max(new.start_epoch, floor)
-        return _replace(new, start, max(new.end_epoch, start))
+        end = max(new.end_epoch, start)
+        if start < limit:
+            end += limit - start
+            start = limit
+        return _replace(new, start, end)
     if old.end_epoch <= floor:  # over
         return old
     end = floor if new is None else new.end_epoch
-    if new is not None and end == prev.source.end_epoch:
+    if new is not None and prev is not None and end == prev.source.end_epoch:
         return old
-    return _replace(old, old.start_epoch, max(end, floor))
+    return _replace(old, old.start_epoch, max(end, limit))
 
 
 def _replace(f: ActiveFault, start: float, end: float) -> ActiveFault:
@@ -399,13 +403,12 @@ class LiveRun:
         self._last_error = update.error
         seen = {f.fault_id: f for f in update.faults}
         changed = False
-        surge_floor = max(boundary, seg.faults.surge_drawn_until)
         for fault_id in sorted(set(seen) | set(self._runtime)):
             new = seen.get(fault_id)
             prev = self._runtime.get(fault_id)
             kind = (new or prev.source).type  # type: ignore[union-attr]
-            floor = surge_floor if kind == "traffic_surge" else boundary
-            pinned = pin_runtime_fault(prev, new, floor)
+            drawn = seg.faults.surge_drawn_until if kind == "traffic_surge" else None
+            pinned = pin_runtime_fault(prev, new, boundary, drawn)
             if pinned is None:
                 if prev is not None:
                     del self._runtime[fault_id]

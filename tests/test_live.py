@@ -59,6 +59,7 @@ def scenario(**overrides: Any) -> Any:
 
 NOW = at(0, 20)  # the wall clock when the live run starts: after the midnight split
 INJECT = at(0, 25)
+SURGE = at(1, 0)  # arrivals up to 01:01 are drawn by then: the surge starts at 01:01
 STOP = at(2, 40)  # after the fault's recovery window (+10 min): its record is final by then
 
 
@@ -90,8 +91,13 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             written_before_stop.append((out / "incidents.ndjson").read_bytes())
         error = "control.yaml: faults[0].duration: not a duration" \
             if at(0, 22) <= boundary < at(0, 23) else None  # an invalid edit for a minute
-        faults = (slowdown(INJECT - 30.0, INJECT + 600.0),) if boundary >= INJECT else ()
-        return FaultUpdate(faults, boundary == INJECT, error)
+        faults: tuple[ActiveFault, ...] = ()
+        if boundary >= INJECT:
+            faults += (slowdown(INJECT - 30.0, INJECT + 600.0),)
+        if boundary >= SURGE:
+            faults += (ActiveFault("live-2", "traffic_surge", SURGE, SURGE + 300.0, 30.0, 1.0,
+                                   None, "traffic_surge"),)
+        return FaultUpdate(faults, boundary in (INJECT, SURGE), error)
 
     run = LiveRun(scenario(), TODAY, out, workers=2, options=LiveOptions(
         clock=clock, bucket_s=1.0, fault_source=source, handle_signals=False,
@@ -143,10 +149,13 @@ def test_handoff_is_continuous_without_gap_or_duplicate(live_run: dict[str, Any]
 
 def test_runtime_fault_produces_its_incident_and_record(live_run: dict[str, Any]) -> None:
     result = live_run["result"]
-    (fault,) = result.live["runtime_faults"]
+    fault, surge = result.live["runtime_faults"]
     # it came with a start 30 s in the past: it starts at the boundary it was first seen at
     assert (fault["id"], fault["start"], fault["end"]) == (
         "live-1", "2026-11-27T00:25:00Z", "2026-11-27T00:35:00Z")
+    # a surge cannot change arrivals already drawn: it starts with the next arrival block
+    assert (surge["id"], surge["start"], surge["end"]) == (
+        "live-2", "2026-11-27T01:01:00Z", "2026-11-27T01:06:00Z")
     records = [orjson.loads(line) for line in
                (live_run["out"] / "incidents.ndjson").read_bytes().splitlines()[1::2]]
     (record,) = [r for r in records if r["incident_id"] == "live-1"]
@@ -156,7 +165,8 @@ def test_runtime_fault_produces_its_incident_and_record(live_run: dict[str, Any]
     # written while the run went on, when its recovery window was over
     assert b'"incident_id":"live-1"' in live_run["written_before_stop"][0]
     summary = orjson.loads((live_run["out"] / "run_summary.json").read_bytes())
-    assert summary["live"]["runtime_faults"][0]["start"] == "2026-11-27T00:25:00Z"
+    assert [f["start"] for f in summary["live"]["runtime_faults"]] == [
+        "2026-11-27T00:25:00Z", "2026-11-27T01:01:00Z"]
 
 
 def test_invalid_control_edit_is_one_line_and_keeps_going(live_run: dict[str, Any]) -> None:
@@ -200,6 +210,11 @@ def test_pinning_runtime_faults_never_changes_the_past() -> None:
     assert pin_runtime_fault(scheduled, None, 150.0) is None  # never started: gone
     moved = pin_runtime_fault(scheduled, slowdown(250.0, 260.0), 150.0)
     assert moved is not None and (moved.start_epoch, moved.end_epoch) == (250.0, 260.0)
+    surge = ActiveFault("s", "traffic_surge", 100.0, 400.0, 0.0, 1.0, None, "traffic_surge")
+    delayed = pin_runtime_fault(None, surge, 100.0, drawn=160.0)  # arrivals drawn to 160
+    assert delayed is not None and (delayed.start_epoch, delayed.end_epoch) == (160.0, 460.0)
+    # seen again unchanged while more arrivals were drawn: pinned once, never moved
+    assert pin_runtime_fault(_RuntimeFault(surge, delayed), surge, 130.0, drawn=220.0) == delayed
 
 
 def _live_cli(out: Path, *extra: str) -> subprocess.Popen[str]:
