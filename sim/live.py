@@ -315,13 +315,15 @@ class LiveRun:
         self._keep_needed = set(self._base_needed)
         self._keep_next = int(seg.now_epoch() // 60)
         hi = self.window.end.timestamp()
+        window_start = plan.window.start.timestamp()
         anchor = [0.0, 0.0]  # (simulated, wall) time of the handoff
 
         def target() -> float:
             """The simulated time the wall clock has reached: the wall clock itself until
-            the handoff, then ``speed`` times as fast from there."""
+            the handoff (the warm-up of a window that starts later runs at once), then
+            ``speed`` times as fast from there."""
             if self.handoff is None:
-                return clock.time()
+                return max(clock.time(), window_start)
             return anchor[0] + (clock.time() - anchor[1]) * speed
 
         b = seg.now_epoch()
@@ -338,8 +340,9 @@ class LiveRun:
                     b = nxt
                     continue
                 self.handoff = b
-                anchor[:] = [b, clock.time()]
+                anchor[:] = [b, max(clock.time(), b)]  # a later window: wait for it
                 self._go_live()
+                t = target()
             nxt = min(_grid(b, bucket) + bucket, hi)
             if nxt > t:
                 if behind_notice:

@@ -373,3 +373,24 @@ def test_live_cli_streams_with_live_index_settings_and_stops_clean(
     assert client.count(index=index)["count"] == os_sink["generated"] == \
         summary["total_documents"]
     client.indices.delete(index=index)
+
+
+def test_window_starting_later_waits_for_it_after_a_fast_warm_up(tmp_path: Path) -> None:
+    """No document is dated after the wall clock, also when the window starts later."""
+    clock = FakeClock(at(0, 0))
+    sleeps: list[tuple[float, float]] = []
+    real_sleep = clock.sleep
+
+    def sleep(seconds: float) -> None:
+        sleeps.append((clock.now, seconds))
+        real_sleep(seconds)
+
+    clock.sleep = sleep  # type: ignore[method-assign]
+    sc = scenario(**{"window.start": "today 00:30", "window.end": "today 00:35"})
+    run = LiveRun(sc, TODAY, tmp_path, options=LiveOptions(clock=clock, handle_signals=False,
+                                                           log=lambda _: None))
+    result = run.run()
+    assert result.live["handoff"] == "2026-11-27T00:30:00Z"
+    assert sleeps[0] == (at(0, 0), at(0, 30) - at(0, 0) + 1.0)  # one sleep to the first bucket
+    docs = documents(tmp_path / "all_data.ndjson")
+    assert docs and max(d["@timestamp"] for _, d in docs) <= "2026-11-27T00:35:00.000Z"
