@@ -10,6 +10,7 @@ on) and the run is stopped before the window ends.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from sim.config import load_scenario
 from sim.faults import ActiveFault, FaultSchedule
 from sim.live import FaultUpdate, LiveOptions, LiveRun, pin_runtime_fault, read_replay
 from sim.run import simulate
+from sim.sinks.base import EncodedDoc, SinkSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 27)
@@ -74,6 +76,28 @@ def documents(path: Path) -> list[tuple[str, dict[str, Any]]]:
             for a, d in zip(lines[::2], lines[1::2], strict=True)]
 
 
+class WallClockCheck:
+    """A sink that measures how far documents are dated after the wall clock when emitted."""
+
+    accepts_encoded = True
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.worst_ahead_s = -math.inf
+        self.summary = SinkSummary("wall-clock-check")
+
+    def emit(self, doc_id: str, doc: Any) -> None:
+        body = doc.body if type(doc) is EncodedDoc else orjson.dumps(doc)
+        i = body.index(b'"@timestamp":"') + 14
+        ts = dt.datetime.fromisoformat(body[i:i + 24].decode().replace("Z", "+00:00"))
+        self.worst_ahead_s = max(self.worst_ahead_s, ts.timestamp() - self.clock.now)
+        self.summary.generated += 1
+        self.summary.indexed += 1
+
+    def close(self, ok: bool = True) -> SinkSummary:
+        return self.summary
+
+
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("live")
@@ -99,12 +123,13 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                    None, "traffic_surge"),)
         return FaultUpdate(faults, boundary in (INJECT, SURGE), error)
 
-    run = LiveRun(scenario(), TODAY, out, workers=2, options=LiveOptions(
+    check = WallClockCheck(clock)
+    run = LiveRun(scenario(), TODAY, out, [check], workers=2, options=LiveOptions(
         clock=clock, bucket_s=1.0, fault_source=source, handle_signals=False,
         log=log.append, on_handoff=lambda: handoffs.append(clock.time())))
     result = run.run()
     return {"out": out, "result": result, "log": log, "polls": polls, "handoffs": handoffs,
-            "run": run, "written_before_stop": written_before_stop}
+            "run": run, "written_before_stop": written_before_stop, "check": check}
 
 
 def test_live_run_is_repeated_byte_for_byte_by_its_batch_replay(
@@ -145,6 +170,12 @@ def test_handoff_is_continuous_without_gap_or_duplicate(live_run: dict[str, Any]
         assert errors[m] <= max(3, 0.1 * per_minute[m]), m
         assert slow[m] <= max(2, 0.05 * per_minute[m]), m
     assert live_run["handoffs"] == [at(0, 20)]  # bulk-load settings end once, at the handoff
+
+
+def test_no_document_is_dated_after_the_wall_clock(live_run: dict[str, Any]) -> None:
+    # a bucket is simulated once the wall clock has passed its end (1 ms: rounding)
+    assert live_run["check"].worst_ahead_s <= 0.001
+    assert live_run["check"].summary.generated == live_run["result"].total
 
 
 def test_runtime_fault_produces_its_incident_and_record(live_run: dict[str, Any]) -> None:
