@@ -293,6 +293,14 @@ def test_sigterm_stops_at_the_next_bucket_with_a_clean_summary(tmp_path: Path) -
     assert len(docs) == summary["total_documents"] > 0
     last = max(doc["@timestamp"] for _, doc in docs)
     assert last <= summary["live"]["stopped"]  # nothing after the stop
+    # on the real clock too, the replay command writes the same bytes as a batch run
+    replay = subprocess.run(
+        [sys.executable, str(ROOT / "run_sim.py"), "replay", str(tmp_path / "replay.yaml"),
+         "--output-dir", str(tmp_path / "replay"), "--workers", "1"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert replay.returncode == 0, replay.stderr
+    assert (tmp_path / "replay" / "all_data.ndjson").read_bytes() == \
+        (tmp_path / "all_data.ndjson").read_bytes()
 
 
 def test_speed_without_live_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -338,8 +346,9 @@ def test_node_restart_during_a_live_run_loses_nothing(opensearch_node: Any, tmp_
                      "window.end": dt.datetime.fromtimestamp(now + 6 * 3600, dt.UTC).isoformat(),
                      "traffic.base_tps": 2.0})
     handoff = threading.Event()
+    log: list[str] = []
     run = LiveRun(sc, today, tmp_path, [sink], workers=1, options=LiveOptions(
-        speed=20.0, handle_signals=False, log=lambda line: None, on_handoff=handoff.set))
+        speed=20.0, handle_signals=False, log=log.append, on_handoff=handoff.set))
     outcome: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: outcome.update(result=run.run()), daemon=True)
     runner.start()
@@ -349,7 +358,10 @@ def test_node_restart_during_a_live_run_loses_nothing(opensearch_node: Any, tmp_
         opensearch_node.script("stop", timeout=300)
         time.sleep(5)  # the run goes on against a missing node: it falls behind
         opensearch_node.script("start", timeout=600)
-        time.sleep(10)  # it catches up
+        for _ in range(120):  # it catches up
+            if any(line.startswith("live: caught up") for line in log):
+                break
+            time.sleep(1)
     finally:
         run.request_stop()
         runner.join(900)
@@ -359,7 +371,8 @@ def test_node_restart_during_a_live_run_loses_nothing(opensearch_node: Any, tmp_
     client.indices.refresh(index=index)
     docs = documents(tmp_path / "all_data.ndjson")
     assert client.count(index=index)["count"] == len(docs) == os_summary.generated
-    assert result.live["max_lag_s"] > 1.0  # it waited for the node, then caught up
+    assert result.live["max_lag_s"] > 1.0  # it waited for the node...
+    assert any(line.startswith("live: caught up") for line in log)  # ...then caught up
     client.indices.delete(index=index)
 
 
