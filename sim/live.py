@@ -223,6 +223,10 @@ class LiveRun:
                                   self.engine)
         self.key = run_key(scenario, window)
 
+    def _faults_before(self, stop_epoch: float) -> list[ActiveFault]:
+        return [f for f in with_runtime(list(self.faults), self.runtime_faults())
+                if f.start_epoch < stop_epoch]
+
     def runtime_faults(self) -> list[ActiveFault]:
         return [r.pinned for r in self._runtime.values()]
 
@@ -262,7 +266,7 @@ class LiveRun:
                 for kind, n in s.counts.items():
                     result.counts[kind] = result.counts.get(kind, 0) + n
                 result.state_log.extend(s.state_log)
-            self._write_due_records(lambda: segments, math.inf)
+            self._write_due_records(lambda: segments, math.inf, stop_epoch)
             ok = True
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -270,7 +274,7 @@ class LiveRun:
                 result.sinks.append(sink.close(ok))
             if self._incidents_fh is not None:
                 self._incidents_fh.close()
-            result.faults = with_runtime(list(self.faults), self.runtime_faults())
+            result.faults = self._faults_before(math.inf if stop_epoch is None else stop_epoch)
             result.incidents = sorted(self._written.values(),
                                       key=lambda r: (r["fault_start"], r["incident_id"]))
             result.live = self._live_summary(stop_epoch)
@@ -439,10 +443,10 @@ class LiveRun:
         return SegmentResult(seg.plan.index, {}, seg.state_log(), seg.shop.minutes.minutes)
 
     def _write_due_records(self, segments_now: Callable[[], list[SegmentResult]],
-                           now: float) -> None:
+                           now: float, stop_epoch: float = math.inf) -> None:
         """Write the record of every incident whose recovery window is over (``now`` inf:
-        all of them, at the end of the run), once."""
-        faults = with_runtime(list(self.faults), self.runtime_faults())
+        all of them that began before the stop, at the end of the run), once."""
+        faults = self._faults_before(stop_epoch)
         due = [f for f in faults if f.fault_id not in self._written
                and f.end_epoch + TRAILING_S + RECORD_MARGIN_S <= now]
         if not due:

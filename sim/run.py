@@ -240,6 +240,8 @@ def simulate(
     else:
         plans = pinned_plans(scenario, window, faults, pinned, engine)
         faults = with_runtime(faults, pinned.runtime_faults)
+        if pinned.stop_epoch is not None:  # the live run stopped before these began
+            faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     result = RunResult(scenario.name, scenario.seed, window, faults=faults)
     minutes: list[dict[int, Minute]] = []
     sinks: list[EventSink] = []
