@@ -216,8 +216,9 @@ class LiveRun:
         if now - LIVE_LEAD_S > earliest:
             split = _clear_of_faults(_grid(now - LIVE_LEAD_S, 60.0), self.faults, earliest,
                                      now - LIVE_LEAD_S)
-            if split is not None:
-                splits.append(split)
+            if split is not None:  # and the backfill is cut as a batch run of it would be
+                backfill = Window(window.start, dt.datetime.fromtimestamp(split, dt.UTC))
+                splits = [*split_points(scenario, backfill, self.faults), split]
         self.splits = tuple(splits)
         self.plans = pinned_plans(scenario, window, self.faults, PinnedPlan(self.splits),
                                   self.engine)

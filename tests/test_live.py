@@ -383,6 +383,7 @@ def test_live_segment_starts_shortly_before_the_wall_clock() -> None:
     run._plan()
     assert run.splits[-1] == at(13, 55)
     assert run.plans[-1].window.start.timestamp() == at(13, 55)
+    assert len(run.plans) == 3  # the morning is cut where half its traffic has come: 2 cores
     assert all(p.stop_epoch is None for p in run.plans)
 
 
