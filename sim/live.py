@@ -100,7 +100,10 @@ class FaultUpdate(NamedTuple):
     error: str | None
 
 
-FaultSource = Callable[[float], Any]  # boundary epoch -> FaultUpdate-like
+# boundary epoch -> FaultUpdate-like: a function, or an object with ``poll`` (and, to show
+# what the run applies, ``write_state(boundary_epoch, other_faults)``) such as ControlFile
+FaultSource = Any
+STATE_EVERY_S = 1.0  # wall-clock seconds between two writes of the fault source's state
 
 
 def control_fault_source(path: Path, scenario: Scenario, today: dt.date) -> FaultSource | None:
@@ -110,7 +113,7 @@ def control_fault_source(path: Path, scenario: Scenario, today: dt.date) -> Faul
         from sim.control import ControlFile  # type: ignore[import-not-found]
     except ImportError:
         return None
-    return ControlFile(path, scenario, today).poll  # type: ignore[no-any-return]
+    return ControlFile(path, scenario, today)
 
 
 @dataclass
@@ -188,6 +191,7 @@ class LiveRun:
         self._stop = threading.Event()
         self._runtime: dict[str, _RuntimeFault] = {}
         self._last_error: str | None = None  # logged once, not at every bucket
+        self._state_written = -math.inf
         self.max_lag_s = 0.0
         self.window = resolve_run_window(scenario, today)
         if self.window.end.timestamp() <= self.options.clock.time():
@@ -405,7 +409,12 @@ class LiveRun:
         source = self.options.fault_source
         if source is None:
             return
-        update = source(boundary)
+        update = getattr(source, "poll", source)(boundary)
+        write_state = getattr(source, "write_state", None)
+        wall = self.options.clock.time()
+        if write_state is not None and wall - self._state_written >= STATE_EVERY_S:
+            write_state(boundary, self.faults)  # for `storefront-sim faults`
+            self._state_written = wall
         if update.error != self._last_error and update.error:
             self.options.log(f"control: {update.error} (ignored; the previous faults stay)")
         self._last_error = update.error

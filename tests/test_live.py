@@ -439,3 +439,28 @@ def test_window_starting_later_waits_for_it_after_a_fast_warm_up(tmp_path: Path)
     assert sleeps[0] == (at(0, 0), at(0, 30) - at(0, 0) + 1.0)  # one sleep to the first bucket
     docs = documents(tmp_path / "all_data.ndjson")
     assert docs and max(d["@timestamp"] for _, d in docs) <= "2026-11-27T00:35:00.000Z"
+
+
+def test_a_fault_source_object_is_polled_and_shown_what_runs(tmp_path: Path) -> None:
+    """ControlFile's shape: ``poll`` every bucket, ``write_state`` at most once a second."""
+    clock = FakeClock(at(0, 30))
+
+    class Source:
+        def __init__(self) -> None:
+            self.polls: list[float] = []
+            self.states: list[tuple[float, list[str]]] = []
+
+        def poll(self, boundary: float) -> FaultUpdate:
+            self.polls.append(boundary)
+            return FaultUpdate((), False, None)
+
+        def write_state(self, boundary: float, others: list[ActiveFault]) -> None:
+            self.states.append((boundary, [f.fault_id for f in others]))
+
+    source = Source()
+    sc = scenario(**{"window.start": "today 00:20", "window.end": "today 00:31"})
+    LiveRun(sc, TODAY, tmp_path, options=LiveOptions(
+        clock=clock, bucket_s=0.5, fault_source=source, handle_signals=False,
+        log=lambda _: None)).run()
+    assert source.polls == [at(0, 30) + 0.5 * i for i in range(120)]
+    assert [b for b, _ in source.states] == [at(0, 30) + i for i in range(60)]
