@@ -21,6 +21,7 @@ from sim.run import faults_outside_window, print_summary, resolve_run_window, si
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+LIVE_GIVE_UP_S = 6 * 3600.0
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
 # with ``main(argv) -> int``, or ``module:function`` for one of several in a module
@@ -29,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "inject": "sim.control_commands:inject",
     "faults": "sim.control_commands:faults",
     "clear": "sim.control_commands:clear",
+    "replay": "sim.replay",
 }
 
 # CLI flag -> scenario field it overrides
@@ -86,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not verify the OpenSearch TLS certificate (warns)")
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--live", action="store_true",
+                   help="backfill the window up to the wall clock, then go on in real time "
+                        "until the window ends or SIGINT/SIGTERM")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="with --live: simulated seconds per wall-clock second (default 1)")
+    p.add_argument("--bucket", type=float, default=1.0, metavar="SECONDS",
+                   help="with --live: wall-clock bucket documents are sent in (default 1)")
+    p.add_argument("--control", metavar="FILE",
+                   help="with --live: the control file of runtime faults (default "
+                        "OUTPUT_DIR/control.yaml)")
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                    help="event loop: fast (default, sim/engine.py) or simpy's own "
                         "Environment; same model, same bytes")
@@ -134,6 +146,16 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
     return scenario, today
 
 
+def _future_notice(scenario: Scenario, today: dt.date) -> None:
+    import time
+
+    from sim.live import future_notice
+
+    line = future_notice(resolve_run_window(scenario, today), time.time())
+    if line:
+        print(line, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
@@ -154,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         return _bad(str(exc))
     if args.workers is not None and args.workers < 1:
         return _bad(f"{args.scenario}: --workers: must be at least 1")
+    for flag in ("speed", "bucket"):
+        if not getattr(args, flag) > 0:
+            return _bad(f"{args.scenario}: --{flag}: must be greater than 0")
+    if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
+        return _bad(f"{args.scenario}: --speed, --bucket and --control need --live")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     unusable = check_output_dir(output_dir) if output_dir is not None else None
     if unusable:
@@ -198,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         except OpenSearchSetupError as exc:
             return _bad(str(exc))
         try:
-            load_settings.enter_context(bulk_load_settings(client, index))
+            if not args.live:  # a live run ends the bulk-load settings itself, at the handoff
+                load_settings.enter_context(bulk_load_settings(client, index))
         except TransportError as exc:  # e.g. a read-only block refuses the settings change
             err = exc.info.get("error") if isinstance(exc.info, dict) else None
             kind, reason = (err.get("type", ""), err.get("reason", "")) if isinstance(err, dict) \
@@ -209,11 +237,13 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_FAILED
         # dead letters belong to the run's output, also when it writes no NDJSON
         out = Path(scenario.output.dir)
+        # live: while OpenSearch is away the run waits (back-pressure) rather than give up
+        give_up = {"give_up_after": LIVE_GIVE_UP_S} if args.live else {}
         extra_sinks.append(OpenSearchSink(client, index,
-                                          dead_letter_path=out / "dead_letter.ndjson"))
+                                          dead_letter_path=out / "dead_letter.ndjson", **give_up))
         incident_sinks.append(OpenSearchSink(
             client, incidents_index, dead_letter_path=out / "dead_letter_incidents.ndjson",
-            senders=1, name=f"opensearch:{incidents_index}"))
+            senders=1, name=f"opensearch:{incidents_index}", **give_up))
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     for warning in faults_outside_window(scenario, today):
@@ -233,10 +263,21 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(seconds / 3600.0)
 
     try:
-        with load_settings:
-            result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
-                              workers=args.workers, incident_sinks=incident_sinks,
-                              engine=args.engine)
+        if args.live:
+            from sim.live import LiveWindowError, live_from_args
+
+            try:
+                result = live_from_args(args, scenario, today, output_dir, extra_sinks,
+                                        incident_sinks, progress, bar,
+                                        (client, index) if extra_sinks else None)
+            except LiveWindowError as exc:
+                return _bad(f"{args.scenario}: --live: {exc}")
+        else:
+            _future_notice(scenario, today)
+            with load_settings:
+                result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
+                                  workers=args.workers, incident_sinks=incident_sinks,
+                                  engine=args.engine)
     except OutputError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILED

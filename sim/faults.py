@@ -118,22 +118,51 @@ _ZERO: Callable[[], float] = lambda: 0.0  # noqa: E731
 
 
 class FaultSchedule:
-    """Turns the active faults into the time-varying factors components read."""
+    """Turns the active faults into the time-varying factors components read.
 
-    def __init__(self, faults: list[ActiveFault], now_epoch: Callable[[], float]):
+    Components capture their factor callables once, at construction. In a batch run the
+    faults are known up front, and a type with no fault gets a constant (the hot path
+    stays free of fault lookups). A live run (``live=True``) gets callables that read one
+    list per (type, target), which ``apply`` updates in place: a fault changed while the
+    simulation runs is seen from the next event on.
+    """
+
+    def __init__(self, faults: list[ActiveFault], now_epoch: Callable[[], float],
+                 live: bool = False):
         self.faults = faults
         self.now_epoch = now_epoch
+        self.live = live
+        self._lists: dict[tuple[str, str | None], list[ActiveFault]] = {}
+        # live: how far the arrival generator has asked for the surge factor (epoch s);
+        # a surge cannot change arrivals already drawn
+        self.surge_drawn_until = float("-inf")
 
-    def _of(self, fault_type: str, target: str | None = None) -> list[ActiveFault]:
+    def apply(self, faults: list[ActiveFault]) -> None:
+        """Live runs: from now on the factors follow ``faults`` (every fault, in order)."""
+        if not self.live:
+            raise RuntimeError("apply() needs a FaultSchedule built with live=True")
+        self.faults = faults
+        for (fault_type, target), lst in self._lists.items():
+            lst[:] = self._select(fault_type, target)
+
+    def _select(self, fault_type: str, target: str | None) -> list[ActiveFault]:
         return [
             f for f in self.faults
             if f.type == fault_type and (target is None or f.applies_to(target))
         ]
 
+    def _of(self, fault_type: str, target: str | None = None) -> list[ActiveFault]:
+        if not self.live:
+            return self._select(fault_type, target)
+        lst = self._lists.get((fault_type, target))
+        if lst is None:
+            lst = self._lists[(fault_type, target)] = self._select(fault_type, target)
+        return lst
+
     def multiplier(self, fault_type: str, target: str | None = None) -> Callable[[], float]:
         """1 + sum(magnitude * intensity) for faults of a type, as a zero-argument callable."""
         faults = self._of(fault_type, target)
-        if not faults:
+        if not faults and not self.live:
             return _ONE
         now = self.now_epoch
 
@@ -146,7 +175,7 @@ class FaultSchedule:
     def additive(self, fault_type: str, target: str | None = None) -> Callable[[], float]:
         """sum(magnitude * intensity), e.g. an extra error rate or leaked MB."""
         faults = self._of(fault_type, target)
-        if not faults:
+        if not faults and not self.live:
             return _ZERO
         now = self.now_epoch
 
@@ -159,6 +188,14 @@ class FaultSchedule:
     def surge_at(self) -> Callable[[float], float] | None:
         """Arrival-rate multiplier as a function of epoch seconds (for the traffic generator)."""
         faults = self._of("traffic_surge")
-        if not faults:
-            return None
-        return lambda t: 1.0 + sum(f.magnitude * f.intensity(t) for f in faults)
+        if not self.live:
+            if not faults:
+                return None
+            return lambda t: 1.0 + sum(f.magnitude * f.intensity(t) for f in faults)
+
+        def surge(t: float) -> float:  # asked at the middle of each second drawn
+            if t + 0.5 > self.surge_drawn_until:
+                self.surge_drawn_until = float(t) + 0.5
+            return 1.0 + sum(f.magnitude * f.intensity(t) for f in faults)
+
+        return surge

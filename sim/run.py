@@ -6,6 +6,7 @@ failed run leaves no complete-looking file behind) and the summary says what was
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -57,6 +58,7 @@ class RunResult:
     sinks: list[SinkSummary] = field(default_factory=list)
     wall_time_s: float = 0.0
     files: list[str] = field(default_factory=list)
+    live: dict[str, Any] = field(default_factory=dict)  # a live run's handoff, stop, lag...
 
     @property
     def total(self) -> int:
@@ -83,6 +85,7 @@ class RunResult:
                 for s in self.sinks
             ],
             "files": self.files,
+            **({"live": self.live} if self.live else {}),
             "wall_time_s": round(self.wall_time_s, 2),
         }
 
@@ -161,9 +164,14 @@ def _clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
 
 def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault],
                   engine: str = "fast") -> list[SegmentPlan]:
+    return plans_from_splits(scenario, window, split_points(scenario, window, faults), faults,
+                             engine)
+
+
+def plans_from_splits(scenario: Scenario, window: Window, splits: Sequence[float],
+                      faults: list[ActiveFault], engine: str = "fast") -> list[SegmentPlan]:
     warmup = scenario.window.warmup_minutes * 60.0
-    edges = [window.start, *(dt.datetime.fromtimestamp(p, dt.UTC)
-                             for p in split_points(scenario, window, faults)), window.end]
+    edges = [window.start, *(dt.datetime.fromtimestamp(p, dt.UTC) for p in splits), window.end]
     plans = []
     for i, (start, end) in enumerate(zip(edges, edges[1:], strict=False)):
         part = Window(start, end)
@@ -174,6 +182,33 @@ def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault],
                        if f.start_epoch - BASELINE_S < hi and f.end_epoch + TRAILING_S > lo)
         plans.append(SegmentPlan(i, part, warmup, active, engine))
     return plans
+
+
+@dataclass(frozen=True)
+class PinnedPlan:
+    """What a live run decided while it ran, so a batch run can repeat it exactly: its
+    splits (those before the wall clock when it started), where it stopped, and the faults
+    applied at runtime (they belong to the last segment only, the one that ran live)."""
+
+    splits: tuple[float, ...]
+    stop_epoch: float | None = None
+    runtime_faults: tuple[ActiveFault, ...] = ()
+
+
+def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
+                 pinned: PinnedPlan, engine: str = "fast") -> list[SegmentPlan]:
+    """The segments of a live run (its last one is the live segment)."""
+    plans = plans_from_splits(scenario, window, pinned.splits, faults, engine)
+    last = plans[-1]
+    plans[-1] = dataclasses.replace(
+        last, faults=tuple(with_runtime(list(last.faults), pinned.runtime_faults)),
+        stop_epoch=pinned.stop_epoch)
+    return plans
+
+
+def with_runtime(base: list[ActiveFault], runtime: Sequence[ActiveFault]) -> list[ActiveFault]:
+    """The live segment's faults in the order their factors add up (live and replay alike)."""
+    return sorted([*base, *runtime], key=lambda f: f.start_epoch)
 
 
 def run_key(scenario: Scenario, window: Window) -> str:
@@ -192,17 +227,24 @@ def simulate(
     workers: int | None = None,
     incident_sinks: Sequence[EventSink] = (),
     engine: str = "fast",
+    pinned: PinnedPlan | None = None,
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
     ``workers`` processes simulate segments in parallel (default: all cores); the output
-    is the same for any number."""
+    is the same for any number. ``pinned`` repeats a live run (sim.live) as a batch."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
-    pinned = [f for f in resolve_faults(scenario, today) if in_window(f, window)]
-    drawn = draw_random_incidents(scenario, window, pinned)
-    faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
-    plans = plan_segments(scenario, window, faults, engine)
+    pinned_faults = [f for f in resolve_faults(scenario, today) if in_window(f, window)]
+    drawn = draw_random_incidents(scenario, window, pinned_faults)
+    faults = sorted(pinned_faults + drawn, key=lambda f: f.start_epoch)
+    if pinned is None:
+        plans = plan_segments(scenario, window, faults, engine)
+    else:
+        plans = pinned_plans(scenario, window, faults, pinned, engine)
+        faults = with_runtime(faults, pinned.runtime_faults)
+        if pinned.stop_epoch is not None:  # the live run stopped before these began
+            faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     result = RunResult(scenario.name, scenario.seed, window, faults=faults)
     minutes: list[dict[int, Minute]] = []
     sinks: list[EventSink] = list(extra_sinks)
@@ -223,6 +265,8 @@ def simulate(
             result.state_log.extend(seg.state_log)
             minutes.append(seg.minutes)
         origin = {f.fault_id: "random" for f in drawn}
+        if pinned is not None:
+            origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
         result.incidents = build_incident_records(faults, merge_minutes(minutes),
                                                   result.state_log, origin)
         key = run_key(scenario, window)
@@ -349,3 +393,10 @@ def print_summary(result: RunResult, stream: Any = None) -> None:
                  f"{sink.get('unconfirmed', 0):,})" if sink["unaccounted"] and "not_sent" in sink
                  else ""),
               file=stream)
+    live = s.get("live")
+    if live:
+        print(f"  live: handoff {live['handoff']}, stopped {live['stopped']}, "
+              f"at most {live['max_lag_s']:.1f} s behind the wall clock", file=stream)
+        for f in live["runtime_faults"]:
+            print(f"  runtime fault {f['id']}: {f['type']} {f['start']} .. {f['end']}",
+                  file=stream)

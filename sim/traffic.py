@@ -101,11 +101,15 @@ def arrival_times(
 
 def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: Storefront,
                     customers: list[Customer], origin_s: float, until: float,
-                    faults: FaultSchedule, progress: Callable[[float], None] | None
-                    ) -> Generator[Any, Any, None]:
+                    faults: FaultSchedule, progress: Callable[[float], None] | None,
+                    halt: list[float] | None = None) -> Generator[Any, Any, None]:
     """The process of shoppers arriving at ``shop``: arrival times come in 60 s blocks
     (numpy); each shopper's request starts its own process at its arrival time. A shopper
-    keeps a session id until idle for 30 minutes."""
+    keeps a session id until idle for 30 minutes.
+
+    ``halt[0]`` (simulated seconds) stops arrivals before ``until``: a live run sets it when
+    it is asked to stop, and its batch replay sets it from the start. Arrivals are drawn
+    for the whole planned ``until`` either way, so both see the same numbers."""
     traffic = scenario.traffic
     schedule = DailySchedule(traffic.base_tps, traffic.peak_multiplier, traffic.weekend_factor)
     mix = traffic.endpoints.model_dump()
@@ -134,6 +138,8 @@ def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: 
             sessions[idx] = (t, sid)
             if t > env.now:
                 yield env.timeout(t - env.now)
+            if halt is not None and t >= halt[0]:
+                return
             life = forward(Request(endpoints[min(kind, 4)], t, customers[idx], sid))
             if life is not None:
                 env.process(life)

@@ -3,6 +3,8 @@
 Documents go to ``<name>.partial`` and are renamed into place only by ``close(ok=True)``;
 a failed run removes its partial file and leaves any earlier complete file untouched. A
 write that fails (disk full, file size limit) raises ``WriteFailure`` naming the file.
+A live run writes in place instead (``in_place=True``) and flushes every bucket, so a log
+shipper can tail the file while the run goes on.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ def bulk_lines(doc_id: str, doc: dict[str, Any] | EncodedDoc) -> bytes:
 class NdjsonSink:
     accepts_encoded = True  # an EncodedDoc's body is copied as is
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, in_place: bool = False):
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.in_place = in_place
+        self.partial = self.path if in_place else self.path.with_name(self.path.name + ".partial")
         try:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.partial, "wb", buffering=_BUFFER)  # noqa: SIM115
@@ -76,6 +79,13 @@ class NdjsonSink:
             raise WriteFailure.of(self.partial, exc) from None
         self.summary.generated += count
 
+    def flush(self) -> None:
+        """Everything emitted so far is in the file (a live run's bucket end)."""
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise WriteFailure.of(self.partial, exc) from None
+
     def finish(self) -> None:
         """Flush everything into the partial file (the last buffer may not fit on the disk:
         ``WriteFailure``) without renaming it yet: the run renames all its files together
@@ -93,6 +103,9 @@ class NdjsonSink:
         if self._closed:
             return self.summary
         self._closed = True
+        if self.in_place:  # tailed while written: what is there stays
+            self.finish()
+            return self.summary
         try:
             self.finish()
         except WriteFailure:

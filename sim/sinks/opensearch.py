@@ -410,6 +410,9 @@ class OpenSearchSink:
         self.backoff_cap = backoff_cap
         self.refresh_on_close = refresh_on_close
         self.name = name
+        # live runs: a sender sends what it has as soon as the queue runs dry, instead of
+        # holding a partial chunk until more documents come (they come one bucket at a time)
+        self.send_when_idle = False
 
         self._batch_size = max(1, min(500, chunk_size))
         self._batch: list[_Doc] = []
@@ -476,6 +479,13 @@ class OpenSearchSink:
             if len(batch) >= self._batch_size:
                 self._put(batch)
                 self._batch = batch = []
+
+    def flush(self) -> None:
+        """Queue the documents batched so far (a live run's bucket end); with
+        ``send_when_idle`` the senders then send them without waiting for a full chunk."""
+        if self._batch:
+            self._put(self._batch)
+            self._batch = []
 
     def _put(self, item: Any) -> None:
         """Blocking put that cannot hang forever if every sender thread died.
@@ -612,15 +622,19 @@ class OpenSearchSink:
         (the queue fills up and the simulation waits). ``carry`` holds the rest of the
         current queue batch, so an aborted helper loses nothing.
         """
+        sent = False
         while True:
             while carry and not counts.oversize:  # a 413: split before sending more
                 yield carry.popleft()
             if retry or counts.oversize or state["done"] or self._stopped.is_set():
                 return
+            if self.send_when_idle and sent and self._queue.empty():
+                return  # the helper sends its partial chunk now
             try:
                 item = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
+            sent = True
             if item is _DONE:
                 self._queue.put(_DONE)  # let the other senders see it too
                 state["done"] = True
