@@ -22,7 +22,9 @@ EXIT_FAILED = 1
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
 # with ``main(argv) -> int`` (imported only when used)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "report": "sim.report",
+}
 
 # CLI flag -> scenario field it overrides
 FLAG_FIELDS: dict[str, str] = {
