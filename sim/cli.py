@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not verify the OpenSearch TLS certificate (warns)")
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true",
+                   help="after the run, write OUTPUT_DIR/report/index.html (figures, incident "
+                        "sections; as `storefront-sim report OUTPUT_DIR`)")
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                    help="event loop: fast (default, sim/engine.py) or simpy's own "
                         "Environment; same model, same bytes")
@@ -182,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             name=f"opensearch:{incidents_index}"))
     elif args.no_files:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
+    if args.report and output_dir is None:
+        return _bad("--report needs the run's files: it cannot go with --no-files")
     bar = None
     progress = None
     if not args.quiet:
@@ -215,6 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     if any(s.unaccounted for s in result.sinks):
         print("error: some documents are unaccounted for (see the sink summary)", file=sys.stderr)
         return EXIT_FAILED
+    if args.report and output_dir is not None:
+        from sim.report import build_report
+        from sim.report.aggregate import ReportInputError
+
+        try:
+            print(f"report: {build_report(output_dir, args.workers)}", file=sys.stderr)
+        except ReportInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     return 0
 
 

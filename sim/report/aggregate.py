@@ -269,8 +269,9 @@ def scan_range(path: str, start: int, end: int, is_last: bool) -> RangeResult:
     return r
 
 
-def plan_ranges(path: Path, size: int, range_bytes: int = RANGE_BYTES) -> list[tuple[int, int]]:
-    """Byte ranges of about ``range_bytes``, each starting at an action line."""
+def plan_ranges(path: Path, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of about RANGE_BYTES, each starting at an action line."""
+    range_bytes = RANGE_BYTES
     cuts = [0]
     with open(path, "rb") as fh:
         pos = range_bytes
