@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator  # noqa: E402
 
 from sim.report.aggregate import SLOW_MS  # noqa: E402
 from sim.report.rundir import epoch_s  # noqa: E402
@@ -63,6 +64,13 @@ def _type_colors(s: Series) -> dict[str, Any]:
     return {t: palette[2 * (i % 10) + (i // 10) % 2] for i, t in enumerate(ranked)}
 
 
+def _log_y(ax: Axes) -> None:
+    """A log axis with decade ticks only (minor ticks cost most of a figure's drawing time)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(numticks=5))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
 def _legend(ax: Axes, **kw: Any) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False, **kw)
@@ -79,7 +87,7 @@ def _latency(ax: Axes, v: View) -> None:
                                 strict=True):
         ax.plot(v.x, v(a), color=color, lw=1, label=name)
     ax.axhline(SLOW_MS, color="#777777", lw=0.6, ls=":", label="5 s")
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_ylabel("latency ms")
     _legend(ax)
 
@@ -165,6 +173,7 @@ def _breaker(ax: Axes, v: View) -> None:
 def _cpu(ax: Axes, v: View) -> None:
     _per_host(ax, v, "cpu", None, "CPU %", 100.0)
     ax.set_ylim(0, 105)
+    ax.set_yticks([0, 50, 100])
 
 
 def _database(ax: Axes, v: View) -> None:
@@ -172,6 +181,7 @@ def _database(ax: Axes, v: View) -> None:
         ax.plot(v.x, v(s["cache_hit_ratio"]), color="#8c564b", lw=1, label=f"{host} cache hit")
     ax.set_ylabel("DB cache")
     ax.set_ylim(-0.02, 1.02)
+    ax.set_yticks([0, 0.5, 1])
     _legend(ax)
 
 
@@ -181,7 +191,7 @@ def _gateway(ax: Axes, v: View) -> None:
         ax.plot(v.x, v(s["latency_p95_ms"]), color="#9467bd", lw=1, label=f"{host} p95")
         twin.bar(v.x, v(s["timeouts"]), width=1 / 1440 * 0.9, color="#d62728", alpha=0.6,
                  label="timeouts/min")
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_ylabel("gateway ms")
     twin.set_ylabel("timeouts/min", fontsize=7)
     twin.tick_params(labelsize=7)
@@ -278,16 +288,22 @@ def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]
         panels = [(lambda ax, v: None, 1.9), (_perf_hits, 0.8), *panels]
     ratios = [r for _, r in panels]
     fig = Figure(figsize=(WIDTH_IN, sum(ratios) * 1.15 + 0.6), dpi=DPI)
-    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": ratios})
+    # not sharex: shared axes would all build the time ticks; only the bottom one shows them
+    axes = fig.subplots(len(panels), 1, gridspec_kw={"height_ratios": ratios})
     fig.subplots_adjust(left=0.075, right=0.8, top=1 - 0.35 / fig.get_figheight(),
                         bottom=0.45 / fig.get_figheight(), hspace=0.12)
     x_lo = np.datetime64(int(s.epochs[lo]), "s")
     x_hi = np.datetime64(int(s.epochs[hi - 1]) + 60, "s")
     for ax, (panel, _) in zip(axes, panels, strict=True):
+        if ax.get_yscale() == "linear":
+            ax.yaxis.set_major_locator(MaxNLocator(4))
         panel(ax, v)
         ax.tick_params(labelsize=7)
         ax.yaxis.label.set_fontsize(8)
-        ax.grid(True, axis="x", color="#eeeeee", lw=0.5)
+        ax.set_xlim(x_lo, x_hi)
+        if ax is not axes[-1]:
+            ax.xaxis.set_major_locator(NullLocator())
+            ax.xaxis.set_minor_locator(NullLocator())
     if focus is not None:
         _chain_lane(axes[0], focus, x_lo, x_hi)
     _shade(list(axes), incidents, numbers, axes[0])
