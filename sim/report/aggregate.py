@@ -294,6 +294,10 @@ def plan_ranges(path: Path, size: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
 def _scan_task(task: tuple[str, int, int, bool]) -> RangeResult:
     return scan_range(*task)
 
@@ -318,7 +322,7 @@ def aggregate(path: Path, workers: int | None = None,
     ``span`` (first, last epoch minute) makes the arrays cover at least that window.
     Raises ReportInputError naming the line of the first problem."""
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        workers = default_workers()
     line_base = 0
     docs: Counter[str] = Counter()
     tx_parts: list[tuple[np.ndarray, np.ndarray]] = []

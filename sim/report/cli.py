@@ -24,7 +24,7 @@ def build_report(output_dir: Path, workers: int | None = None) -> Path:
     """Read the run in ``output_dir`` and write its report; returns report/index.html.
 
     Raises ReportInputError (one line) on bad input; prints warnings to stderr."""
-    from sim.report.aggregate import aggregate
+    from sim.report.aggregate import aggregate, default_workers
     from sim.report.rundir import check_counts, open_run_dir
 
     run = open_run_dir(output_dir)
@@ -36,7 +36,7 @@ def build_report(output_dir: Path, workers: int | None = None) -> Path:
     from sim.report.page import write_report
     from sim.report.series import build_series
 
-    return write_report(run, build_series(agg), agg.docs)
+    return write_report(run, build_series(agg), agg.docs, workers or default_workers())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ INCIDENT_COLOR = "#d62728"
 RECOVERY_COLOR = "#ff9f1c"
 BREAKER_COLORS = ListedColormap(["#b7e4a7", "#fde28a", "#d73027", "#222222"])
 BREAKER_LABELS = ("closed", "half-open", "open", "JVM down")
+LABEL_ROWS = 3
 
 
 class View:
@@ -189,8 +190,8 @@ def _gateway(ax: Axes, v: View) -> None:
     twin = ax.twinx()
     for host, s in v.s.gateway.items():
         ax.plot(v.x, v(s["latency_p95_ms"]), color="#9467bd", lw=1, label=f"{host} p95")
-        twin.bar(v.x, v(s["timeouts"]), width=1 / 1440 * 0.9, color="#d62728", alpha=0.6,
-                 label="timeouts/min")
+        twin.fill_between(v.x, v(s["timeouts"]), step="mid", color="#d62728", alpha=0.5,
+                          lw=0, label="timeouts/min")
     _log_y(ax)
     ax.set_ylabel("gateway ms")
     twin.set_ylabel("timeouts/min", fontsize=7)
@@ -203,7 +204,8 @@ def _gateway(ax: Axes, v: View) -> None:
 
 
 def _perf_hits(ax: Axes, v: View) -> None:
-    ax.bar(v.x, v(v.s.perf_hits), width=1 / 1440 * 0.9, color="#d62728")
+    ax.fill_between(v.x, v(v.s.perf_hits), step="mid", color="#d62728", lw=0)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("≥5 s errors")
     ax.text(0.005, 0.95, 'the seed\'s "Find Performance Incidents" hits per minute',
             transform=ax.transAxes, fontsize=7, va="top")
@@ -217,7 +219,9 @@ PANELS: list[Panel] = [
 
 
 def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str, int],
-           label_ax: Axes | None) -> None:
+           label_ax: Axes, lo: np.datetime64, hi: np.datetime64) -> None:
+    """Incident phase red, recovery amber, the cause hatched; a label above the top panel."""
+    labels = []
     for rec in incidents:
         fs, fe = (np.datetime64(int(epoch_s(rec[k])), "s") for k in ("fault_start", "fault_end"))
         spans = []
@@ -226,17 +230,27 @@ def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str,
                           for k in ("symptom_start", "incident_end", "symptom_end"))
             spans = [(ss, ie, INCIDENT_COLOR), (ie, se, RECOVERY_COLOR)]
         for ax in axes:
-            for lo, hi, color in spans:
-                if hi > lo:
-                    ax.axvspan(lo, hi, color=color, alpha=0.13, lw=0)
+            for a, b, color in spans:
+                if b > a:
+                    ax.axvspan(a, b, color=color, alpha=0.13, lw=0)
             ax.axvspan(fs, fe, ymin=0.97, ymax=1.0, facecolor="none", edgecolor="#555555",
                        hatch="////", lw=0)
-        if label_ax is not None:
-            label_ax.annotate(f"#{numbers[rec['incident_id']]} {rec['incident_type']}",
-                              xy=(fs, 1.0), xycoords=("data", "axes fraction"),
-                              xytext=(2, 2), textcoords="offset points", fontsize=7,
-                              rotation=0, ha="left", va="bottom", color=INCIDENT_COLOR,
-                              annotation_clip=True)
+        if lo <= fs < hi:
+            labels.append((fs, f"#{numbers[rec['incident_id']]} {rec['incident_type']}"))
+    # labels in up to LABEL_ROWS rows, each placed in the lowest row where it does not
+    # overlap the one before it (widths estimated from the text length)
+    width_pt = label_ax.get_position().width * label_ax.figure.get_figwidth() * 72.0
+    span = float((hi - lo).astype(float))
+    row_ends = [-1.0] * LABEL_ROWS
+    for x, text in sorted(labels):
+        start = float((x - lo).astype(float)) / span
+        row = next((r for r, end in enumerate(row_ends) if start > end), None)
+        if row is None:
+            row = int(np.argmin(row_ends))
+        row_ends[row] = start + (len(text) * 4.3 + 6) / width_pt
+        label_ax.annotate(text, xy=(x, 1.0), xycoords=("data", "axes fraction"),
+                          xytext=(2, 2 + 9 * row), textcoords="offset points", fontsize=7,
+                          ha="left", va="bottom", color=INCIDENT_COLOR, annotation_clip=False)
 
 
 def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetime64) -> None:
@@ -287,10 +301,10 @@ def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]
     if focus is not None:
         panels = [(lambda ax, v: None, 1.9), (_perf_hits, 0.8), *panels]
     ratios = [r for _, r in panels]
-    fig = Figure(figsize=(WIDTH_IN, sum(ratios) * 1.15 + 0.6), dpi=DPI)
+    fig = Figure(figsize=(WIDTH_IN, sum(ratios) * 1.15 + 0.75), dpi=DPI)
     # not sharex: shared axes would all build the time ticks; only the bottom one shows them
     axes = fig.subplots(len(panels), 1, gridspec_kw={"height_ratios": ratios})
-    fig.subplots_adjust(left=0.075, right=0.8, top=1 - 0.35 / fig.get_figheight(),
+    fig.subplots_adjust(left=0.075, right=0.8, top=1 - 0.5 / fig.get_figheight(),
                         bottom=0.45 / fig.get_figheight(), hspace=0.12)
     x_lo = np.datetime64(int(s.epochs[lo]), "s")
     x_hi = np.datetime64(int(s.epochs[hi - 1]) + 60, "s")
@@ -306,6 +320,6 @@ def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]
             ax.xaxis.set_minor_locator(NullLocator())
     if focus is not None:
         _chain_lane(axes[0], focus, x_lo, x_hi)
-    _shade(list(axes), incidents, numbers, axes[0])
+    _shade(list(axes), incidents, numbers, axes[0], x_lo, x_hi)
     _format_time(axes[-1], x_lo, x_hi)
     fig.savefig(path, format="png", metadata={"Software": None})

@@ -9,6 +9,7 @@ complete: an interrupted report never looks finished.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import shutil
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,34 @@ def _environment() -> jinja2.Environment:
         autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-def write_report(run: RunDir, s: Series, docs: dict[str, int]) -> Path:
+_shared: dict[str, Any] = {}
+
+
+def _init_worker(s: Series, incidents: list[dict[str, Any]], numbers: dict[str, int]) -> None:
+    _shared.update(s=s, incidents=incidents, numbers=numbers)
+
+
+def _draw_task(task: tuple[str, int, int, dict[str, Any] | None]) -> None:
+    path, lo, hi, focus = task
+    draw(Path(path), _shared["s"], lo, hi, _shared["incidents"], _shared["numbers"], focus)
+
+
+def draw_all(tasks: list[tuple[str, int, int, dict[str, Any] | None]], s: Series,
+             incidents: list[dict[str, Any]], numbers: dict[str, int], workers: int) -> None:
+    """Every figure; several at once in worker processes (a figure takes about a second)."""
+    if workers <= 1 or len(tasks) <= 1:
+        _init_worker(s, incidents, numbers)
+        for task in tasks:
+            _draw_task(task)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["sim.report.page"])
+    with ctx.Pool(min(workers, len(tasks)), _init_worker, (s, incidents, numbers)) as pool:
+        for _ in pool.imap_unordered(_draw_task, tasks):
+            pass
+
+
+def write_report(run: RunDir, s: Series, docs: dict[str, int], workers: int = 1) -> Path:
     """Figures, data.json and index.html into ``run.path/report``; returns index.html."""
     final = run.path / "report"
     tmp = run.path / "report.partial"
@@ -107,12 +135,14 @@ def write_report(run: RunDir, s: Series, docs: dict[str, int]) -> Path:
     try:
         incidents = run.incidents or []
         numbers = {rec["incident_id"]: n for n, rec in enumerate(incidents, 1)}
-        draw(tmp / "overview.png", s, 0, len(s.epochs), incidents, numbers)
+        tasks: list[tuple[str, int, int, dict[str, Any] | None]] = [
+            (str(tmp / "overview.png"), 0, len(s.epochs), None)]
         contexts = []
         for n, rec in enumerate(incidents, 1):
             lo, hi = incident_range(s, rec)
-            draw(tmp / f"incident-{n}.png", s, lo, hi, incidents, numbers, focus=rec)
+            tasks.append((str(tmp / f"incident-{n}.png"), lo, hi, rec))
             contexts.append(_incident_context(n, rec, s, lo, hi))
+        draw_all(tasks, s, incidents, numbers, workers)
         (tmp / "data.json").write_bytes(orjson.dumps(s.to_json()))
         window = (run.summary or {}).get("window") or {}
         first = dt.datetime.fromtimestamp(int(s.epochs[0]), dt.UTC).isoformat()
