@@ -3,19 +3,27 @@
 peak memory (issue #12: a week's report in at most 1/4 of its generation time, ≤ 500 MB).
 
     python bench/report.py [--days 7] [--keep DIR]      # generate N days, then report them
-    python bench/report.py --output-dir DIR              # report an existing run (no ratio
-                                                         # unless its run_summary has wall_time_s)
+    python bench/report.py --output-dir DIR              # report an existing run (ratio
+                                                         # against its run_summary wall time)
+    python bench/report.py --output-dir DAY --stretch 7  # memory at a week's minutes (below)
 
 Generation and report run as child processes of this one, one after the other, in the same
 invocation (compare the ratio, not absolute numbers from different machines). Peak memory is
 the largest sum of the resident sets of the report's whole process tree (the command, its
 forkserver and its workers) sampled from /proc every 0.2 s: shared pages count once per
 process, so this over- rather than under-states. Prints a Markdown table row.
+
+The report's memory grows with the number of minutes (per-minute keys: hosts x fields, error
+types), never with documents, and each worker holds one byte range. ``--stretch N`` measures
+it at N days' worth of minutes without N days of disk: from a one-day run it writes a copy
+that keeps every metric and error document but only every 20th transaction, repeated for N
+days with shifted dates (incidents too), and reports that.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -77,16 +85,64 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, peak / 1024.0
 
 
+def stretch(day: Path, days: int, out: Path, keep_every: int = 20) -> None:
+    """A thinned ``days``-day copy of the one-day run ``day`` (see the module docstring)."""
+    summary = json.loads((day / "run_summary.json").read_text())
+    date = summary["window"]["start"][:10]
+    first = dt.date.fromisoformat(date)
+    dates = [(first - dt.timedelta(days=k)).isoformat() for k in range(days)]
+    out.mkdir(parents=True)
+    counts: dict[str, int] = {}
+    old = b'{"@timestamp":"' + date.encode()
+    with open(out / "all_data.ndjson", "wb") as dst:
+        for d in dates:
+            new = b'{"@timestamp":"' + d.encode()
+            n = 0
+            with open(day / "all_data.ndjson", "rb") as src:
+                for action in src:
+                    doc = src.readline()
+                    if doc[55:56] == b"t":
+                        n += 1
+                        if n % keep_every:
+                            continue
+                    kind = doc[55:58].decode()
+                    kind = {"tra": "transaction", "err": "error"}.get(kind, "infrastructure_metric")
+                    counts[kind] = counts.get(kind, 0) + 1
+                    dst.write(action + doc.replace(old, new, 1))
+    lines = (day / "incidents.ndjson").read_text().splitlines()
+    with open(out / "incidents.ndjson", "w") as fh:
+        for k, d in enumerate(dates):
+            for line in lines:
+                line = line.replace(f'"{date}T', f'"{d}T')
+                fh.write(line.replace('"_id":"', f'"_id":"d{k}-').replace(
+                    '"incident_id":"', f'"incident_id":"d{k}-') + "\n")
+    summary["window"]["start"] = dates[-1] + summary["window"]["start"][10:]
+    summary["counts"] = counts
+    summary["total_documents"] = sum(counts.values())
+    (out / "run_summary.json").write_text(json.dumps(summary))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--days", type=int, default=7, help="days of scenarios/demo_week.yaml (default 7)")
     p.add_argument("--output-dir", type=Path, help="report this existing run instead of generating")
     p.add_argument("--keep", type=Path, help="generate into this directory and keep it")
     p.add_argument("--workers", type=int, help="--workers for generation and report")
+    p.add_argument("--stretch", type=int, metavar="N",
+                   help="with --output-dir of a one-day run: report a thinned N-day copy")
     a = p.parse_args()
+    if a.stretch and not a.output_dir:
+        p.error("--stretch needs --output-dir of a one-day run")
     workers = ["--workers", str(a.workers)] if a.workers else []
     tmp = None
-    if a.output_dir:
+    if a.stretch:
+        tmp = tempfile.mkdtemp(prefix="bench-report-", dir=a.output_dir.parent)
+        out = Path(tmp) / "stretched"
+        print(f"writing a thinned {a.stretch}-day copy of {a.output_dir}...", file=sys.stderr)
+        stretch(a.output_dir, a.stretch, out)
+        gen_s = None
+        label = f"{a.output_dir.name} stretched to {a.stretch} days (1/20 of the transactions)"
+    elif a.output_dir:
         out = a.output_dir
         summary = json.loads((out / "run_summary.json").read_text())
         gen_s = summary.get("wall_time_s")
@@ -116,7 +172,7 @@ def main() -> int:
               "report / generation | report peak RSS (process tree) |")
         print("|---|---|---|---|---|---|---|---|")
         print(f"| {label} | {size / 1e9:.2f} GB | {docs:,} | {incidents} | "
-              f"{gen_s:.1f} | {rep_s:.1f} | {ratio} | {rep_mb:.0f} MB |")
+              f"{f'{gen_s:.1f}' if gen_s else '-'} | {rep_s:.1f} | {ratio} | {rep_mb:.0f} MB |")
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
