@@ -211,13 +211,23 @@ def test_truncated_all_data_names_the_line(quiet_run: Path, tmp_path: Path, caps
     assert not (out / "report").exists() and not (out / "report.partial").exists()
 
 
-def test_a_broken_line_in_the_middle_is_named(quiet_run: Path, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("damage", ["cut", "bad_date"])
+def test_a_broken_line_in_the_middle_is_named(quiet_run: Path, tmp_path: Path, capsys,
+                                               damage: str) -> None:
     lines = (quiet_run / "all_data.ndjson").read_bytes().split(b"\n")
-    lines[1001] = lines[1001][:120]  # a document line (odd index: line 1002)
+    n = next(i for i in range(1001, len(lines), 2) if b'"event_type":"transaction"' in lines[i])
+    if damage == "cut":
+        lines[n] = lines[n][:120]
+        expected = "not valid JSON"
+    else:
+        lines[n] = lines[n][:15] + b"2026-13-45T99" + lines[n][28:]
+        expected = "@timestamp: not a date"
     out = _copy_run(quiet_run, tmp_path / "run")
     (out / "all_data.ndjson").write_bytes(b"\n".join(lines))
     code, err = _report(out, capsys)
-    assert code == 2 and err.startswith(f"error: {out / 'all_data.ndjson'}: line 1002: not valid JSON")
+    assert code == 2
+    assert err.startswith(f"error: {out / 'all_data.ndjson'}: line {n + 1}: {expected}"), err
+    assert err.count("\n") == 1
 
 
 def test_missing_incidents_warns_and_goes_on(incident_run: Path, tmp_path: Path, capsys) -> None:

@@ -219,7 +219,8 @@ def scan_range(path: str, start: int, end: int, is_last: bool) -> RangeResult:
     for j, doc in enumerate(docs):
         try:
             kind = doc[_KIND_AT]
-            if kind == 116 and j != last:  # 't': transaction, in the layout documents.py writes
+            if kind == 116 and j != last and doc.startswith(_TS):  # 't': a transaction as
+                # documents.py writes it
                 i = doc.find(_RT, 200)
                 e = doc.find(b",", i + 21)
                 status = doc[i - 7:i]
@@ -264,7 +265,16 @@ def scan_range(path: str, start: int, end: int, is_last: bool) -> RangeResult:
                                   minlength=len(uniq)).astype(np.int64)
         table[:, 3:] = np.bincount(inv * N_BINS + bins,
                                    minlength=len(uniq) * N_BINS).reshape(len(uniq), N_BINS)
-        r.tx_minutes = np.array([_minute_of_key(bytes(k), keys) for k in uniq], np.int64)
+        try:
+            r.tx_minutes = np.array([_minute_of_key(bytes(k), keys) for k in uniq], np.int64)
+        except ValueError:
+            for j, doc in enumerate(docs):
+                try:
+                    _minute_of_key(doc[15:31], keys)
+                except ValueError:
+                    r.problem = (2 * j + 2, f"@timestamp: not a date: {doc[15:39]!r}")
+                    return r
+            raise
         r.tx_table = table
     return r
 

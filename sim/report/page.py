@@ -18,7 +18,6 @@ import jinja2
 import numpy as np
 import orjson
 
-from sim.report.figures import draw
 from sim.report.rundir import RunDir, epoch_s
 from sim.report.series import Series
 
@@ -107,6 +106,8 @@ def _init_worker(s: Series, incidents: list[dict[str, Any]], numbers: dict[str, 
 
 
 def _draw_task(task: tuple[str, int, int, dict[str, Any] | None]) -> None:
+    from sim.report.figures import draw  # matplotlib: only where figures are drawn
+
     path, lo, hi, focus = task
     draw(Path(path), _shared["s"], lo, hi, _shared["incidents"], _shared["numbers"], focus)
 
@@ -120,7 +121,6 @@ def draw_all(tasks: list[tuple[str, int, int, dict[str, Any] | None]], s: Series
             _draw_task(task)
         return
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["sim.report.page"])
     with ctx.Pool(min(workers, len(tasks)), _init_worker, (s, incidents, numbers)) as pool:
         for _ in pool.imap_unordered(_draw_task, tasks):
             pass
