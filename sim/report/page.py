@@ -121,7 +121,9 @@ def draw_all(tasks: list[tuple[str, int, int, dict[str, Any] | None]], s: Series
             _draw_task(task)
         return
     ctx = multiprocessing.get_context("forkserver")
-    with ctx.Pool(min(workers, len(tasks)), _init_worker, (s, incidents, numbers)) as pool:
+    # a fresh worker every few figures: matplotlib keeps caches that grow with each one
+    with ctx.Pool(min(workers, len(tasks)), _init_worker, (s, incidents, numbers),
+                  maxtasksperchild=4) as pool:
         for _ in pool.imap_unordered(_draw_task, tasks):
             pass
 
