@@ -114,18 +114,23 @@ def _draw_task(task: tuple[str, int, int, dict[str, Any] | None]) -> None:
 
 def draw_all(tasks: list[tuple[str, int, int, dict[str, Any] | None]], s: Series,
              incidents: list[dict[str, Any]], numbers: dict[str, int], workers: int) -> None:
-    """Every figure; several at once in worker processes (a figure takes about a second)."""
+    """Every figure (about a second each): this process draws every ``workers``-th one while
+    ``workers - 1`` worker processes draw the rest (one process fewer holding matplotlib)."""
+    _init_worker(s, incidents, numbers)
     if workers <= 1 or len(tasks) <= 1:
-        _init_worker(s, incidents, numbers)
         for task in tasks:
             _draw_task(task)
         return
+    mine = tasks[::workers]
+    theirs = [t for i, t in enumerate(tasks) if i % workers]
     ctx = multiprocessing.get_context("forkserver")
     # a fresh worker every few figures: matplotlib keeps caches that grow with each one
-    with ctx.Pool(min(workers, len(tasks)), _init_worker, (s, incidents, numbers),
+    with ctx.Pool(min(workers - 1, len(theirs)), _init_worker, (s, incidents, numbers),
                   maxtasksperchild=4) as pool:
-        for _ in pool.imap_unordered(_draw_task, tasks):
-            pass
+        pending = pool.map_async(_draw_task, theirs, chunksize=1)
+        for task in mine:
+            _draw_task(task)
+        pending.get()
 
 
 def write_report(run: RunDir, s: Series, docs: dict[str, int], workers: int = 1) -> Path:
