@@ -159,6 +159,19 @@ def test_run_without_faults_has_no_incident_section(quiet_run: Path, capsys) -> 
         "data.json", "index.html", "overview.png"]
 
 
+def test_same_run_same_report_bytes(quiet_run: Path, tmp_path: Path, capsys) -> None:
+    """No wall clock, no versions, no worker count in the report: the same run gives the
+    same bytes, whether one process or two wrote it."""
+    copies = []
+    for workers in ("1", "2"):
+        out = _copy_run(quiet_run, tmp_path / f"w{workers}")
+        os.symlink(quiet_run / "all_data.ndjson", out / "all_data.ndjson")
+        code, err = _report(out, capsys, "--workers", workers)
+        assert code == 0, err
+        copies.append({p.name: p.read_bytes() for p in (out / "report").iterdir()})
+    assert copies[0] == copies[1]
+
+
 def test_parallel_ranges_cut_anywhere_give_the_same_aggregates(quiet_run: Path, monkeypatch) -> None:
     """Byte ranges of ~40 KB scanned by two worker processes add up to one in-process scan."""
     path = quiet_run / "all_data.ndjson"
