@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "faults": "sim.control_commands:faults",
     "clear": "sim.control_commands:clear",
     "replay": "sim.replay",
+    "report": "sim.report",
 }
 
 # CLI flag -> scenario field it overrides
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", metavar="FILE",
                    help="with --live: the control file of runtime faults (default "
                         "OUTPUT_DIR/control.yaml)")
+    p.add_argument("--report", action="store_true",
+                   help="after the run, write OUTPUT_DIR/report/index.html (figures, incident "
+                        "sections; as `storefront-sim report OUTPUT_DIR`)")
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                    help="event loop: fast (default, sim/engine.py) or simpy's own "
                         "Environment; same model, same bytes")
@@ -248,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     for warning in faults_outside_window(scenario, today):
         print(f"warning: {one_line(f'{args.scenario}: {warning}')}", file=sys.stderr)
+    if args.report and output_dir is None:
+        return _bad("--report needs the run's files: it cannot go with --no-files")
     bar = None
     progress = None
     if not args.quiet:
@@ -288,7 +294,17 @@ def main(argv: list[str] | None = None) -> int:
         if bar is not None:
             bar.close()
     print_summary(result)
-    return _sink_verdict(result.sinks)
+    code = _sink_verdict(result.sinks)
+    if code == 0 and args.report and output_dir is not None:
+        from sim.report import build_report
+        from sim.report.aggregate import ReportInputError
+
+        try:
+            print(f"report: {build_report(output_dir, args.workers)}", file=sys.stderr)
+        except ReportInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return code
 
 
 def _sink_verdict(sinks: list[Any]) -> int:
