@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the OpenSearch TLS certificate (warns)")
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run into the same --output-dir from its finished "
+                        "segments (same scenario and flags)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run the segments as tasks on the Dask scheduler at ADDRESS, e.g. "
+                        "tcp://10.0.0.5:8786 (or DASK_SCHEDULER_ADDRESS); pip install "
+                        "'storefront-sim[dask]'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                    help="event loop: fast (default, sim/engine.py) or simpy's own "
@@ -123,6 +133,10 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
     return scenario, today
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
@@ -144,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bad(f"{args.scenario}: --workers: must be at least 1")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
+    dask = args.dask or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    stream = None
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
     if url:
@@ -174,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         except OpenSearchSetupError as exc:
             return _bad(str(exc))
         dead_letter = Path(output_dir or ".") / "dead_letter.ndjson"
-        extra_sinks.append(OpenSearchSink(client, index, dead_letter_path=dead_letter))
+        if dask:  # the Dask workers stream their segments themselves (credentials: their env)
+            from sim.parallel import StreamTarget
+
+            stream = StreamTarget(scrub_url(url), index, args.ca_certs, args.insecure)
+        else:
+            extra_sinks.append(OpenSearchSink(client, index, dead_letter_path=dead_letter))
         incident_sinks.append(OpenSearchSink(
             client, incidents_index, dead_letter_path=dead_letter, senders=1,
             name=f"opensearch:{incidents_index}"))
@@ -194,19 +215,34 @@ def main(argv: list[str] | None = None) -> int:
         def progress(seconds: float) -> None:
             bar.update(seconds / 3600.0)
 
+    from sim.parallel import SegmentError
+    from sim.rundir import RunDirError
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # SIGTERM like Ctrl-C: every exit path cleans up
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    run = functools.partial(simulate, scenario, today, output_dir, extra_sinks,
+                            progress=progress, workers=args.workers,
+                            incident_sinks=incident_sinks, engine=args.engine,
+                            run_dir=Path(scenario.output.dir), resume=args.resume, dask=dask,
+                            stream=stream)
     try:
-        if extra_sinks:
+        if url:
             with bulk_load_settings(client, index):
-                result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
-                                  workers=args.workers, incident_sinks=incident_sinks,
-                                  engine=args.engine)
+                result = run()
         else:
-            result = simulate(scenario, today, output_dir, progress=progress,
-                              workers=args.workers, engine=args.engine)
+            result = run()
+    except RunDirError as exc:
+        return _bad(str(exc))
+    except SegmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
     print_summary(result)

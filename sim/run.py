@@ -6,6 +6,7 @@ failed run leaves no complete-looking file behind) and the summary says what was
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from sim import rundir
 from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
 from sim.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
@@ -34,7 +36,13 @@ from sim.groundtruth import (
     write_split_files,
 )
 from sim.incidents import draw_random_incidents
-from sim.parallel import default_workers, run_segments
+from sim.parallel import (
+    StreamTarget,
+    default_workers,
+    in_process,
+    merge_summaries,
+    run_segments,
+)
 from sim.segment import SegmentPlan
 from sim.sinks.base import EventSink, SinkSummary
 from sim.sinks.ndjson import NdjsonSink
@@ -187,11 +195,19 @@ def simulate(
     workers: int | None = None,
     incident_sinks: Sequence[EventSink] = (),
     engine: str = "fast",
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    dask: str | None = None,
+    stream: StreamTarget | None = None,
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
-    ``workers`` processes simulate segments in parallel (default: all cores); the output
-    is the same for any number."""
+    ``workers`` processes simulate segments in parallel (default: all cores), or the tasks
+    of the Dask scheduler at ``dask`` (streaming into ``stream`` themselves); the output is
+    the same for any number and either backend. ``run_dir`` (default ``output_dir``) holds
+    the run's lock and part files; ``resume`` continues a killed run from them
+    (``sim.rundir``)."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
     lo, hi = window.start.timestamp(), window.end.timestamp()
@@ -199,49 +215,79 @@ def simulate(
     drawn = draw_random_incidents(scenario, window, pinned)
     faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
     plans = plan_segments(scenario, window, faults, engine)
+    key = run_key(scenario, window)
     result = RunResult(scenario.name, scenario.seed, window, faults=faults)
     minutes: list[dict[int, Minute]] = []
-    sinks: list[EventSink] = []
+    sinks: list[EventSink] = list(extra_sinks)
     ndjson: NdjsonSink | None = None
-    if output_dir is not None:
-        ndjson = NdjsonSink(output_dir / "all_data.ndjson")
-        sinks.append(ndjson)
-    sinks.extend(extra_sinks)
-    scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=output_dir)) if output_dir else \
-        Path(tempfile.mkdtemp(prefix="storefront-sim-"))
+    run_dir = run_dir or output_dir
+    parts_dir: Path | None = None
+    task_summaries: list[SinkSummary] = []
     ok = False
-    try:
-        segments = run_segments(scenario, plans, run_key(scenario, window), sinks,
-                                workers or default_workers(), scratch, progress)
-        for seg in segments:
-            for kind, n in seg.counts.items():
-                result.counts[kind] = result.counts.get(kind, 0) + n
-            result.state_log.extend(seg.state_log)
-            minutes.append(seg.minutes)
-        origin = {f.fault_id: "random" for f in drawn}
-        result.incidents = build_incident_records(faults, merge_minutes(minutes),
-                                                  result.state_log, origin)
-        key = run_key(scenario, window)
-        for record in result.incidents:
-            for sink in incident_sinks:
-                sink.emit(f"{key}-{record['incident_id']}", record)
-        ok = True
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        for sink in [*sinks, *incident_sinks]:
-            result.sinks.append(sink.close(ok))
-        result.wall_time_s = time.perf_counter() - t0
-        if ok and ndjson is not None and output_dir is not None:
-            result.files.append(str(output_dir / "all_data.ndjson"))
-            write_incidents(output_dir / "incidents.ndjson", result.incidents)
-            result.files.append(str(output_dir / "incidents.ndjson"))
-            if scenario.output.split_files:
-                for path in write_split_files(output_dir / "all_data.ndjson", result.incidents):
-                    result.files.append(str(path))
-            if write_summary:
-                result.files.append(str(output_dir / "run_summary.json"))
-                write_json_atomic(output_dir / "run_summary.json", result.summary())
+    with contextlib.ExitStack() as held:
+        try:
+            if run_dir is not None:  # before any file is opened: one live run per directory
+                held.enter_context(rundir.locked(run_dir))
+                ident = rundir.identity(scenario, window, key, plans)
+                if resume:
+                    parts_dir, finished = rundir.resumed_parts(run_dir, ident, plans)
+                else:
+                    parts_dir, finished = rundir.fresh_parts(run_dir, ident), {}
+            elif resume:
+                raise rundir.RunDirError("--resume needs an output directory")
+            if output_dir is not None:
+                ndjson = NdjsonSink(output_dir / "all_data.ndjson")
+                sinks.insert(0, ndjson)
+            workers = workers or default_workers()
+            if parts_dir is None and dask is None and workers <= 1:
+                segments = [in_process(scenario, plan, key, sinks, progress) for plan in plans]
+            else:
+                if parts_dir is None:
+                    parts_dir = Path(tempfile.mkdtemp(prefix="storefront-sim-"))
+                segments, task_summaries = run_segments(
+                    scenario, plans, key, sinks, workers, parts_dir, progress, finished,
+                    dask=dask, stream=stream)
+            for seg in segments:
+                for kind, n in seg.counts.items():
+                    result.counts[kind] = result.counts.get(kind, 0) + n
+                result.state_log.extend(seg.state_log)
+                minutes.append(seg.minutes)
+            origin = {f.fault_id: "random" for f in drawn}
+            result.incidents = build_incident_records(faults, merge_minutes(minutes),
+                                                      result.state_log, origin)
+            for record in result.incidents:
+                for sink in incident_sinks:
+                    sink.emit(f"{key}-{record['incident_id']}", record)
+            ok = True
+        finally:
+            if parts_dir is not None:
+                _collect_dead_letters(parts_dir, run_dir or Path("."))
+                shutil.rmtree(parts_dir, ignore_errors=True)
+            for sink in [*sinks, *incident_sinks]:
+                result.sinks.append(sink.close(ok))
+            if stream is not None:
+                result.sinks.append(merge_summaries("opensearch", task_summaries))
+            result.wall_time_s = time.perf_counter() - t0
+            if ok and ndjson is not None and output_dir is not None:
+                result.files.append(str(output_dir / "all_data.ndjson"))
+                write_incidents(output_dir / "incidents.ndjson", result.incidents)
+                result.files.append(str(output_dir / "incidents.ndjson"))
+                if scenario.output.split_files:
+                    for path in write_split_files(output_dir / "all_data.ndjson", result.incidents):
+                        result.files.append(str(path))
+                if write_summary:
+                    result.files.append(str(output_dir / "run_summary.json"))
+                    write_json_atomic(output_dir / "run_summary.json", result.summary())
     return result
+
+
+def _collect_dead_letters(parts_dir: Path, into: Path) -> None:
+    """Dask workers dead-letter per segment beside the parts: one file in the run's dir."""
+    found = sorted(parts_dir.glob("dead_letter-*.ndjson"))
+    if found:
+        with open(into / "dead_letter.ndjson", "ab") as out:
+            for path in found:
+                out.write(path.read_bytes())
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
