@@ -337,7 +337,7 @@ def _run_on_dask(address: str, scenario: Scenario, plans: Sequence[SegmentPlan],
         index_of = {f.key: i for i, f in futures.items()}
         by_index = {p.index: p for p in plans}
         try:
-            for future in as_completed(list(futures.values())):
+            for future in as_completed(list(futures.values()), loop=client.loop):
                 i = index_of[future.key]
                 outcome[i] = future.result()
                 if progress is not None and i not in finished:

@@ -20,8 +20,8 @@ from sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = str(ROOT / "scenarios" / "baseline.yaml")
-# 10:00-16:00 is split where half the day's load has arrived: two segments
-ARGS = ["--today", "2026-11-27", "--start", "today 10:00", "--end", "today 16:00",
+# two segments: a run is split at every UTC midnight
+ARGS = ["--today", "2026-11-27", "--start", "yesterday 22:00", "--end", "today 02:00",
         "--base-tps", "2", "--quiet", "--workers", "1"]
 FILES = ("all_data.ndjson", "incidents.ndjson", "normal_data.ndjson", "incident_data.ndjson",
          "recovery_data.ndjson")
