@@ -17,12 +17,12 @@ is identical for any number of workers and any backend.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import multiprocessing
 import os
 import pickle
-import signal
+import select
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -131,11 +131,30 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
     return result
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: a worker ends when its parent dies (even by kill -9), so no
-    orphan goes on writing a part file that a resumed run rewrites."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the worker ends when the run's process dies (even by kill -9),
+    so no orphan goes on writing a part file that a resumed run rewrites. (Workers are
+    children of the forkserver, which outlives the run: PR_SET_PDEATHSIG would not fire.)"""
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(parent)
+            select.select([fd], [], [])  # readable when the process has exited
+        except OSError:  # no pidfd (old kernel): poll
+            while _alive(parent):
+                time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ---------------------------------------------------------------- feeding sinks
@@ -275,7 +294,8 @@ def _run_local(scenario: Scenario, plans: Sequence[SegmentPlan], run_key: str,
                  for c in customers_for(scenario)] if todo else []
     results: list[SegmentResult] = []
     pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo))), mp_context=ctx,
-                               max_tasks_per_child=1, initializer=_die_with_parent)
+                               max_tasks_per_child=1, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
     ok = False
     try:
         futures = {p.index: pool.submit(_segment_to_file, scenario, p, run_key,

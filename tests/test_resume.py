@@ -4,6 +4,7 @@ keeps a second one out of its directory."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -49,6 +50,28 @@ def _wait_for(path: Path, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists()
+            and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -72,9 +95,16 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path, reference, capsys):
     parts = out / rundir.PARTS
     try:
         _wait_for(parts / "segment-000.result", proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its workers, as a crash would
+        workers = _descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)  # the run only: its workers notice and end
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _alive(workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert workers and not _alive(workers)  # no orphan goes on writing parts
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert not (out / "all_data.ndjson").exists()
     assert (parts / "segment-000.ndjson").exists() and (parts / "manifest.json").exists()
     assert not (parts / "segment-001.result").exists()
