@@ -41,7 +41,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def indices(opensearch_url):  # noqa: F811
-    names = {k: f"dask-{k}-{uuid.uuid4().hex[:8]}" for k in ("one", "dask", "killed")}
+    names = {k: f"dask-{k}-{uuid.uuid4().hex[:8]}" for k in ("one", "dask", "killed", "resumed")}
     yield names
     OpenSearch(opensearch_url).indices.delete(index=",".join(names.values()) + ",dask-inc-*",
                                               ignore_unavailable=True)
@@ -130,3 +130,37 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     assert code == 1
     assert len(err) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err[0]
     assert [p.name for p in (tmp_path / "out").iterdir()] == [".lock"]
+
+
+def test_a_killed_local_run_resumes_on_dask(tmp_path, cluster, opensearch_url,  # noqa: F811
+                                            indices, one_worker):
+    """The plan does not depend on the backend: finished local segments are kept, the rest
+    run as tasks, and the finished ones are streamed again by a task (409s, no duplicates)."""
+    import subprocess
+    import sys
+
+    ref_dir, ref_index = one_worker
+    out = tmp_path / "resumed"
+    index = indices["resumed"]
+    args = [*ARGS, "--output-dir", str(out), "--opensearch", opensearch_url, "--index", index]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), SCENARIO, *args,
+                             "--workers", "1"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    record = out / rundir.PARTS / "segment-000.result"
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while not record.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert main([SCENARIO, *args, "--resume", "--dask", cluster.scheduler_address]) == 0
+    for name in FILES:
+        assert _sha(out / name) == _sha(ref_dir / name), name
+    summary = json.loads((out / "run_summary.json").read_text())
+    stream = next(s for s in summary["sinks"] if s["name"] == "opensearch")
+    assert stream["tasks"] == 2 and stream["already_present"] > 0  # segment 0 sent again
+    assert stream["indexed"] + stream["already_present"] == summary["total_documents"]
+    assert _content(OpenSearch(opensearch_url), index) == ref_index
