@@ -356,6 +356,9 @@ def _run_on_dask(address: str, scenario: Scenario, plans: Sequence[SegmentPlan],
         outcome: dict[int, tuple[SegmentResult | None, SinkSummary | None]] = {}
         index_of = {f.key: i for i, f in futures.items()}
         by_index = {p.index: p for p in plans}
+        if progress is not None:  # a resumed run's finished segments are done already
+            for i in finished:
+                progress(by_index[i].warmup_s + by_index[i].window.seconds)
         try:
             for future in as_completed(list(futures.values()), loop=client.loop):
                 i = index_of[future.key]
