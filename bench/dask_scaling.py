@@ -2,6 +2,7 @@
 (local), and on a local Dask cluster of 1 and of 2 worker processes, in one invocation.
 
     python3 bench/dask_scaling.py [--scenario scenarios/baseline.yaml] [--days 1]
+                                  [--start 'today 08:00' --end 'today 16:00']
 
 Efficiency with n workers = wall(1 Dask worker) / (n x wall(n Dask workers)). Every run must
 write the same all_data.ndjson (sha256 checked). Needs the ``dask`` extra.
@@ -66,8 +67,11 @@ def main() -> None:
     p.add_argument("--scenario", default=str(ROOT / "scenarios" / "baseline.yaml"))
     p.add_argument("--days", default="1")
     p.add_argument("--today", default="2026-11-27")
+    p.add_argument("--start", help="a window instead of --days (with --end)")
+    p.add_argument("--end")
     a = p.parse_args()
-    base = [a.scenario, "--today", a.today, "--days", a.days]
+    base = [a.scenario, "--today", a.today,
+            *(["--start", a.start, "--end", a.end] if a.start else ["--days", a.days])]
     compiled = bool(sim.compiled_modules(Path(sim.__file__).parent))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +89,7 @@ def main() -> None:
     if len({r[3] for r in rows}) != 1:
         raise SystemExit("outputs differ between runs")
     one = rows[1][2]
-    print(f"{a.scenario} --days {a.days}; compiled: {compiled}; python {sys.version.split()[0]}")
+    print(f"{a.scenario} {' '.join(base[3:])}; compiled: {compiled}; python {sys.version.split()[0]}")
     print("| run | workers | wall s | speed-up vs 1 Dask worker | efficiency |")
     print("|---|---:|---:|---:|---:|")
     for name, n, wall, _ in rows:
