@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the OpenSearch TLS certificate (warns)")
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run into the same --output-dir from its finished "
+                        "segments (same scenario and flags)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run the segments as tasks on the Dask scheduler at ADDRESS, e.g. "
+                        "tcp://10.0.0.5:8786 (or DASK_SCHEDULER_ADDRESS); pip install "
+                        "'storefront-sim[dask]'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--live", action="store_true",
                    help="backfill the window up to the wall clock, then go on in real time "
@@ -160,6 +170,10 @@ def _future_notice(scenario: Scenario, today: dt.date) -> None:
         print(line, file=sys.stderr)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
@@ -190,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     if unusable:
         return _bad(unusable)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
+    dask = args.dask or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    stream = None
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
     load_settings = contextlib.ExitStack()  # the index's bulk-load settings, restored at the end
@@ -243,8 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(scenario.output.dir)
         # live: while OpenSearch is away the run waits (back-pressure) rather than give up
         give_up = {"give_up_after": LIVE_GIVE_UP_S} if args.live else {}
-        extra_sinks.append(OpenSearchSink(client, index,
-                                          dead_letter_path=out / "dead_letter.ndjson", **give_up))
+        if dask:  # the Dask workers stream their segments themselves (credentials: their env)
+            from sim.parallel import StreamTarget
+
+            stream = StreamTarget(scrub_url(url), index, args.ca_certs, args.insecure)
+        else:
+            extra_sinks.append(OpenSearchSink(client, index,
+                                              dead_letter_path=out / "dead_letter.ndjson",
+                                              **give_up))
         incident_sinks.append(OpenSearchSink(
             client, incidents_index, dead_letter_path=out / "dead_letter_incidents.ndjson",
             senders=1, name=f"opensearch:{incidents_index}", **give_up))
@@ -268,6 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         def progress(seconds: float) -> None:
             bar.update(seconds / 3600.0)
 
+    from sim.parallel import SegmentError
+    from sim.rundir import RunDirError
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # SIGTERM like Ctrl-C: every exit path cleans up
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    run = functools.partial(simulate, scenario, today, output_dir, extra_sinks,
+                            progress=progress, workers=args.workers,
+                            incident_sinks=incident_sinks, engine=args.engine,
+                            run_dir=Path(scenario.output.dir), resume=args.resume, dask=dask,
+                            stream=stream)
     try:
         if args.live:
             from sim.live import LiveWindowError, live_from_args
@@ -281,9 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _future_notice(scenario, today)
             with load_settings:
-                result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
-                                  workers=args.workers, incident_sinks=incident_sinks,
-                                  engine=args.engine)
+                result = run()
+    except RunDirError as exc:
+        return _bad(str(exc))
+    except SegmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except OutputError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
@@ -291,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
     print_summary(result)

@@ -262,7 +262,7 @@ class LiveRun:
             # also reaches the workers) aborts the backfill as in a batch run
             with self._signals(signal.SIGTERM):
                 backfill = run_segments(self.scenario, self.plans[:-1], self.key, sinks,
-                                        self.workers, scratch, self.progress) \
+                                        self.workers, scratch, self.progress)[0] \
                     if len(self.plans) > 1 else []
                 with self._signals(signal.SIGINT):
                     seg, live_result, stop_epoch = self._run_live_segment(backfill)

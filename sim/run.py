@@ -6,6 +6,7 @@ failed run leaves no complete-looking file behind) and the summary says what was
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sim import rundir
 from sim.clock import Window, resolve_time_expression, resolve_window
 from sim.config import Scenario
 from sim.disk import OutputError, WriteFailure, estimate_run_bytes, failure_message
@@ -37,7 +39,13 @@ from sim.groundtruth import (
     write_split_files,
 )
 from sim.incidents import draw_random_incidents
-from sim.parallel import default_workers, run_segments
+from sim.parallel import (
+    StreamTarget,
+    default_workers,
+    in_process,
+    merge_summaries,
+    run_segments,
+)
 from sim.segment import SegmentPlan
 from sim.sinks.base import EventSink, SinkStopped, SinkSummary
 from sim.sinks.ndjson import NdjsonSink
@@ -228,11 +236,19 @@ def simulate(
     incident_sinks: Sequence[EventSink] = (),
     engine: str = "fast",
     pinned: PinnedPlan | None = None,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    dask: str | None = None,
+    stream: StreamTarget | None = None,
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
-    ``workers`` processes simulate segments in parallel (default: all cores); the output
-    is the same for any number. ``pinned`` repeats a live run (sim.live) as a batch."""
+    ``workers`` processes simulate segments in parallel (default: all cores), or the tasks
+    of the Dask scheduler at ``dask`` (streaming into ``stream`` themselves); the output is
+    the same for any number and either backend. ``run_dir`` (default ``output_dir``) holds
+    the run's lock and part files; ``resume`` continues a killed run from them
+    (``sim.rundir``). ``pinned`` repeats a live run (sim.live) as a batch."""
     t0 = time.perf_counter()
     window = resolve_run_window(scenario, today)
     pinned_faults = [f for f in resolve_faults(scenario, today) if in_window(f, window)]
@@ -245,56 +261,76 @@ def simulate(
         faults = with_runtime(faults, pinned.runtime_faults)
         if pinned.stop_epoch is not None:  # the live run stopped before these began
             faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
+    key = run_key(scenario, window)
     result = RunResult(scenario.name, scenario.seed, window, faults=faults)
     minutes: list[dict[int, Minute]] = []
     sinks: list[EventSink] = list(extra_sinks)
     ndjson: NdjsonSink | None = None
-    scratch: Path | None = None
+    run_dir = run_dir or output_dir
+    parts_dir: Path | None = None
+    task_summaries: list[SinkSummary] = []
     ok = False
-    try:
-        if output_dir is not None:
-            ndjson = NdjsonSink(output_dir / "all_data.ndjson")
-            sinks.insert(0, ndjson)
-        scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=output_dir)) if output_dir \
-            else Path(tempfile.mkdtemp(prefix="storefront-sim-"))
-        segments = run_segments(scenario, plans, run_key(scenario, window), sinks,
-                                workers or default_workers(), scratch, progress)
-        for seg in segments:
-            for kind, n in seg.counts.items():
-                result.counts[kind] = result.counts.get(kind, 0) + n
-            result.state_log.extend(seg.state_log)
-            minutes.append(seg.minutes)
-        origin = {f.fault_id: "random" for f in drawn}
-        if pinned is not None:
-            origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
-        result.incidents = build_incident_records(faults, merge_minutes(minutes),
-                                                  result.state_log, origin)
-        key = run_key(scenario, window)
-        for record in result.incidents:
-            for sink in incident_sinks:
-                sink.emit(f"{key}-{record['incident_id']}", record)
-        if ndjson is not None and output_dir is not None:
-            result.files = _stage_files(scenario, window, output_dir, ndjson, result.incidents,
-                                        write_summary)
-        ok = True
-    except SinkStopped:
-        pass  # a sink cannot go on (its summary says why): the run stops here, as failed
-    except (OSError, WriteFailure) as exc:  # a write failed: disk full, size limit, read-only
-        raise OutputError(_disk_failure_line(scenario, window, output_dir, scratch, ndjson,
-                                             exc)) from None
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        closed = False
+    with contextlib.ExitStack() as held:
         try:
-            for sink in [*sinks, *incident_sinks]:
-                # the NDJSON file is renamed into place with the others, below
-                result.sinks.append(sink.summary if ok and sink is ndjson else sink.close(ok))
-            closed = ok
-        finally:  # a sink that fails to close fails the run: no file of it is kept
-            result.wall_time_s = time.perf_counter() - t0
+            if run_dir is not None:  # before any file is opened: one live run per directory
+                held.enter_context(rundir.locked(run_dir))
+                ident = rundir.identity(scenario, window, key, plans)
+                if resume:
+                    parts_dir, finished = rundir.resumed_parts(run_dir, ident, plans)
+                else:
+                    parts_dir, finished = rundir.fresh_parts(run_dir, ident), {}
+            elif resume:
+                raise rundir.RunDirError("--resume needs an output directory")
             if output_dir is not None:
-                _commit_files(output_dir, ndjson, result if closed else None)
+                ndjson = NdjsonSink(output_dir / "all_data.ndjson")
+                sinks.insert(0, ndjson)
+            workers = workers or default_workers()
+            if parts_dir is None and dask is None and workers <= 1:
+                segments = [in_process(scenario, plan, key, sinks, progress) for plan in plans]
+            else:
+                if parts_dir is None:
+                    parts_dir = Path(tempfile.mkdtemp(prefix="storefront-sim-"))
+                segments, task_summaries = run_segments(
+                    scenario, plans, key, sinks, workers, parts_dir, progress, finished,
+                    dask=dask, stream=stream)
+            for seg in segments:
+                for kind, n in seg.counts.items():
+                    result.counts[kind] = result.counts.get(kind, 0) + n
+                result.state_log.extend(seg.state_log)
+                minutes.append(seg.minutes)
+            origin = {f.fault_id: "random" for f in drawn}
+            if pinned is not None:
+                origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
+            result.incidents = build_incident_records(faults, merge_minutes(minutes),
+                                                      result.state_log, origin)
+            for record in result.incidents:
+                for sink in incident_sinks:
+                    sink.emit(f"{key}-{record['incident_id']}", record)
+            if ndjson is not None and output_dir is not None:
+                result.files = _stage_files(scenario, window, output_dir, ndjson,
+                                            result.incidents, write_summary)
+            ok = True
+        except SinkStopped:
+            pass  # a sink cannot go on (its summary says why): the run stops here, as failed
+        except (OSError, WriteFailure) as exc:  # a write failed: disk full, size limit, read-only
+            raise OutputError(_disk_failure_line(scenario, window, output_dir, parts_dir, ndjson,
+                                                 exc)) from None
+        finally:
+            if parts_dir is not None:
+                _collect_dead_letters(parts_dir, run_dir or Path("."))
+                shutil.rmtree(parts_dir, ignore_errors=True)
+            closed = False
+            try:
+                for sink in [*sinks, *incident_sinks]:
+                    # the NDJSON file is renamed into place with the others, below
+                    result.sinks.append(sink.summary if ok and sink is ndjson else sink.close(ok))
+                if stream is not None:
+                    result.sinks.append(merge_summaries("opensearch", task_summaries))
+                closed = ok
+            finally:  # a sink that fails to close fails the run: no file of it is kept
+                result.wall_time_s = time.perf_counter() - t0
+                if output_dir is not None:
+                    _commit_files(output_dir, ndjson, result if closed else None)
     return result
 
 
@@ -368,6 +404,15 @@ def _disk_failure_line(scenario: Scenario, window: Window, output_dir: Path | No
     if needed is None and ndjson is not None:
         needed = estimate_run_bytes(scenario, lo, hi, *ndjson.progress())
     return failure_message(failure, max(written, failure.written), needed)
+
+
+def _collect_dead_letters(parts_dir: Path, into: Path) -> None:
+    """Dask workers dead-letter per segment beside the parts: one file in the run's dir."""
+    found = sorted(parts_dir.glob("dead_letter-*.ndjson"))
+    if found:
+        with open(into / "dead_letter.ndjson", "ab") as out:
+            for path in found:
+                out.write(path.read_bytes())
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
