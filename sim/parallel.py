@@ -325,7 +325,10 @@ def _run_local(scenario: Scenario, plans: Sequence[SegmentPlan], run_key: str,
             for proc in list(getattr(pool, "_processes", {}).values()):
                 with contextlib.suppress(Exception):
                     proc.kill()
-        pool.shutdown(wait=ok, cancel_futures=True)
+        # wait even after a kill (quick: the pool is broken then): shutdown(wait=False)
+        # clears the pool's process table under its management thread, which then dies
+        # with a traceback on stderr
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
