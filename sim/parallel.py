@@ -18,8 +18,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from sim.config import Scenario
 from sim.documents import Customer, make_customer_pool
 from sim.segment import SegmentPlan, SegmentResult, simulate_segment
@@ -56,14 +54,9 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
 
 
 def _feed(lines: bytes, count: int, sinks: Sequence[EventSink]) -> None:
+    """Every sink takes the part file's bytes as they are: nothing is decoded here."""
     for sink in sinks:
-        raw = getattr(sink, "emit_raw", None)
-        if raw is not None:
-            raw(lines, count)
-            continue
-        it = iter(lines.splitlines())
-        for action, doc in zip(it, it, strict=True):
-            sink.emit(orjson.loads(action)["index"]["_id"], orjson.loads(doc))
+        sink.emit_raw(lines, count)
 
 
 def _follow(part: Path, future: Future, sinks: Sequence[EventSink]) -> None:
