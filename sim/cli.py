@@ -22,7 +22,7 @@ EXIT_FAILED = 1
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
 # with ``main(argv) -> int`` (imported only when used)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {"split": "sim.split"}
 
 # CLI flag -> scenario field it overrides
 FLAG_FIELDS: dict[str, str] = {
@@ -35,6 +35,7 @@ FLAG_FIELDS: dict[str, str] = {
     "peak_multiplier": "traffic.peak_multiplier",
     "error_rate_normal": "background_errors.error_rate_normal",
     "output_dir": "output.dir",
+    "gzip": "output.gzip",
     "seed": "seed",
 }
 
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     p.add_argument("--output-dir", help="where NDJSON files go (default ./output)")
     p.add_argument("--no-files", action="store_true", help="write no NDJSON (stream only)")
+    p.add_argument("--gzip", action="store_true", default=None,
+                   help="write .ndjson.gz files (a sixth of the bytes; curl loads them with "
+                        "Content-Encoding: gzip)")
     p.add_argument("--create-mapping-only", action="store_true",
                    help="write mapping.json to the output dir (and create the index if "
                         "--opensearch is given), then exit")

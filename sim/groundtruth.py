@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from sim.faults import ActiveFault
+from sim.sinks.ndjson import open_partial, read_lines
 
 # latency histogram: log-spaced bins, 8 per doubling, from 1 ms
 _BINS_PER_DOUBLING = 8
@@ -369,13 +370,20 @@ def build_incident_records(
 
 
 def write_incidents(path: Path, records: list[dict[str, Any]]) -> None:
-    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically."""
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as fh:
-        for rec in records:
-            fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
-            fh.write(orjson.dumps(rec) + b"\n")
+    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically (gzip when
+    ``path`` ends in ``.gz``)."""
+    tmp, fh = open_partial(path)
+    for rec in records:
+        fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
+        fh.write(orjson.dumps(rec) + b"\n")
+    fh.close()
     os.replace(tmp, path)
+
+
+def read_incidents(path: Path) -> list[dict[str, Any]]:
+    """The records of an ``incidents.ndjson`` (plain or ``.gz``): every second line."""
+    lines = read_lines(path)
+    return [orjson.loads(doc) for _action, doc in zip(lines, lines, strict=True)]
 
 
 SPLIT_NAMES = ("normal_data.ndjson", "incident_data.ndjson", "recovery_data.ndjson")
@@ -401,28 +409,30 @@ def _phase(ts: str, windows: list[tuple[str, str, int]], starts: list[str]) -> i
 
 
 def write_split_files(all_data: Path, records: list[dict[str, Any]]) -> list[Path]:
-    """Cut ``all_data.ndjson`` by @timestamp into normal/incident/recovery files.
+    """Cut ``all_data.ndjson`` (or ``.ndjson.gz``) by @timestamp into normal/incident/recovery
+    files of the same format.
 
     A streaming pass: action and document lines are copied in pairs; timestamps are
     compared as strings (one fixed ISO format, so string order is time order)."""
     windows = split_windows(records)
     starts = [w[0] for w in windows]
-    paths = [all_data.with_name(n) for n in SPLIT_NAMES]
-    tmps = [p.with_name(p.name + ".partial") for p in paths]
-    handles = [open(t, "wb", buffering=1 << 20) for t in tmps]  # noqa: SIM115
+    suffix = ".gz" if all_data.suffix == ".gz" else ""
+    paths = [all_data.with_name(n + suffix) for n in SPLIT_NAMES]
+    opened = [open_partial(p) for p in paths]
+    handles = [fh for _, fh in opened]
     ok = False
     try:
-        with open(all_data, "rb", buffering=1 << 20) as src:
-            for action in src:
-                doc = src.readline()
-                i = doc.find(_TS_KEY)
-                ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
-                handles[_phase(ts, windows, starts)].write(action + doc)
+        lines = read_lines(all_data)
+        for action in lines:
+            doc = next(lines)
+            i = doc.find(_TS_KEY)
+            ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
+            handles[_phase(ts, windows, starts)].write(action + doc)
         ok = True
     finally:
         for h in handles:
             h.close()
-        for tmp, path in zip(tmps, paths, strict=True):
+        for (tmp, _), path in zip(opened, paths, strict=True):
             if ok:
                 os.replace(tmp, path)
             else:

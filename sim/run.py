@@ -203,8 +203,9 @@ def simulate(
     minutes: list[dict[int, Minute]] = []
     sinks: list[EventSink] = []
     ndjson: NdjsonSink | None = None
+    ext = ".ndjson.gz" if scenario.output.gzip else ".ndjson"
     if output_dir is not None:
-        ndjson = NdjsonSink(output_dir / "all_data.ndjson")
+        ndjson = NdjsonSink(output_dir / f"all_data{ext}")
         sinks.append(ndjson)
     sinks.extend(extra_sinks)
     scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=output_dir)) if output_dir else \
@@ -232,11 +233,11 @@ def simulate(
             result.sinks.append(sink.close(ok))
         result.wall_time_s = time.perf_counter() - t0
         if ok and ndjson is not None and output_dir is not None:
-            result.files.append(str(output_dir / "all_data.ndjson"))
-            write_incidents(output_dir / "incidents.ndjson", result.incidents)
-            result.files.append(str(output_dir / "incidents.ndjson"))
+            result.files.append(str(ndjson.path))
+            write_incidents(output_dir / f"incidents{ext}", result.incidents)
+            result.files.append(str(output_dir / f"incidents{ext}"))
             if scenario.output.split_files:
-                for path in write_split_files(output_dir / "all_data.ndjson", result.incidents):
+                for path in write_split_files(ndjson.path, result.incidents):
                     result.files.append(str(path))
             if write_summary:
                 result.files.append(str(output_dir / "run_summary.json"))
