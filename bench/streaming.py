@@ -96,6 +96,8 @@ def main() -> int:
     p.add_argument("--end", default="today 19:00")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--day", action="store_true", help="a whole day (--today's) instead")
+    p.add_argument("--base-tps", default="", help="--base-tps for the window (default: the "
+                                                  "scenario's)")
     p.add_argument("--engines", default="fast,simpy")
     p.add_argument("--workers", default="", help="comma-separated --workers counts to stream "
                                                  "with (default: the run's default)")
@@ -104,7 +106,8 @@ def main() -> int:
                    help="also stream from this older commit (compiled in a scratch worktree)")
     a = p.parse_args()
     window = [str(ROOT / a.scenario), "--today", TODAY,
-              *(["--days", "1"] if a.day else ["--start", a.start, "--end", a.end])]
+              *(["--days", "1"] if a.day else ["--start", a.start, "--end", a.end]),
+              *(["--base-tps", a.base_tps] if a.base_tps else [])]
     # what streams: engine, or engine and worker count ("fast/w2")
     engines = [f"{e}/w{w}" if w else e for e in a.engines.split(",")
                for w in (a.workers.split(",") if a.workers else [""])]
@@ -149,7 +152,8 @@ def main() -> int:
                 http.request("DELETE", f"{a.url}/{index}")
                 http.request("DELETE", f"{a.url}/ecommerce_performance_incidents")
     plain = statistics.median(times["plain"])
-    span = f"{TODAY}, whole day" if a.day else f"{a.start} .. {a.end}"
+    span = (f"{TODAY}, whole day" if a.day else f"{a.start} .. {a.end}") + (
+        f", base TPS {a.base_tps}" if a.base_tps else "")
     print(f"\n{docs:,} documents ({a.scenario} {span}); medians of {a.rounds} rounds\n")
     print("| load | s | docs/s | vs plain `_bulk` |")
     print("|---|---:|---:|---:|")
