@@ -279,7 +279,6 @@ _QUIET = _QuietSenderThreads()
 
 _INDEX_ACTION = b'{"index":{"_id":"'  # bulk_lines' action line: {"index":{"_id":"ID"}}
 _CREATE_ACTION = b'{"create":{"_id":"'  # the same into the URL's index, never overwriting
-_ID_FROM = len(_INDEX_ACTION)
 _EVENT_TYPE = b'"event_type":"'
 _EVENT_TYPES = re.compile(rb'"event_type":"([^"]*)"')
 
