@@ -2,9 +2,13 @@
 
 Why it looks like this:
 
-* ``emit`` only serializes (orjson) and appends to a small batch; full batches go into a
-  bounded queue. When OpenSearch is slow the queue fills and ``emit`` blocks, which is the
-  back-pressure the simulation relies on (memory stays bounded).
+* Already-encoded documents (a worker's part-file lines through ``emit_raw``, an
+  ``EncodedDoc`` through ``emit``) are never decoded: their bytes become one ``_bulk`` body
+  per batch (``_RawBatch``), and only a request answered with errors is split into
+  documents for the per-item path below. A dict given to ``emit`` is serialized (orjson)
+  and batched. Batches go into a bounded queue; when OpenSearch is slow the queue fills and
+  ``emit`` blocks, which is the back-pressure the simulation relies on (memory stays
+  bounded).
 * Sender threads each run ``opensearch.helpers.streaming_bulk`` over a lazy generator that
   pulls from the queue. Every action is ``create`` with the deterministic ``doc_id``, so a
   re-run or a retry of a partly applied request can never duplicate a document: a 409 means
