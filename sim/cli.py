@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sim.clock import default_today, resolve_time_expression
 from sim.config import Scenario, ScenarioError, load_scenario
@@ -19,6 +20,9 @@ from sim.run import print_summary, resolve_run_window, simulate
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+# streaming into a node on this machine, one worker was fastest: the node needs the other
+# core (docs/performance.md, #15); a remote cluster leaves every core to the simulation
+LOCAL_NODE_WORKERS = 1
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
 # with ``main(argv) -> int`` (imported only when used)
@@ -80,12 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-certs", help="CA bundle to verify the OpenSearch certificate")
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the OpenSearch TLS certificate (warns)")
-    p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
+    p.add_argument("--workers", type=int, help="processes to simulate with (default: all "
+                                               "cores; 1 when streaming into a local node)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                    help="event loop: fast (default, sim/engine.py) or simpy's own "
                         "Environment; same model, same bytes")
     return p
+
+
+def _on_this_machine(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False  # connect() reports it
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _bad(message: str) -> int:
@@ -148,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         return _bad(f"{args.scenario}: --workers: must be at least 1")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
+    workers = args.workers
+    if workers is None and url and _on_this_machine(url):
+        workers = LOCAL_NODE_WORKERS
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
     if url:
@@ -202,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         if extra_sinks:
             with bulk_load_settings(client, index):
                 result = simulate(scenario, today, output_dir, extra_sinks, progress=progress,
-                                  workers=args.workers, incident_sinks=incident_sinks,
+                                  workers=workers, incident_sinks=incident_sinks,
                                   engine=args.engine)
         else:
             result = simulate(scenario, today, output_dir, progress=progress,
-                              workers=args.workers, engine=args.engine)
+                              workers=workers, engine=args.engine)
     except KeyboardInterrupt:
         print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
         return 130

@@ -112,3 +112,34 @@ def test_raw_lines_and_encoded_docs_reach_the_node_unchanged(client: OpenSearch,
     dead = [orjson.loads(x) for x in (tmp_path / "dead.ndjson").read_bytes().splitlines()]
     assert [x["_id"] for x in dead] == [docs[10][0]]
     assert "strict_dynamic_mapping_exception" in dead[0]["reason"]
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], "local"), (["--workers", "2"], 2)])
+def test_streaming_into_a_local_node_defaults_to_one_worker(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, opensearch_url: str,  # noqa: F811
+        flags: list[str], expected: int | str | None) -> None:
+    """One worker measured fastest into a node on this machine (docs/performance.md)."""
+    import sim.cli
+
+    seen: list[int | None] = []
+
+    def fake_simulate(*args: Any, workers: int | None = None, **kw: Any) -> None:
+        seen.append(workers)
+        raise _Captured
+
+    monkeypatch.setattr(sim.cli, "simulate", fake_simulate)
+    index = f"test-workers-{uuid.uuid4().hex[:8]}"
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: w\noutput: {{index: {index}, incidents_index: {index}-inc}}\n")
+    if expected == "local":  # a remote OPENSEARCH_URL keeps the all-cores default
+        expected = 1 if sim.cli._on_this_machine(opensearch_url) else None
+    with pytest.raises(_Captured):
+        sim.cli.main([str(scenario), "--today", "2026-11-27", "--start", "today 10:00", "--end",
+                      "today 10:10", "--no-files", "--quiet", "--opensearch", opensearch_url,
+                      *flags])
+    connect(opensearch_url).indices.delete(index=f"{index},{index}-inc", ignore_unavailable=True)
+    assert seen == [expected]
