@@ -1,9 +1,13 @@
-"""Throughput of the streaming OpenSearch sink vs. a plain sequential ``_bulk`` loader.
+"""Throughput of the streaming OpenSearch sink vs. a plain sequential ``_bulk`` loader, and
+the sink's own CPU per document.
 
-Why: the sink adds per-document work (serialization in ``emit``, a queue, per-item
-accounting, retries); this measures what that costs against the simplest possible loader
-(pre-serialized NDJSON POSTed in ~8 MB chunks, one request at a time) on the same node.
-Target: sink/plain >= 0.8.
+Why: the sink adds per-document work (a queue, per-item accounting, retries); this measures
+what that costs against the simplest possible loader (pre-serialized NDJSON POSTed in ~8 MB
+chunks, one request at a time) on the same node. Target: sink/plain >= 0.8. It times the
+raw path (``emit_raw``: the encoded line pairs of a worker's part file, in 4 MB pieces as
+``sim.parallel`` reads them) and the dict path (``emit``), and reports each one's CPU per
+document in this process (all threads: the sink's and the HTTP client's work; the node is
+another process). Target for the raw path: <= 5 us per document (issue #15).
 
     scripts/opensearch-node start
     python3 bench/sink_throughput.py [--url http://127.0.0.1:9200] [--docs 200000]
@@ -31,6 +35,7 @@ import urllib3
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sim.index_setup import bulk_load_settings, ensure_index  # noqa: E402
+from sim.sinks.ndjson import bulk_lines  # noqa: E402
 from sim.sinks.opensearch import OpenSearchSink, connect, scrub_url  # noqa: E402
 
 MAPPING: dict[str, Any] = {
@@ -128,9 +133,28 @@ def ndjson_chunks(docs: list[tuple[str, dict[str, Any]]], chunk_bytes: int) -> l
     return chunks
 
 
-def plain_load(http: urllib3.PoolManager, url: str, index: str, chunks: list[bytes]) -> float:
-    """Sequential POSTs of the NDJSON chunks + refresh; returns seconds."""
-    started = time.perf_counter()
+def raw_pieces(docs: list[tuple[str, dict[str, Any]]], piece_bytes: int = 4 << 20
+               ) -> list[tuple[bytes, int]]:
+    """The documents as a worker's part file holds them, cut as ``sim.parallel`` reads it."""
+    pieces: list[tuple[bytes, int]] = []
+    parts: list[bytes] = []
+    size = 0
+    for doc_id, doc in docs:
+        line = bulk_lines(doc_id, doc)
+        parts.append(line)
+        size += len(line)
+        if size >= piece_bytes:
+            pieces.append((b"".join(parts), len(parts)))
+            parts, size = [], 0
+    if parts:
+        pieces.append((b"".join(parts), len(parts)))
+    return pieces
+
+
+def plain_load(http: urllib3.PoolManager, url: str, index: str, chunks: list[bytes]
+               ) -> tuple[float, float]:
+    """Sequential POSTs of the NDJSON chunks + refresh; returns (wall, CPU) seconds."""
+    started, cpu = time.perf_counter(), time.process_time()
     for body in chunks:
         resp = http.request(
             "POST",
@@ -141,22 +165,29 @@ def plain_load(http: urllib3.PoolManager, url: str, index: str, chunks: list[byt
         if resp.status != 200 or orjson.loads(resp.data).get("errors"):
             raise SystemExit(f"plain loader: HTTP {resp.status} {resp.data[:300]!r}")
     http.request("POST", f"{url}/{index}/_refresh")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def sink_load(client: Any, index: str, docs: list[tuple[str, dict[str, Any]]], **kw: Any) -> float:
-    """Emit every document through OpenSearchSink and close it (includes refresh)."""
+def sink_load(client: Any, index: str, docs: list[tuple[str, dict[str, Any]]] | None,
+              pieces: list[tuple[bytes, int]] | None = None, **kw: Any) -> tuple[float, float]:
+    """Every document through OpenSearchSink (``emit`` for ``docs``, else ``emit_raw`` of
+    ``pieces``) and close it (includes refresh); returns (wall, CPU) seconds."""
+    n = len(docs) if docs is not None else sum(c for _, c in pieces or [])
     with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         with bulk_load_settings(client, index):
             sink = OpenSearchSink(client, index, dead_letter_path=Path(tmp) / "dead.ndjson", **kw)
-            for doc_id, doc in docs:
-                sink.emit(doc_id, doc)
+            if docs is not None:
+                for doc_id, doc in docs:
+                    sink.emit(doc_id, doc)
+            else:
+                for lines, count in pieces or []:
+                    sink.emit_raw(lines, count)
             summary = sink.close()
-        elapsed = time.perf_counter() - started
-    if summary.indexed != len(docs) or summary.unaccounted:
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if summary.indexed != n or summary.unaccounted:
         raise SystemExit(f"sink accounting off: {summary}")
-    return elapsed
+    return elapsed, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,28 +228,39 @@ def main(argv: list[str] | None = None) -> int:
         created.append(name)
         return name
 
+    pieces = raw_pieces(docs)
+    kinds = ("plain", "raw", "dict")
     try:
         warm = docs[: args.warmup_docs]
         plain_load(http, url, fresh("warm"), ndjson_chunks(warm, len(chunks[0])))
-        sink_load(client, fresh("warm"), warm, **sink_kw)
-        plain_t: list[float] = []
-        sink_t: list[float] = []
+        sink_load(client, fresh("warm"), None, raw_pieces(warm), **sink_kw)
+        wall: dict[str, list[float]] = {k: [] for k in kinds}
+        cpu: dict[str, list[float]] = {k: [] for k in kinds}
         for r in range(args.rounds):
-            order = ("plain", "sink") if r % 2 == 0 else ("sink", "plain")
-            for kind in order:
+            for kind in kinds if r % 2 == 0 else kinds[::-1]:
                 index = fresh(kind)
                 if kind == "plain":
-                    plain_t.append(plain_load(http, url, index, chunks))
+                    t, c = plain_load(http, url, index, chunks)
                 else:
-                    sink_t.append(sink_load(client, index, docs, **sink_kw))
-                t = (plain_t if kind == "plain" else sink_t)[-1]
-                print(f"round {r + 1} {kind:5s}: {t:6.2f} s  {len(docs) / t:9.0f} docs/s")
+                    t, c = sink_load(client, index, docs if kind == "dict" else None,
+                                     pieces if kind == "raw" else None, **sink_kw)
+                wall[kind].append(t)
+                cpu[kind].append(c)
+                print(f"round {r + 1} {kind:5s}: {t:6.2f} s  {len(docs) / t:9.0f} docs/s  "
+                      f"{c / len(docs) * 1e6:5.1f} us CPU/doc here")
                 client.indices.delete(index=index)
-        plain_rate = len(docs) / statistics.median(plain_t)
-        sink_rate = len(docs) / statistics.median(sink_t)
-        print(f"plain _bulk loader : {plain_rate:9.0f} docs/s (median of {args.rounds})")
-        print(f"streaming sink     : {sink_rate:9.0f} docs/s (median of {args.rounds}; {sink_kw})")
-        print(f"ratio sink/plain   : {sink_rate / plain_rate:.2f} (target >= 0.8)")
+        plain_rate = len(docs) / statistics.median(wall["plain"])
+        print("| path | docs/s | vs plain | CPU per doc in this process |")
+        print("|---|---:|---:|---:|")
+        names = {"plain": "plain `_bulk` loader (urllib3, 8 MB bodies)",
+                 "raw": "sink, `emit_raw` (worker part-file bytes)",
+                 "dict": "sink, `emit` (dicts, serialized here)"}
+        for kind in kinds:
+            rate = len(docs) / statistics.median(wall[kind])
+            us = statistics.median(cpu[kind]) / len(docs) * 1e6
+            print(f"| {names[kind]} | {rate:,.0f} | {rate / plain_rate:.2f} | {us:.1f} us |")
+        print(f"(medians of {args.rounds} rounds; {sink_kw}; targets: raw/plain >= 0.8, "
+              "raw CPU <= 5 us per document)")
     finally:
         for name in created:
             client.indices.delete(index=name, ignore=[404])

@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sim.clock import default_today, resolve_time_expression
 from sim.config import Scenario, ScenarioError, check_times, load_scenario
@@ -25,6 +26,9 @@ from sim.run import faults_outside_window, print_summary, resolve_run_window, si
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 LIVE_GIVE_UP_S = 6 * 3600.0
+# streaming into a node on this machine, one worker was fastest: the node needs the other
+# core (docs/performance.md, #15); a remote cluster leaves every core to the simulation
+LOCAL_NODE_WORKERS = 1
 
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
 # with ``main(argv) -> int``, or ``module:function`` for one of several in a module
@@ -35,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "clear": "sim.control_commands:clear",
     "replay": "sim.replay",
     "report": "sim.report",
+    "split": "sim.split",
 }
 
 # CLI flag -> scenario field it overrides
@@ -48,6 +53,7 @@ FLAG_FIELDS: dict[str, str] = {
     "peak_multiplier": "traffic.peak_multiplier",
     "error_rate_normal": "background_errors.error_rate_normal",
     "output_dir": "output.dir",
+    "gzip": "output.gzip",
     "seed": "seed",
 }
 
@@ -78,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     p.add_argument("--output-dir", help="where NDJSON files go (default ./output)")
     p.add_argument("--no-files", action="store_true", help="write no NDJSON (stream only)")
+    p.add_argument("--gzip", action="store_true", default=None,
+                   help="write .ndjson.gz files (a sixth of the bytes; curl loads them with "
+                        "Content-Encoding: gzip)")
     p.add_argument("--create-mapping-only", action="store_true",
                    help="write mapping.json to the output dir (and create the index if "
                         "--opensearch is given), then exit")
@@ -90,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-certs", help="CA bundle to verify the OpenSearch certificate")
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the OpenSearch TLS certificate (warns)")
-    p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")
+    p.add_argument("--workers", type=int, help="processes to simulate with (default: all "
+                                               "cores; 1 when streaming into a local node)")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed run into the same --output-dir from its finished "
                         "segments (same scenario and flags)")
@@ -122,6 +132,14 @@ def one_line(text: str) -> str:
     """The message as one printable line: a newline or control character in a file name,
     a YAML key or a flag value is shown escaped (``\\n``), never as a line break."""
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _on_this_machine(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False  # connect() reports it
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _bad(message: str) -> int:
@@ -199,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             return _bad(f"{args.scenario}: --{flag}: must be greater than 0")
     if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
         return _bad(f"{args.scenario}: --speed, --bucket and --control need --live")
+    if args.live and scenario.output.gzip:
+        return _bad(f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
+                    "it grows, so it is written plain; drop --gzip with --live")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     unusable = check_output_dir(output_dir) if output_dir is not None else None
     if unusable:
@@ -206,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
     dask = args.dask or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     stream = None
+    workers = args.workers
+    if workers is None and url and _on_this_machine(url):
+        workers = LOCAL_NODE_WORKERS
     extra_sinks: list[Any] = []
     incident_sinks: list[Any] = []
     load_settings = contextlib.ExitStack()  # the index's bulk-load settings, restored at the end
@@ -297,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if main_thread:  # SIGTERM like Ctrl-C: every exit path cleans up
         previous = signal.signal(signal.SIGTERM, _interrupt)
     run = functools.partial(simulate, scenario, today, output_dir, extra_sinks,
-                            progress=progress, workers=args.workers,
+                            progress=progress, workers=workers,
                             incident_sinks=incident_sinks, engine=args.engine,
                             run_dir=Path(scenario.output.dir), resume=args.resume, dask=dask,
                             stream=stream)

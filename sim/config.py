@@ -297,7 +297,8 @@ class OutputConfig(_Model):
     index: str = "ecommerce_performance_demo"
     incidents_index: str = "ecommerce_performance_incidents"
     metrics_interval_s: PositiveFloat = 10
-    split_files: bool = True
+    split_files: bool = False  # the seed's normal/incident/recovery files; or `split` later
+    gzip: bool = False  # write .ndjson.gz (--gzip)
 
 
 class Scenario(_Model):

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from sim.faults import ActiveFault
+from sim.sinks.ndjson import open_partial, read_lines
 
 # latency histogram: log-spaced bins, 8 per doubling, from 1 ms
 _BINS_PER_DOUBLING = 8
@@ -369,19 +370,26 @@ def build_incident_records(
 
 
 def write_incidents(path: Path, records: list[dict[str, Any]], commit: bool = True) -> None:
-    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically
-    (``commit=False``: left as ``.partial`` for the caller to rename)."""
-    tmp = path.with_name(path.name + ".partial")
+    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically, gzip when
+    ``path`` ends in ``.gz`` (``commit=False``: left as ``.partial`` for the caller to
+    rename)."""
+    tmp, fh = open_partial(path)
     try:
-        with open(tmp, "wb") as fh:
-            for rec in records:
-                fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
-                fh.write(orjson.dumps(rec) + b"\n")
+        for rec in records:
+            fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
+            fh.write(orjson.dumps(rec) + b"\n")
+        fh.close()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if commit:
         os.replace(tmp, path)
+
+
+def read_incidents(path: Path) -> list[dict[str, Any]]:
+    """The records of an ``incidents.ndjson`` (plain or ``.gz``): every second line."""
+    lines = read_lines(path)
+    return [orjson.loads(doc) for _action, doc in zip(lines, lines, strict=True)]
 
 
 SPLIT_NAMES = ("normal_data.ndjson", "incident_data.ndjson", "recovery_data.ndjson")
@@ -406,42 +414,44 @@ def _phase(ts: str, windows: list[tuple[str, str, int]], starts: list[str]) -> i
     return 0
 
 
-def write_split_files(all_data: Path, records: list[dict[str, Any]],
-                      commit: bool = True) -> list[Path]:
-    """Cut ``all_data.ndjson`` by @timestamp into normal/incident/recovery files beside it
+def write_split_files(all_data: Path, records: list[dict[str, Any]], commit: bool = True,
+                      gz: bool | None = None) -> list[Path]:
+    """Cut ``all_data.ndjson`` (or ``.ndjson.gz``: ``gz``, by default from the name) by
+    @timestamp into normal/incident/recovery files of the same format beside it
     (``commit=False``: left as ``.partial`` files for the caller to rename).
 
     A streaming pass: action and document lines are copied in pairs; timestamps are
     compared as strings (one fixed ISO format, so string order is time order)."""
     windows = split_windows(records)
     starts = [w[0] for w in windows]
-    paths = [all_data.with_name(n) for n in SPLIT_NAMES]
-    tmps = [p.with_name(p.name + ".partial") for p in paths]
-    handles: list[Any] = []
+    gz = all_data.suffix == ".gz" if gz is None else gz
+    paths = [all_data.with_name(n + (".gz" if gz else "")) for n in SPLIT_NAMES]
+    opened: list[tuple[Path, Any]] = []
     ok = False
     close_error: OSError | None = None
+    phase = 0
     try:
-        handles.extend(open(t, "wb", buffering=1 << 20) for t in tmps)  # noqa: SIM115
-        phase = 0
-        with open(all_data, "rb", buffering=1 << 20) as src:
-            for action in src:
-                doc = src.readline()
-                i = doc.find(_TS_KEY)
-                ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
-                phase = _phase(ts, windows, starts)
-                handles[phase].write(action + doc)
+        opened.extend(open_partial(p) for p in paths)
+        handles = [fh for _, fh in opened]
+        lines = read_lines(all_data, gz)
+        for action in lines:
+            doc = next(lines)
+            i = doc.find(_TS_KEY)
+            ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
+            phase = _phase(ts, windows, starts)
+            handles[phase].write(action + doc)
         ok = True
     except OSError as exc:  # a write error names no file: name the one being written
-        if exc.filename is None and handles:
-            raise OSError(exc.errno, exc.strerror, str(tmps[phase])) from None
+        if exc.filename is None and opened:
+            raise OSError(exc.errno, exc.strerror, str(opened[phase][0])) from None
         raise
     finally:
-        for h, tmp in zip(handles, tmps, strict=False):
+        for tmp, h in opened:
             try:
                 h.close()
             except OSError as exc:  # its last buffer did not fit on the disk
                 close_error = close_error or OSError(exc.errno, exc.strerror, str(tmp))
-        for tmp, path in zip(tmps, paths, strict=True):
+        for (tmp, _), path in zip(opened, paths, strict=False):
             if not ok or close_error is not None:
                 tmp.unlink(missing_ok=True)
             elif commit:

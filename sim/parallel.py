@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from sim.config import Scenario
 from sim.disk import WriteFailure
 from sim.documents import Customer, make_customer_pool
@@ -165,14 +163,9 @@ def _alive(pid: int) -> bool:
 # ---------------------------------------------------------------- feeding sinks
 
 def _feed(lines: bytes, count: int, sinks: Sequence[EventSink]) -> None:
+    """Every sink takes the part file's bytes as they are: nothing is decoded here."""
     for sink in sinks:
-        raw = getattr(sink, "emit_raw", None)
-        if raw is not None:
-            raw(lines, count)
-            continue
-        it = iter(lines.splitlines())
-        for action, doc in zip(it, it, strict=True):
-            sink.emit(orjson.loads(action)["index"]["_id"], orjson.loads(doc))
+        sink.emit_raw(lines, count)
 
 
 def _complete_pairs(pending: bytes) -> tuple[int, int]:

@@ -266,6 +266,7 @@ def simulate(
     minutes: list[dict[int, Minute]] = []
     sinks: list[EventSink] = list(extra_sinks)
     ndjson: NdjsonSink | None = None
+    ext = ".ndjson.gz" if scenario.output.gzip else ".ndjson"
     run_dir = run_dir or output_dir
     parts_dir: Path | None = None
     task_summaries: list[SinkSummary] = []
@@ -282,7 +283,7 @@ def simulate(
             elif resume:
                 raise rundir.RunDirError("--resume needs an output directory")
             if output_dir is not None:
-                ndjson = NdjsonSink(output_dir / "all_data.ndjson")
+                ndjson = NdjsonSink(output_dir / f"all_data{ext}")
                 sinks.insert(0, ndjson)
             workers = workers or default_workers()
             if parts_dir is None and dask is None and workers <= 1:
@@ -335,7 +336,9 @@ def simulate(
 
 
 def _staged_names(output_dir: Path) -> list[Path]:
-    return [output_dir / n for n in ("incidents.ndjson", *SPLIT_NAMES, "run_summary.json")]
+    """Every file a run may stage beside all_data, plain or gzip."""
+    return [output_dir / (n + gz) for n in ("incidents.ndjson", *SPLIT_NAMES)
+            for gz in ("", ".gz")] + [output_dir / "run_summary.json"]
 
 
 def _stage_files(scenario: Scenario, window: Window, output_dir: Path, ndjson: NdjsonSink,
@@ -345,11 +348,12 @@ def _stage_files(scenario: Scenario, window: Window, output_dir: Path, ndjson: N
     ndjson.finish()
     files = [str(ndjson.path)]
     try:
-        write_incidents(output_dir / "incidents.ndjson", incidents, commit=False)
-        files.append(str(output_dir / "incidents.ndjson"))
+        gz = ".gz" if scenario.output.gzip else ""
+        write_incidents(output_dir / f"incidents.ndjson{gz}", incidents, commit=False)
+        files.append(str(output_dir / f"incidents.ndjson{gz}"))
         if scenario.output.split_files:
             files.extend(str(p) for p in write_split_files(ndjson.partial, incidents,
-                                                           commit=False))
+                                                           commit=False, gz=bool(gz)))
     except OSError as exc:
         # all_data is complete: the split files need as much again, and the bytes per
         # window are known exactly

@@ -119,7 +119,8 @@ def test_run_writes_ground_truth_apart_and_is_byte_identical(tmp_path: Path):
     sc = parse_scenario({"name": "gt", "seed": 3, "window": {
         "start": "today 14:22", "end": "today 14:34", "warmup_minutes": 3},
         "faults": [{"type": "payment_gateway_slowdown", "start": "today 14:24",
-                    "magnitude": 130, "duration_minutes": 6}]}, "test")
+                    "magnitude": 130, "duration_minutes": 6}],
+        "output": {"split_files": True}}, "test")
     outs = []
     for name in ("a", "b"):
         simulate(sc, TODAY, tmp_path / name)

@@ -13,6 +13,7 @@ def test_workers_do_not_change_a_byte(tmp_path):
         "name": "parallel", "traffic": {"base_tps": 3},
         "window": {"start": "yesterday 23:00", "end": "today 01:00", "warmup_minutes": 5},
         "faults": [{"type": "db_slow_queries", "start": "today 00:20", "duration_minutes": 8}],
+        "output": {"split_files": True},
     }, "test")
     today = dt.date(2026, 11, 27)
     one = simulate(scenario, today, tmp_path / "one", workers=1)

@@ -11,6 +11,7 @@ import orjson
 import pytest
 import yaml
 
+from sim.cli import main
 from sim.config import parse_scenario
 from sim.run import simulate
 from sim.traffic import DailySchedule
@@ -180,6 +181,8 @@ def test_no_fault_means_no_incident_and_no_slow_cluster(tmp_root: Path):
         assert slow < 0.01 * n
         assert 0.5 <= view.error_pct(m) <= 4.0
     assert find_performance_incidents(out / "all_data.ndjson").total < 10
+    assert not (out / "incident_data.ndjson").exists()  # split files only on request
+    assert main(["split", str(out)]) == 0
     assert (out / "incident_data.ndjson").stat().st_size == 0
 
 

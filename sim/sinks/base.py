@@ -73,5 +73,9 @@ class EventSink(Protocol):
 
         A sink with ``accepts_encoded = True`` may also be given an ``EncodedDoc``."""
 
+    def emit_raw(self, lines: bytes, count: int) -> None:
+        """Accept ``count`` documents as ``bulk_lines`` wrote them (action line, document line;
+        from a worker's part file). Taken as they are: no sink decodes and re-encodes them."""
+
     def close(self, ok: bool = True) -> SinkSummary:
         """Flush and release. ``ok=False`` means the run failed: keep nothing that looks complete."""

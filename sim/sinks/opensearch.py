@@ -2,9 +2,13 @@
 
 Why it looks like this:
 
-* ``emit`` only serializes (orjson) and appends to a small batch; full batches go into a
-  bounded queue. When OpenSearch is slow the queue fills and ``emit`` blocks, which is the
-  back-pressure the simulation relies on (memory stays bounded).
+* Already-encoded documents (a worker's part-file lines through ``emit_raw``, an
+  ``EncodedDoc`` through ``emit``) are never decoded: their bytes become one ``_bulk`` body
+  per batch (``_RawBatch``), and only a request answered with errors is split into
+  documents for the per-item path below. A dict given to ``emit`` is serialized (orjson)
+  and batched. Batches go into a bounded queue; when OpenSearch is slow the queue fills and
+  ``emit`` blocks, which is the back-pressure the simulation relies on (memory stays
+  bounded).
 * Sender threads each run ``opensearch.helpers.streaming_bulk`` over a lazy generator that
   pulls from the queue. Every action is ``create`` with the deterministic ``doc_id``, so a
   re-run or a retry of a partly applied request can never duplicate a document: a 409 means
@@ -38,6 +42,7 @@ import logging
 import os
 import queue
 import random
+import re
 import sys
 import threading
 import time
@@ -61,6 +66,7 @@ from opensearchpy.helpers import streaming_bulk
 from opensearchpy.serializer import JSONSerializer
 
 from sim.sinks.base import EncodedDoc, SinkStopped, SinkSummary
+from sim.sinks.ndjson import bulk_lines
 
 __all__ = [
     "OpenSearchSetupError",
@@ -319,6 +325,7 @@ def refusal(index: str, status: Any, error_type: str, reason: str, whole_request
 
 
 _DONE = object()  # queue sentinel: no more documents
+_FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 _THREAD_PREFIX = "opensearch-sink-"
 log = logging.getLogger(__name__)
 
@@ -337,8 +344,44 @@ class _QuietSenderThreads(logging.Filter):
 _QUIET = _QuietSenderThreads()
 
 
-_ID_FROM = len(b'{"index":{"_id":"')  # bulk_lines' action line: {"index":{"_id":"ID"}}
+_INDEX_ACTION = b'{"index":{"_id":"'  # bulk_lines' action line: {"index":{"_id":"ID"}}
+_CREATE_ACTION = b'{"create":{"_id":"'  # the same into the URL's index, never overwriting
 _EVENT_TYPE = b'"event_type":"'
+_EVENT_TYPES = re.compile(rb'"event_type":"([^"]*)"')
+
+
+class _RawBatch:
+    """Line pairs exactly as ``bulk_lines`` wrote them, sent as one ``_bulk`` body.
+
+    Why: per-document Python work in this process is what a 2-core box takes from
+    OpenSearch. The body is made by one ``replace`` (index -> create: the index is in the
+    URL); event types are counted by one regex pass. Documents are only split out one by
+    one when the request needs per-item handling (errors, retries, dead letters).
+    """
+
+    __slots__ = ("body", "count", "types")
+
+    def __init__(self, pieces: list[bytes], count: int) -> None:
+        lines = b"".join(pieces)
+        self.body = lines.replace(_INDEX_ACTION, _CREATE_ACTION)
+        self.count = count
+        found = Counter(t.decode() for t in _EVENT_TYPES.findall(lines))
+        missing = count - sum(found.values())
+        if missing:
+            found["unknown"] += missing
+        self.types: Counter[str] = found
+
+    def docs(self) -> list[_Doc]:
+        """The batch as single documents, for the per-item paths."""
+        out = []
+        it = iter(self.body.split(b"\n"))
+        start = len(_CREATE_ACTION)
+        for action, body in zip(it, it, strict=False):
+            i = body.find(_EVENT_TYPE)
+            event_type = (body[i + len(_EVENT_TYPE):body.index(b'"', i + len(_EVENT_TYPE))].decode()
+                          if i >= 0 else "unknown")
+            out.append(_Doc(action[start:-3].decode(), event_type, body.decode("utf-8")))
+        return out
 
 
 @dataclass(slots=True)
@@ -416,6 +459,12 @@ class OpenSearchSink:
 
         self._batch_size = max(1, min(500, chunk_size))
         self._batch: list[_Doc] = []
+        self._raw: list[bytes] = []  # encoded line pairs not yet made into a _RawBatch
+        self._raw_count = 0
+        self._raw_bytes = 0
+        # raw batches are whole requests: bound how many wait, as the queue bounds documents
+        self._raw_budget = threading.Semaphore(max(1, queue_docs // chunk_size))
+        self._unsent_raw: Counter[str] = Counter()  # raw batches a stop kept from the queue
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(2, queue_docs // self._batch_size))
         self._generated: dict[str, int] = {}
         self._closed = False
@@ -448,14 +497,13 @@ class OpenSearchSink:
         """Queue one document; blocks while the queue is full (back-pressure)."""
         if self._closed:
             raise RuntimeError("emit() after close()")
-        if type(doc) is EncodedDoc:
-            event_type = doc.event_type
-            source = doc.body.decode("utf-8")
-        else:
-            event_type = doc.get("event_type", "unknown")
-            if not isinstance(event_type, str):
-                event_type = str(event_type)
-            source = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
+        if type(doc) is EncodedDoc:  # already encoded: the raw path, no decoding
+            self.emit_raw(bulk_lines(doc_id, doc), 1)
+            return
+        event_type = doc.get("event_type", "unknown")
+        if not isinstance(event_type, str):
+            event_type = str(event_type)
+        source = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
         generated = self._generated
         generated[event_type] = generated.get(event_type, 0) + 1
         self._batch.append(_Doc(doc_id, event_type, source))
@@ -465,24 +513,37 @@ class OpenSearchSink:
 
     def emit_raw(self, lines: bytes, count: int) -> None:
         """``count`` action/document line pairs as a worker wrote them (``bulk_lines``): sent
-        without decoding the documents."""
+        as they are, in requests of about ``chunk_size`` documents or ``max_chunk_bytes``."""
         if self._closed:
             raise RuntimeError("emit_raw() after close()")
+        self._raw.append(lines)
+        self._raw_count += count
+        self._raw_bytes += len(lines)
+        if self._raw_count >= self.chunk_size or self._raw_bytes >= self.max_chunk_bytes:
+            self._flush_raw()
+
+    def _flush_raw(self) -> None:
+        batch = _RawBatch(self._raw, self._raw_count)
+        self._raw, self._raw_count, self._raw_bytes = [], 0, 0
         generated = self._generated
-        batch = self._batch
-        it = iter(lines.split(b"\n"))
-        for action, body in zip(it, it, strict=False):
-            start = body.find(_EVENT_TYPE) + len(_EVENT_TYPE)
-            event_type = body[start:body.index(b'"', start)].decode()
-            generated[event_type] = generated.get(event_type, 0) + 1
-            batch.append(_Doc(action[_ID_FROM:-3].decode(), event_type, body.decode("utf-8")))
-            if len(batch) >= self._batch_size:
-                self._put(batch)
-                self._batch = batch = []
+        for event_type, n in batch.types.items():
+            generated[event_type] = generated.get(event_type, 0) + n
+        try:
+            while not self._raw_budget.acquire(timeout=0.2):
+                if self._stopped.is_set():
+                    raise SinkStopped(self._stop_reason)
+                if not any(t.is_alive() for t in self._threads):
+                    raise RuntimeError(f"OpenSearch sink senders stopped: {self._errors[:1]!r}")
+            self._put(batch)
+        except RuntimeError:  # SinkStopped too: the batch was never queued, never sent
+            self._unsent_raw.update(batch.types)
+            raise
 
     def flush(self) -> None:
         """Queue the documents batched so far (a live run's bucket end); with
         ``send_when_idle`` the senders then send them without waiting for a full chunk."""
+        if self._raw:
+            self._flush_raw()
         if self._batch:
             self._put(self._batch)
             self._batch = []
@@ -508,6 +569,8 @@ class OpenSearchSink:
         self._closed = True
         unsent = Counter[str]()
         try:
+            if self._raw:
+                self._flush_raw()
             if self._batch:
                 self._put(self._batch)
                 self._batch = []
@@ -516,13 +579,16 @@ class OpenSearchSink:
             for d in self._batch:
                 unsent[d.event_type] += 1
             self._batch = []
+        unsent.update(self._unsent_raw)
         for t in self._threads:
             t.join()
         # A stopped or crashed sink leaves documents in the queue: they were never sent.
         with contextlib.suppress(queue.Empty):
             while True:
                 item = self._queue.get_nowait()
-                if item is not _DONE:
+                if type(item) is _RawBatch:
+                    unsent.update(item.types)
+                elif item is not _DONE:
                     for d in item:
                         unsent[d.event_type] += 1
         if self._dead_file is not None:
@@ -612,9 +678,8 @@ class OpenSearchSink:
             for d in (*carry, *retry):
                 counts.by_type[(d.event_type, "unconfirmed" if d.ambiguous else "not_sent")] += 1
 
-    def _fresh(
-        self, state: dict[str, bool], retry: list[_Doc], carry: deque[_Doc], counts: _Counts
-    ) -> Iterator[_Doc]:
+    def _fresh(self, state: dict[str, bool], retry: list[_Doc], carry: deque[_Doc],
+               counts: _Counts) -> Iterator[_Doc]:
         """Lazily yield queued documents; stop early once something needs a retry.
 
         Stopping early makes streaming_bulk flush its partial chunk, so retries never mix
@@ -639,7 +704,36 @@ class OpenSearchSink:
                 self._queue.put(_DONE)  # let the other senders see it too
                 state["done"] = True
                 return
+            if type(item) is _RawBatch:
+                self._raw_budget.release()
+                self._send_raw(item, counts, retry)
+                continue
             carry.extend(item)
+
+    def _send_raw(self, batch: _RawBatch, counts: _Counts, retry: list[_Doc]) -> None:
+        """One request with the batch's bytes as body; per-item handling only on trouble."""
+        try:
+            resp = self.client.bulk(body=batch.body, index=self.index,
+                                    request_timeout=self.request_timeout, filter_path=_FILTER)
+        except TransportError as exc:  # as streaming_bulk reports a request that failed whole
+            info = {"status": exc.status_code, "error": exc.error, "exception": exc}
+            for d in batch.docs():
+                self._classify(d, info, counts, retry)
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. an unparseable response: re-send
+            self._errors.append(exc)
+            self._last_failure = f"{type(exc).__name__}: {str(exc)[:120]}"
+            for d in batch.docs():
+                d.ambiguous = True
+                retry.append(d)
+            return
+        items = resp.get("items") if isinstance(resp, dict) else None
+        if resp.get("errors") is False and isinstance(items, list) and len(items) == batch.count:
+            by_type = counts.by_type
+            for event_type, n in batch.types.items():
+                by_type[(event_type, "indexed")] += n
+            return
+        self._settle(batch.docs(), resp if isinstance(resp, dict) else {}, counts, retry)
 
     def _run_bulk(self, docs: Iterator[_Doc], counts: _Counts, retry: list[_Doc]) -> None:
         """Send ``docs`` with streaming_bulk and sort every item's result."""
@@ -663,7 +757,7 @@ class OpenSearchSink:
             raise_on_exception=False,
             max_retries=0,
             request_timeout=self.request_timeout,
-            filter_path="errors,items.*.status,items.*.error.type,items.*.error.reason",
+            filter_path=_FILTER,
         )
         try:
             # Answered requests are settled inside _SettlingClient.bulk; what the helper
