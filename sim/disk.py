@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from sim.config import Scenario
-from sim.traffic import DailySchedule
 
 _TS_KEY = b'"@timestamp":"'
 _TAIL = 1 << 16
@@ -82,6 +81,8 @@ def check_output_dir(path: Path) -> str | None:
 def traffic_load(scenario: Scenario, start: float, end: float) -> float:
     """Expected arrivals between two epoch times by the daily schedule (per-minute sum)."""
     t = scenario.traffic
+    from sim.traffic import DailySchedule  # local: traffic imports the model, which writes files
+
     schedule = DailySchedule(t.base_tps, t.peak_multiplier, t.weekend_factor)
     total, x = 0.0, start
     while x < end:
