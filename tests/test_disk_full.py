@@ -18,11 +18,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO = str(ROOT / "scenarios" / "baseline.yaml")
+SCENARIO = ""  # baseline.yaml with the seed's split files on (they double what a run writes)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _scenario_with_split_files(tmp_path_factory: pytest.TempPathFactory) -> None:
+    global SCENARIO
+    raw = yaml.safe_load((ROOT / "scenarios" / "baseline.yaml").read_text())
+    raw["output"]["split_files"] = True
+    path = tmp_path_factory.mktemp("scenario") / "baseline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    SCENARIO = str(path)
 DAY = ["--today", "2026-11-27", "--base-tps", "2", "--quiet"]
 EARLIER = ["--start", "today 10:00", "--end", "today 10:02", *DAY]   # the earlier run
 FIVE_MIN = ["--start", "today 11:00", "--end", "today 11:05", *DAY]  # 1.03 MB all_data

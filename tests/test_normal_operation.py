@@ -103,4 +103,5 @@ def test_failed_run_leaves_no_complete_looking_file(tmp_path):
         simulate(scenario, dt.date(2026, 11, 26), tmp_path, [sink])
     assert sink.closed_ok is False
     assert (tmp_path / "all_data.ndjson").read_text() == "earlier complete run\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["all_data.ndjson"]
+    # beside the run's lock (sim.rundir), nothing but the earlier file
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == ["all_data.ndjson"]
