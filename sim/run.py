@@ -46,7 +46,7 @@ from sim.parallel import (
     merge_summaries,
     run_segments,
 )
-from sim.segment import SegmentPlan
+from sim.segment import SegmentPlan, SegmentResult
 from sim.sinks.base import EventSink, SinkStopped, SinkSummary
 from sim.sinks.ndjson import NdjsonSink
 from sim.traffic import DailySchedule
@@ -269,6 +269,7 @@ def simulate(
     ext = ".ndjson.gz" if scenario.output.gzip else ".ndjson"
     run_dir = run_dir or output_dir
     parts_dir: Path | None = None
+    finished: dict[int, SegmentResult] = {}  # segments a resumed run takes from their records
     task_summaries: list[SinkSummary] = []
     ok = False
     with contextlib.ExitStack() as held:

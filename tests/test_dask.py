@@ -28,7 +28,7 @@ SCENARIO = str(ROOT / "scenarios" / "baseline.yaml")
 # two segments (split where half of 08:00-16:00's load has arrived: see run.split_points)
 ARGS = ["--today", "2026-11-27", "--start", "today 08:00", "--end", "today 16:00",
         "--base-tps", "1", "--quiet"]
-FILES = ("all_data.ndjson", "incidents.ndjson", "normal_data.ndjson")
+FILES = ("all_data.ndjson", "incidents.ndjson")  # split files: off by default (#15)
 WAIT_S = 120.0
 
 
