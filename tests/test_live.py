@@ -87,7 +87,13 @@ class WallClockCheck:
         self.summary = SinkSummary("wall-clock-check")
 
     def emit(self, doc_id: str, doc: Any) -> None:
-        body = doc.body if type(doc) is EncodedDoc else orjson.dumps(doc)
+        self._check(doc.body if type(doc) is EncodedDoc else orjson.dumps(doc))
+
+    def emit_raw(self, lines: bytes, count: int) -> None:
+        for body in lines.splitlines()[1::2]:  # action line, document line
+            self._check(body)
+
+    def _check(self, body: bytes) -> None:
         i = body.index(b'"@timestamp":"') + 14
         ts = dt.datetime.fromisoformat(body[i:i + 24].decode().replace("Z", "+00:00"))
         self.worst_ahead_s = max(self.worst_ahead_s, ts.timestamp() - self.clock.now)

@@ -362,9 +362,12 @@ def test_cli_partition_exits_non_zero_and_rerun_completes_without_duplicates(
         code = main(_cli(scenario, tmp_path / "a", proxy.url, "14:00", "15:00", "--workers", "1"))
     err = capsys.readouterr().err
     assert code == 1
-    assert len(_errors(err)) == 1, err
-    (line,) = _errors(err)
-    assert "after 2s of retries" in line and repr(index) in line and "127.0.0.1" in line
+    # one line per sink cut off: the telemetry's, and the incidents' when the simulation had
+    # finished (all documents handed over) before the telemetry sink's retries ran out
+    lines = _errors(err)
+    assert 1 <= len(lines) <= 2, err
+    assert all("after 2s of retries" in line and "127.0.0.1" in line for line in lines), err
+    assert repr(index) in lines[0] and all(repr(incidents) in line for line in lines[1:]), err
     first = _sink_line(err)
     assert first["indexed"] > 0 and first["unaccounted"] > 0 and first["dead_lettered"] == 0
     assert first["generated"] == first["indexed"] + first["unaccounted"]
@@ -373,7 +376,7 @@ def test_cli_partition_exits_non_zero_and_rerun_completes_without_duplicates(
     assert first["indexed"] <= landed <= first["generated"]
     assert main(_cli(scenario, tmp_path / "b", opensearch_url, "14:00", "15:00", "--no-files")) == 0
     second = _sink_line(capsys.readouterr().err)
-    assert second["generated"] > first["generated"]  # the whole hour this time
+    assert second["generated"] >= first["generated"]  # the whole hour this time
     assert second["already_present"] == landed
     assert second["indexed"] + second["already_present"] == second["generated"]
     figures("partition (cli)", generated=first["generated"], indexed=first["indexed"],
