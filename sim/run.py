@@ -328,7 +328,9 @@ def simulate(
                     result.sinks.append(sink.summary if ok and sink is ndjson else sink.close(ok))
                 if stream is not None:
                     result.sinks.append(merge_summaries("opensearch", task_summaries))
-                closed = ok
+                # a sink that stopped while closing (e.g. out of retries) fails the run too,
+                # as one that stopped while it ran: no file of the run is kept
+                closed = ok and not any(s.details.get("stopped") for s in result.sinks)
             finally:  # a sink that fails to close fails the run: no file of it is kept
                 result.wall_time_s = time.perf_counter() - t0
                 if output_dir is not None:
