@@ -119,14 +119,7 @@ class NdjsonSink:
         return self.handed, last_timestamp(self._last)
 
     def emit(self, doc_id: str, doc: dict[str, Any] | EncodedDoc) -> None:
-        lines = bulk_lines(doc_id, doc)
-        self.handed += len(lines)
-        self._last = lines
-        try:
-            self._fh.write(lines)
-        except OSError as exc:
-            raise WriteFailure.of(self.partial, exc) from None
-        self.summary.generated += 1
+        self.emit_raw(bulk_lines(doc_id, doc), 1)
 
     def emit_raw(self, lines: bytes, count: int) -> None:
         """Already-serialized action/document line pairs (from a worker process)."""
