@@ -12,19 +12,21 @@ from glob import glob
 from setuptools import setup
 
 COMPILED = [
-    "sim/engine.py",
-    "sim/rng.py",
-    "sim/traffic.py",
-    "sim/documents.py",
-    "sim/groundtruth.py",
-    "sim/recorder.py",
-    "sim/request.py",
-    "sim/app_instance.py",
-    "sim/endpoints.py",
-    "sim/everyday.py",
-    "sim/load_balancer.py",
-    "sim/shoppers.py",
-    *sorted(p for p in glob("sim/resources/*.py") if not p.endswith("__init__.py")),
+    "sim/core/engine.py",
+    "sim/core/rng.py",
+    "sim/model/traffic.py",
+    "sim/model/customers.py",
+    "sim/model/state_log.py",
+    "sim/model/request.py",
+    "sim/model/app_instance.py",
+    "sim/model/endpoints.py",
+    "sim/model/everyday.py",
+    "sim/model/load_balancer.py",
+    "sim/model/shoppers.py",
+    *sorted(p for p in glob("sim/model/resources/*.py") if not p.endswith("__init__.py")),
+    "sim/telemetry/documents.py",
+    "sim/telemetry/minutes.py",
+    "sim/telemetry/recorder.py",
 ]
 
 # an extension of a module no longer compiled would shadow its source: remove it

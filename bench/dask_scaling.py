@@ -32,8 +32,8 @@ def _sha(path: Path) -> str:
 
 def _join_rate(path: Path, tmp: Path) -> float:
     """MB/s of the parent's join (a part fed to the NDJSON sink), on this file."""
-    from sim.parallel import feed_part
-    from sim.sinks.ndjson import NdjsonSink
+    from sim.outputs.ndjson import NdjsonSink
+    from sim.run.parallel import feed_part
 
     sink = NdjsonSink(tmp / "joined.ndjson")
     t0 = time.perf_counter()

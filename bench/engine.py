@@ -1,6 +1,6 @@
-"""Event throughput of ``sim.engine`` (from source and compiled) against ``simpy.Environment``.
+"""Event throughput of ``sim.core.engine`` (from source and compiled) against ``simpy.Environment``.
 
-Why: ``sim.engine`` replaces SimPy as the model's engine for speed, with the same event
+Why: ``sim.core.engine`` replaces SimPy as the model's engine for speed, with the same event
 order. The workload has the shape of a request: an arrivals process starts customers; each
 customer does 5 timeouts, starts a responder process and waits on an event the responder
 succeeds after its own timeout. 12 events per customer (arrival timeout, 2 process starts,
@@ -8,7 +8,7 @@ succeeds after its own timeout. 12 events per customer (arrival timeout, 2 proce
 
     python3 bench/engine.py [--customers 200000] [--rounds 3] [--compiled-dir DIR]
 
-The compiled engine is ``sim.engine`` when it imports as an extension module (an install
+The compiled engine is ``sim.core.engine`` when it imports as an extension module (an install
 with mypyc), or the one built in DIR (a scratch copy of the repo after
 ``python setup.py build_ext --inplace``: DIR/sim/engine.*.so). Engines alternate within
 each round; the best round counts. All must agree on the final clock and checksum.
@@ -90,7 +90,7 @@ def timed(make_env: Callable[[], Any], customers: int) -> tuple[float, float]:
 
 
 def load_source_engine() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_engine_from_source", ROOT / "sim/engine.py")
+    spec = importlib.util.spec_from_file_location("_engine_from_source", ROOT / "sim/core/engine.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -102,7 +102,7 @@ def load_compiled_engine(compiled_dir: str | None) -> ModuleType | None:
         sys.path.insert(0, str(Path(compiled_dir).resolve()))
     else:
         sys.path.insert(0, str(ROOT))
-    module = importlib.import_module("sim.engine")
+    module = importlib.import_module("sim.core.engine")
     if module.__file__ is None or module.__file__.endswith(".py"):
         return None
     return module
@@ -119,13 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     compiled = load_compiled_engine(args.compiled_dir)
     engines: dict[str, Callable[[], Any]] = {
         "simpy.Environment": simpy.Environment,
-        "sim.engine (source)": source.Environment,
+        "sim.core.engine (source)": source.Environment,
     }
     if compiled is None:
-        print("no compiled sim.engine found (see --compiled-dir): timing the source only")
+        print("no compiled sim.core.engine found (see --compiled-dir): timing the source only")
     else:
         print(f"compiled: {compiled.__file__}")
-        engines["sim.engine (compiled)"] = compiled.Environment
+        engines["sim.core.engine (compiled)"] = compiled.Environment
 
     for name, make_env in engines.items():
         n = count_events(make_env, 200)

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.sinks.ndjson import DeterministicGzip  # noqa: E402
+from sim.outputs.ndjson import DeterministicGzip  # noqa: E402
 
 TODAY = "2026-11-27"
 GB = 1e9

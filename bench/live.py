@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sim.config import load_scenario  # noqa: E402
-from sim.live import LiveOptions, LiveRun  # noqa: E402
-from sim.traffic import DailySchedule  # noqa: E402
+from sim.live.loop import LiveOptions, LiveRun  # noqa: E402
+from sim.model.traffic import DailySchedule  # noqa: E402
 
 
 def one(speed: float, seconds: float, base_tps: float, url: str | None) -> dict[str, float]:
@@ -40,9 +40,9 @@ def one(speed: float, seconds: float, base_tps: float, url: str | None) -> dict[
     sinks = []
     out = Path(tempfile.mkdtemp(prefix="bench-live-"))
     if url:
-        from sim.index_setup import ensure_index, load_mapping
-        from sim.mapping import MAPPING_PATH
-        from sim.sinks.opensearch import OpenSearchSink, connect
+        from sim.outputs.index_setup import ensure_index, load_mapping
+        from sim.outputs.mapping import MAPPING_PATH
+        from sim.outputs.opensearch import OpenSearchSink, connect
 
         client = connect(url)
         index = f"bench-live-{os.getpid()}-{int(speed)}"

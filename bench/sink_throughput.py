@@ -5,7 +5,7 @@ Why: the sink adds per-document work (a queue, per-item accounting, retries); th
 what that costs against the simplest possible loader (pre-serialized NDJSON POSTed in ~8 MB
 chunks, one request at a time) on the same node. Target: sink/plain >= 0.8. It times the
 raw path (``emit_raw``: the encoded line pairs of a worker's part file, in 4 MB pieces as
-``sim.parallel`` reads them) and the dict path (``emit``), and reports each one's CPU per
+``sim.run.parallel`` reads them) and the dict path (``emit``), and reports each one's CPU per
 document in this process (all threads: the sink's and the HTTP client's work; the node is
 another process). Target for the raw path: <= 5 us per document (issue #15).
 
@@ -34,9 +34,9 @@ import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim.index_setup import bulk_load_settings, ensure_index  # noqa: E402
-from sim.sinks.ndjson import bulk_lines  # noqa: E402
-from sim.sinks.opensearch import OpenSearchSink, connect, scrub_url  # noqa: E402
+from sim.outputs.index_setup import bulk_load_settings, ensure_index  # noqa: E402
+from sim.outputs.opensearch import OpenSearchSink, connect, scrub_url  # noqa: E402
+from sim.telemetry.encoding import bulk_lines
 
 MAPPING: dict[str, Any] = {
     "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
@@ -135,7 +135,7 @@ def ndjson_chunks(docs: list[tuple[str, dict[str, Any]]], chunk_bytes: int) -> l
 
 def raw_pieces(docs: list[tuple[str, dict[str, Any]]], piece_bytes: int = 4 << 20
                ) -> list[tuple[bytes, int]]:
-    """The documents as a worker's part file holds them, cut as ``sim.parallel`` reads it."""
+    """The documents as a worker's part file holds them, cut as ``sim.run.parallel`` reads it."""
     pieces: list[tuple[bytes, int]] = []
     parts: list[bytes] = []
     size = 0

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sim.clock import default_today, resolve_time_expression
 from sim.config import Scenario, ScenarioError, check_times, load_scenario
-from sim.disk import OutputError, check_output_dir
-from sim.run import faults_outside_window, print_summary, resolve_run_window, simulate
+from sim.console import EXIT_FAILED, OneLineParser, bad_input, one_line
+from sim.core.clock import default_today, resolve_time_expression
+from sim.outputs.files import OutputError, check_output_dir
+from sim.run.batch import faults_outside_window, print_summary, resolve_run_window, simulate
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 LIVE_GIVE_UP_S = 6 * 3600.0
 # streaming into a node on this machine, one worker was fastest: the node needs the other
 # core (docs/performance.md, #15); a remote cluster leaves every core to the simulation
@@ -34,12 +33,12 @@ LOCAL_NODE_WORKERS = 1
 # with ``main(argv) -> int``, or ``module:function`` for one of several in a module
 # (imported only when used)
 COMMANDS: dict[str, str] = {
-    "inject": "sim.control_commands:inject",
-    "faults": "sim.control_commands:faults",
-    "clear": "sim.control_commands:clear",
-    "replay": "sim.replay",
+    "inject": "sim.live.commands:inject",
+    "faults": "sim.live.commands:faults",
+    "clear": "sim.live.commands:clear",
+    "replay": "sim.live.replay",
     "report": "sim.report",
-    "split": "sim.split",
+    "split": "sim.truth.split",
 }
 
 # CLI flag -> scenario field it overrides
@@ -58,14 +57,8 @@ FLAG_FIELDS: dict[str, str] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        print(f"error: {one_line(message)}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="run_sim.py", description=__doc__.splitlines()[0],
+    p = OneLineParser(prog="run_sim.py", description=__doc__.splitlines()[0],
                 epilog=f"other commands: {', '.join(COMMANDS)} (run_sim.py COMMAND --help)")
     p.add_argument("scenario", nargs="?", help="scenario YAML (e.g. scenarios/baseline.yaml)")
     p.add_argument("--days", type=int, help="days to simulate, ending at 24:00 UTC of --today")
@@ -123,15 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the run, write OUTPUT_DIR/report/index.html (figures, incident "
                         "sections; as `storefront-sim report OUTPUT_DIR`)")
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
-                   help="event loop: fast (default, sim/engine.py) or simpy's own "
+                   help="event loop: fast (default, sim/core/engine.py) or simpy's own "
                         "Environment; same model, same bytes")
     return p
-
-
-def one_line(text: str) -> str:
-    """The message as one printable line: a newline or control character in a file name,
-    a YAML key or a flag value is shown escaped (``\\n``), never as a line break."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _on_this_machine(url: str) -> bool:
@@ -140,11 +127,6 @@ def _on_this_machine(url: str) -> bool:
     except ValueError:
         return False  # connect() reports it
     return host == "localhost" or host == "::1" or host.startswith("127.")
-
-
-def _bad(message: str) -> int:
-    print(f"error: {one_line(message)}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
@@ -181,7 +163,7 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
 def _future_notice(scenario: Scenario, today: dt.date) -> None:
     import time
 
-    from sim.live import future_notice
+    from sim.live.loop import future_notice
 
     line = future_notice(resolve_run_window(scenario, today), time.time())
     if line:
@@ -201,29 +183,29 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(importlib.import_module(module), function or "main")(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.create_mapping_only:
-        from sim.mapping import create_mapping_only
+        from sim.outputs.mapping import create_mapping_only
 
         return create_mapping_only(args)
     if not args.scenario:
-        return _bad("a scenario file is required (e.g. scenarios/baseline.yaml)")
+        return bad_input("a scenario file is required (e.g. scenarios/baseline.yaml)")
     try:
         scenario, today = load_from_args(args)
     except ScenarioError as exc:
-        return _bad(str(exc))
+        return bad_input(str(exc))
     if args.workers is not None and args.workers < 1:
-        return _bad(f"{args.scenario}: --workers: must be at least 1")
+        return bad_input(f"{args.scenario}: --workers: must be at least 1")
     for flag in ("speed", "bucket"):
         if not getattr(args, flag) > 0:
-            return _bad(f"{args.scenario}: --{flag}: must be greater than 0")
+            return bad_input(f"{args.scenario}: --{flag}: must be greater than 0")
     if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
-        return _bad(f"{args.scenario}: --speed, --bucket and --control need --live")
+        return bad_input(f"{args.scenario}: --speed, --bucket and --control need --live")
     if args.live and scenario.output.gzip:
-        return _bad(f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
+        return bad_input(f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
                     "it grows, so it is written plain; drop --gzip with --live")
     output_dir = None if args.no_files else Path(scenario.output.dir)
     unusable = check_output_dir(output_dir) if output_dir is not None else None
     if unusable:
-        return _bad(unusable)
+        return bad_input(unusable)
     url = args.opensearch or os.environ.get("OPENSEARCH_URL")
     dask = args.dask or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     stream = None
@@ -236,15 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     if url:
         from opensearchpy.exceptions import TransportError
 
-        from sim.index_setup import (
+        from sim.outputs.index_setup import (
             apply_ism_policy,
             bulk_load_settings,
             ensure_data_stream,
             ensure_index,
             load_mapping,
         )
-        from sim.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
-        from sim.sinks.opensearch import (
+        from sim.outputs.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
+        from sim.outputs.opensearch import (
             OpenSearchSetupError,
             OpenSearchSink,
             connect,
@@ -253,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         if args.data_stream and args.index:
-            return _bad(f"{args.scenario}: --data-stream and --index: give one of them")
+            return bad_input(f"{args.scenario}: --data-stream and --index: give one of them")
         index = args.data_stream or args.index or scenario.output.index
         incidents_index = scenario.output.incidents_index
         try:
@@ -262,12 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                 ensure_data_stream(client, index, load_mapping(MAPPING_PATH))
                 if not apply_ism_policy(client, index):
                     print(f"note: {scrub_url(url)} has no index-management plugin; the ISM "
-                          "policy (sim/ism_policy.json) was not applied", file=sys.stderr)
+                          "policy (sim/outputs/ism_policy.json) was not applied", file=sys.stderr)
             else:
                 ensure_index(client, index, load_mapping(MAPPING_PATH))
             ensure_index(client, incidents_index, load_mapping(INCIDENTS_MAPPING_PATH))
         except OpenSearchSetupError as exc:
-            return _bad(str(exc))
+            return bad_input(str(exc))
         try:
             if not args.live:  # a live run ends the bulk-load settings itself, at the handoff
                 load_settings.enter_context(bulk_load_settings(client, index))
@@ -284,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         # live: while OpenSearch is away the run waits (back-pressure) rather than give up
         give_up = {"give_up_after": LIVE_GIVE_UP_S} if args.live else {}
         if dask:  # the Dask workers stream their segments themselves (credentials: their env)
-            from sim.parallel import StreamTarget
+            from sim.run.parallel import StreamTarget
 
             stream = StreamTarget(scrub_url(url), index, args.ca_certs, args.insecure)
         else:
@@ -295,11 +277,11 @@ def main(argv: list[str] | None = None) -> int:
             client, incidents_index, dead_letter_path=out / "dead_letter_incidents.ndjson",
             senders=1, name=f"opensearch:{incidents_index}", **give_up))
     elif args.no_files:
-        return _bad("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
+        return bad_input("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
     for warning in faults_outside_window(scenario, today):
         print(f"warning: {one_line(f'{args.scenario}: {warning}')}", file=sys.stderr)
     if args.report and output_dir is None:
-        return _bad("--report needs the run's files: it cannot go with --no-files")
+        return bad_input("--report needs the run's files: it cannot go with --no-files")
     bar = None
     progress = None
     if not args.quiet:
@@ -314,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         def progress(seconds: float) -> None:
             bar.update(seconds / 3600.0)
 
-    from sim.parallel import SegmentError
-    from sim.rundir import RunDirError
+    from sim.run.parallel import SegmentError
+    from sim.run.workspace import RunDirError
 
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # SIGTERM like Ctrl-C: every exit path cleans up
@@ -327,20 +309,20 @@ def main(argv: list[str] | None = None) -> int:
                             stream=stream)
     try:
         if args.live:
-            from sim.live import LiveWindowError, live_from_args
+            from sim.live.loop import LiveWindowError, live_from_args
 
             try:
                 result = live_from_args(args, scenario, today, output_dir, extra_sinks,
                                         incident_sinks, progress, bar,
                                         (client, index) if extra_sinks else None)
             except LiveWindowError as exc:
-                return _bad(f"{args.scenario}: --live: {exc}")
+                return bad_input(f"{args.scenario}: --live: {exc}")
         else:
             _future_notice(scenario, today)
             with load_settings:
                 result = run()
     except RunDirError as exc:
-        return _bad(str(exc))
+        return bad_input(str(exc))
     except SegmentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim.core.clock import now_offset, resolve_time_expression, resolve_window
+
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -87,7 +89,7 @@ class DbPoolConfig(_Model):
 
 
 class CacheConfig(_Model):
-    """A service's cache of its hot working set (sim/resources/cache.py): a cold call costs
+    """A service's cache of its hot working set (sim/model/resources/cache.py): a cold call costs
     ``1 + cold_extra`` x a warm one; each call at a slowdown evicts ``evict_per_slow_call``
     of it, each ordinary call brings back ``warm_per_call`` of what is missing."""
 
@@ -279,7 +281,7 @@ class ControlFault(FaultConfig):
 
 
 class ControlConfig(_Model):
-    """A live run's control file (sim/control.py): the runtime faults and nothing else."""
+    """A live run's control file (sim/live/control.py): the runtime faults and nothing else."""
 
     faults: list[ControlFault] = []
 
@@ -356,7 +358,6 @@ def check_fault_starts(faults: list[FaultConfig] | list[ControlFault], source: s
                        live: bool = False) -> None:
     """Every fault's start parses. "now" forms only in a live control file (``live``): in a
     scenario they would make a batch run's output depend on the wall clock."""
-    from sim.clock import now_offset, resolve_time_expression  # local: clock imports config types
 
     for i, fault in enumerate(faults):
         try:
@@ -402,7 +403,6 @@ def parse_scenario(
     except ValidationError as exc:
         raise _validation_error(exc, source, overrides, flag_names) from None
     check_fault_starts(scenario.faults, source)
-    from sim.clock import resolve_time_expression  # local: clock imports config types
 
     check_fault_targets(scenario.faults, scenario.storefront.instances, source)
     for key in ("start", "end"):
@@ -443,7 +443,6 @@ def parse_yaml(text: str, path: Path | str) -> Any:
 def check_times(scenario: Scenario, today: dt.date, source: str) -> None:
     """The window and every fault resolved against the run's ``today``: a relative time or a
     duration can leave the calendar (years 1..9999) only once ``today`` is known."""
-    from sim.clock import resolve_time_expression, resolve_window
 
     w = scenario.window
     try:
@@ -462,11 +461,26 @@ def check_times(scenario: Scenario, today: dt.date, source: str) -> None:
                                 "after the year 9999") from None
 
 
+UPSTREAMS = ("inventory", "recommendations")
+
+
+def instance_name(i: int) -> str:
+    """The host name of the i-th app instance (0-based): app-01, app-02, ..."""
+    return f"app-{i + 1:02d}"
+
+
+def valid_targets(fault_type: str, instances: int) -> tuple[str, ...]:
+    """The names a fault of this type may target (comma-separated for several); () if none."""
+    if fault_type == "memory_leak":
+        return tuple(instance_name(i) for i in range(instances))
+    if fault_type == "upstream_slowdown":
+        return UPSTREAMS
+    return ()
+
+
 def _target_problem(fault: FaultConfig, instances: int) -> str | None:
     """Why a fault's target names nothing in this scenario (None if it is fine): a typo
     would otherwise inject nothing and produce no incident, without a word."""
-    from sim.faults import valid_targets
-
     if fault.target is None:
         return None
     valid = valid_targets(fault.type, instances)

@@ -24,7 +24,7 @@ def _run(tmp_path: Path, name: str, pure: bool) -> bytes:
         env["STOREFRONT_SIM_PURE_PYTHON"] = "1"
     out = tmp_path / name
     code = (
-        "import sys, sim.app_instance as s; print(s.__file__, file=sys.stderr);"
+        "import sys, sim.model.app_instance as s; print(s.__file__, file=sys.stderr);"
         "from sim.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     proc = subprocess.run(
@@ -45,7 +45,7 @@ def test_compiled_modules_write_the_same_bytes_as_the_sources(tmp_path):
             pytest.fail("the hot path is not compiled: scripts/test installs it with mypyc")
         pytest.skip("not compiled (STOREFRONT_SIM_PURE_PYTHON=1 install)")
     assert not stale_modules(modules), "rebuild: pip install -e ."
-    assert "sim.app_instance" in modules and "sim.engine" in modules
+    assert "sim.model.app_instance" in modules and "sim.core.engine" in modules
     compiled = _run(tmp_path, "compiled", pure=False)
     sources = _run(tmp_path, "sources", pure=True)
     assert len(compiled) > 1_000_000

@@ -1,6 +1,6 @@
 """Component behaviour as exact timelines, SimPy style: [(what, env.now), ...].
 
-Every test runs on both engines: SimPy's own Environment and the fast one (sim/engine.py).
+Every test runs on both engines: SimPy's own Environment and the fast one (sim/core/engine.py).
 """
 
 from __future__ import annotations
@@ -13,19 +13,22 @@ import pytest
 from simpy import Interrupt
 
 from sim.config import Scenario
-from sim.documents import DocumentFactory, make_customer_pool
-from sim.endpoints import ENDPOINTS
-from sim.failures import RequestFailure
-from sim.faults import FaultSchedule
-from sim.request import Request
-from sim.resources.cache import BufferCache
-from sim.resources.circuit_breaker import CLOSED, OPEN, CircuitBreaker
-from sim.resources.cpu import Cpu
-from sim.resources.db import DbConnectionPool, DbServer
-from sim.resources.worker_pool import WorkerPool
-from sim.rng import RandomStream
-from sim.segment import ENGINES
-from sim.storefront import Storefront
+from sim.core.rng import RandomStream
+from sim.model.customers import make_customer_pool
+from sim.model.endpoints import ENDPOINTS
+from sim.model.failures import RequestFailure
+from sim.model.faults import FaultSchedule
+from sim.model.request import Request
+from sim.model.resources.cache import BufferCache
+from sim.model.resources.circuit_breaker import CLOSED, OPEN, CircuitBreaker
+from sim.model.resources.cpu import Cpu
+from sim.model.resources.db import DbConnectionPool, DbServer
+from sim.model.resources.worker_pool import WorkerPool
+from sim.model.storefront import Storefront
+from sim.run.segment import ENGINES
+from sim.telemetry.documents import DocumentFactory
+from sim.telemetry.minutes import MinuteAggregator
+from sim.telemetry.recorder import Recorder
 
 
 @pytest.fixture(params=sorted(ENGINES))
@@ -223,8 +226,9 @@ def _single_instance_shop(env, docs_out, **storefront):
         def stream(self, name):
             return _exact()
 
-    return Storefront(env, scenario, ExactStreams(), FaultSchedule([], lambda: env.now),
-                      DocumentFactory(0, 1), docs_out.append, 0.0, 1e9, lambda s: "20260101")
+    recorder = Recorder(env, scenario.storefront, DocumentFactory(0, 1), MinuteAggregator(0),
+                        _exact(), docs_out.append, 0.0, 1e9, lambda s: "20260101")
+    return Storefront(env, scenario, ExactStreams(), FaultSchedule([], lambda: env.now), recorder)
 
 
 def _send(env, shop, endpoint, name, at_s):

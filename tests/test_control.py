@@ -14,9 +14,9 @@ import pytest
 
 from sim.cli import main
 from sim.config import Scenario, ScenarioError, load_scenario, parse_scenario
-from sim.control import ControlFile, ControlUpdate, pinned_fault, read_control, state_path
-from sim.faults import ActiveFault
-from sim.run import resolve_faults
+from sim.live.control import ControlFile, ControlUpdate, pinned_fault, read_control, state_path
+from sim.model.faults import ActiveFault
+from sim.run.batch import resolve_faults
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 28)
@@ -210,8 +210,8 @@ def test_derived_ids_survive_shortening_removal_of_others_and_being_written_out(
 def test_runtime_ids_never_collide_with_scenario_or_random_incident_ids(tmp_path):
     scenario = parse_scenario({"name": "demo", "faults": [{"type": "memory_leak", "start": "today 10:00"}],
                                "random_incidents": {"per_day": 3}}, "s.yaml")
-    from sim.clock import resolve_window
-    from sim.incidents import draw_random_incidents
+    from sim.core.clock import resolve_window
+    from sim.model.random_incidents import draw_random_incidents
 
     window = resolve_window(1, TODAY)
     pinned = resolve_faults(scenario, TODAY)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sim import dashboards
+from sim.outputs import dashboards
 
 ROOT = Path(__file__).resolve().parent.parent
 NDJSON = ROOT / "dashboards" / "storefront.ndjson"
@@ -66,7 +66,7 @@ def flat_fields(mapping_file: Path) -> dict:
 
 FIELDS_BY_PATTERN = {
     "storefront-main": flat_fields(ROOT / "mapping.json"),
-    "storefront-incidents": flat_fields(ROOT / "sim" / "incidents_mapping.json"),
+    "storefront-incidents": flat_fields(ROOT / "sim" / "outputs" / "incidents_mapping.json"),
 }
 OBJECTS = load_objects()
 BY_KEY = {(o["type"], o["id"]): o for o in OBJECTS}

@@ -18,8 +18,8 @@ from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import scan
 
-from sim import rundir
 from sim.cli import main
+from sim.run import workspace
 
 distributed = pytest.importorskip("distributed")
 
@@ -99,7 +99,7 @@ def test_a_worker_killed_mid_task_is_retried_without_duplicates(tmp_path, cluste
     killed = None
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
         deadline = time.monotonic() + WAIT_S
-        part = out / rundir.PARTS / "segment-000.ndjson"
+        part = out / workspace.PARTS / "segment-000.ndjson"
         # a good share of segment 0 written (and some of it sent) but not finished
         while killed is None:
             assert time.monotonic() < deadline and runner.is_alive(), "no task to kill"
@@ -112,7 +112,7 @@ def test_a_worker_killed_mid_task_is_retried_without_duplicates(tmp_path, cluste
             time.sleep(0.05)
     runner.join(WAIT_S)
     assert codes == [0]
-    assert not (out / rundir.PARTS / "segment-000.result").exists()  # removed with the run
+    assert not (out / workspace.PARTS / "segment-000.result").exists()  # removed with the run
     for name in FILES:
         assert _sha(out / name) == _sha(ref_dir / name), name
     summary = json.loads((out / "run_summary.json").read_text())
@@ -147,7 +147,7 @@ def test_a_killed_local_run_resumes_on_dask(tmp_path, cluster, opensearch_url,  
                              "--workers", "1"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    record = out / rundir.PARTS / "segment-000.result"
+    record = out / workspace.PARTS / "segment-000.result"
     deadline = time.monotonic() + WAIT_S
     try:
         while not record.exists():

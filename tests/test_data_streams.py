@@ -12,9 +12,9 @@ from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 from opensearchpy import OpenSearch
 
 from sim.cli import main
-from sim.index_setup import ensure_index, flatten_mapping, ism_policy, load_mapping, template_name
-from sim.mapping import MAPPING_PATH
-from sim.validation_queries import check_data_distribution
+from sim.outputs.index_setup import ensure_index, flatten_mapping, ism_policy, load_mapping, template_name
+from sim.outputs.mapping import MAPPING_PATH
+from sim.outputs.validation_queries import check_data_distribution
 
 
 @pytest.fixture()
@@ -55,7 +55,7 @@ def test_data_stream_receives_a_window_and_answers_the_seed_queries(tmp_path, op
     assert _run(tmp_path, opensearch_url, "--data-stream", name) == 0
     # the project's node has no index-management plugin (not on Maven Central): said once
     notes = [x for x in capsys.readouterr().err.splitlines() if "index-management" in x]
-    assert len(notes) == 1 and "sim/ism_policy.json" in notes[0]
+    assert len(notes) == 1 and "sim/outputs/ism_policy.json" in notes[0]
     (stream,) = client.indices.get_data_stream(name=name)["data_streams"]
     assert stream["template"] == template_name(name)
     assert all(i["index_name"].startswith(f".ds-{name}-") for i in stream["indices"])

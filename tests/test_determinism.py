@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.rng import RandomStreams
+from sim.core.rng import RandomStreams
 
 ROOT = Path(__file__).resolve().parent.parent
 

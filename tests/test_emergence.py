@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from sim.config import parse_scenario
-from sim.run import RunResult, simulate
+from sim.run.batch import RunResult, simulate
 
 TODAY = dt.date(2026, 11, 27)
 

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.config import Scenario
-from sim.documents import Customer, DocumentFactory, make_customer_pool
-from sim.endpoints import ENDPOINTS, Endpoint
-from sim.failures import Failure, build_catalog
-from sim.sinks.base import EncodedDoc
-from sim.sinks.ndjson import bulk_lines
+from sim.model.customers import Customer, make_customer_pool
+from sim.model.endpoints import ENDPOINTS, Endpoint
+from sim.model.failures import Failure, build_catalog
+from sim.telemetry.documents import DocumentFactory
+from sim.telemetry.encoding import EncodedDoc, bulk_lines
 
 CUSTOMERS = make_customer_pool(3, 50)
 FAILURES = list(build_catalog(Scenario.model_validate({}).storefront).values())

@@ -1,4 +1,4 @@
-"""``sim.engine`` processes events in exactly ``simpy.Environment``'s order, with its semantics.
+"""``sim.core.engine`` processes events in exactly ``simpy.Environment``'s order, with its semantics.
 
 Random programs full of same-time ties run on both engines and must leave the same trace;
 then exact timelines, SimPy style ``[(what, env.now), ...]``, each checked on both engines.
@@ -14,7 +14,7 @@ import pytest
 import simpy
 from simpy.core import EmptySchedule, StopSimulation
 
-from sim import engine
+from sim.core import engine
 
 ENGINES = [pytest.param(simpy.Environment, id="simpy"), pytest.param(engine.Environment, id="engine")]
 

@@ -1,5 +1,5 @@
 """One model, two engines: every demo scenario writes the same bytes on SimPy's own
-Environment and on the fast engine (sim/engine.py).
+Environment and on the fast engine (sim/core/engine.py).
 
 An hour around each scenario's incident, so crashes, interrupts, breaker timers, pool
 timeouts and retries all happen; the two engines run side by side (one core each).

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import sim.cli
 from sim.config import Scenario
-from sim.faults import DEFAULT_MAGNITUDE
+from sim.model.faults import DEFAULT_MAGNITUDE
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULT_TYPES = sorted(DEFAULT_MAGNITUDE)
@@ -168,8 +168,8 @@ def _assert_runs_or_one_line(code: int | str, err: str, argv: list[str]) -> None
 def stop_before_simulating(monkeypatch):
     """``simulate`` stub: what a run does before its first event (window, faults, random
     incidents, the summary's fault times), then stop."""
-    from sim.incidents import draw_random_incidents
-    from sim.run import RunResult, in_window, resolve_faults, resolve_run_window
+    from sim.model.random_incidents import draw_random_incidents
+    from sim.run.batch import RunResult, in_window, resolve_faults, resolve_run_window
 
     def stub(scenario: Scenario, today: Any, output_dir: Any, *args: Any, **kwargs: Any) -> Any:
         window = resolve_run_window(scenario, today)

@@ -9,12 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sim.clock import resolve_window
 from sim.config import parse_scenario
-from sim.faults import ActiveFault
-from sim.groundtruth import Minute, observe_window, write_split_files
-from sim.incidents import RECOVERY_ALLOWANCE_MIN, draw_random_incidents
-from sim.run import resolve_faults, simulate
+from sim.core.clock import resolve_window
+from sim.model.faults import ActiveFault
+from sim.model.random_incidents import RECOVERY_ALLOWANCE_MIN, draw_random_incidents
+from sim.run.batch import resolve_faults, simulate
+from sim.telemetry.minutes import Minute
+from sim.truth.records import observe_window, write_split_files
 
 TODAY = dt.date(2026, 11, 27)
 
@@ -143,8 +144,8 @@ def test_run_writes_ground_truth_apart_and_is_byte_identical(tmp_path: Path):
 def test_load_bound_causes_are_stronger_at_quiet_hours():
     """A leak fills a heap per checkout and a pool tips over with load: drawn at a quiet
     hour, their magnitude must be larger than at the busy hour their default was tuned at."""
-    from sim.faults import DEFAULT_MAGNITUDE
-    from sim.traffic import DailySchedule
+    from sim.model.faults import DEFAULT_MAGNITUDE
+    from sim.model.traffic import DailySchedule
 
     sc = scenario(per_day=3)
     schedule = DailySchedule(sc.traffic.base_tps, sc.traffic.peak_multiplier,

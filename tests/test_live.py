@@ -26,10 +26,11 @@ import pytest
 from opensearch_fixtures import opensearch_node  # noqa: F401
 
 from sim.config import load_scenario
-from sim.faults import ActiveFault, FaultSchedule
-from sim.live import FaultUpdate, LiveOptions, LiveRun, pin_runtime_fault, read_replay
-from sim.run import simulate
-from sim.sinks.base import EncodedDoc, SinkSummary
+from sim.live.loop import FaultUpdate, LiveOptions, LiveRun, pin_runtime_fault, read_replay
+from sim.model.faults import ActiveFault, FaultSchedule
+from sim.outputs.sink import SinkSummary
+from sim.run.batch import simulate
+from sim.telemetry.encoding import EncodedDoc
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 27)
@@ -234,7 +235,7 @@ def test_fault_schedule_applies_runtime_faults_to_captured_factors() -> None:
 def test_pinning_runtime_faults_never_changes_the_past() -> None:
     first = pin_runtime_fault(None, slowdown(90.0, 200.0), 100.0)
     assert first is not None and (first.start_epoch, first.end_epoch) == (100.0, 200.0)
-    from sim.live import _RuntimeFault
+    from sim.live.loop import _RuntimeFault
 
     running = _RuntimeFault(slowdown(90.0, 200.0), first)
     shortened = pin_runtime_fault(running, slowdown(90.0, 120.0), 150.0)
@@ -337,9 +338,9 @@ def test_node_restart_during_a_live_run_loses_nothing(opensearch_node: Any, tmp_
                                                       ) -> None:
     if not opensearch_node.own_node:
         pytest.skip("needs the project's own node to restart it")
-    from sim.index_setup import ensure_index, load_mapping
-    from sim.mapping import MAPPING_PATH
-    from sim.sinks.opensearch import OpenSearchSink, connect
+    from sim.outputs.index_setup import ensure_index, load_mapping
+    from sim.outputs.mapping import MAPPING_PATH
+    from sim.outputs.opensearch import OpenSearchSink, connect
 
     client = connect(opensearch_node.url)
     index = f"live-restart-{os.getpid()}"
@@ -397,7 +398,7 @@ def test_live_cli_streams_with_live_index_settings_and_stops_clean(
         opensearch_node: Any, tmp_path: Path) -> None:  # noqa: F811
     """The command line's wiring: bulk-load settings end at the handoff, documents arrive
     while the run goes on, SIGTERM leaves every document indexed."""
-    from sim.sinks.opensearch import connect
+    from sim.outputs.opensearch import connect
 
     client = connect(opensearch_node.url)
     index = f"live-cli-{os.getpid()}"

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from sim.config import parse_scenario
-from sim.run import simulate
+from sim.run.batch import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 

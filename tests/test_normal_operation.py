@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from sim.config import parse_scenario
-from sim.run import simulate
+from sim.run.batch import simulate
 
 
 def read_docs(path):
@@ -93,7 +93,7 @@ class _ExplodingSink:
             self.emit(None, None)
 
     def close(self, ok=True):
-        from sim.sinks.base import SinkSummary
+        from sim.outputs.sink import SinkSummary
 
         self.closed_ok = ok
         return SinkSummary("exploding", generated=self.n)
@@ -107,5 +107,5 @@ def test_failed_run_leaves_no_complete_looking_file(tmp_path):
         simulate(scenario, dt.date(2026, 11, 26), tmp_path, [sink])
     assert sink.closed_ok is False
     assert (tmp_path / "all_data.ndjson").read_text() == "earlier complete run\n"
-    # beside the run's lock (sim.rundir), nothing but the earlier file
+    # beside the run's lock (sim.run.workspace), nothing but the earlier file
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == ["all_data.ndjson"]

@@ -18,7 +18,7 @@ from fake_bulk_server import BulkScript, FakeOpenSearch, fake_opensearch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect
+from sim.outputs.opensearch import OpenSearchSetupError, OpenSearchSink, connect
 
 N = 200
 EVENT_TYPES = ("http_request", "order", "app_log")

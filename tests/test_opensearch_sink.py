@@ -22,13 +22,13 @@ import pytest
 from opensearch_fixtures import OpenSearchNode, opensearch_node, opensearch_url  # noqa: F401
 from opensearchpy import OpenSearch
 
-from sim.index_setup import (
+from sim.outputs.index_setup import (
     IndexMappingError,
     bulk_load_settings,
     ensure_index,
     setup_index,
 )
-from sim.sinks.opensearch import OpenSearchSetupError, OpenSearchSink, connect
+from sim.outputs.opensearch import OpenSearchSetupError, OpenSearchSink, connect
 
 EVENT_TYPES = ("http_request", "order", "app_log")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sim.config import parse_scenario
-from sim.run import simulate
+from sim.run.batch import simulate
 
 
 def test_workers_do_not_change_a_byte(tmp_path):

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from sim.engine import Environment
-from sim.resources.cpu import Cpu
-from sim.resources.worker_pool import WorkerPool
+from sim.core.engine import Environment
+from sim.model.resources.cpu import Cpu
+from sim.model.resources.worker_pool import WorkerPool
 
 
 def erlang_c_wait(arrival_rate: float, service_rate: float, servers: int) -> float:

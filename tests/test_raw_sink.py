@@ -19,10 +19,9 @@ from fake_bulk_server import BulkScript, fake_opensearch
 from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 from opensearchpy import OpenSearch
 
-from sim.index_setup import ensure_index
-from sim.sinks.base import EncodedDoc
-from sim.sinks.ndjson import bulk_lines
-from sim.sinks.opensearch import OpenSearchSink, connect
+from sim.outputs.index_setup import ensure_index
+from sim.outputs.opensearch import OpenSearchSink, connect
+from sim.telemetry.encoding import EncodedDoc, bulk_lines
 
 EVENT_TYPES = ("transaction", "error", "infrastructure_metric")
 MAPPING: dict[str, Any] = {

@@ -30,12 +30,12 @@ from opensearch_fixtures import NODE_SCRIPT, _no_node, opensearch_node, opensear
 from opensearchpy import OpenSearch
 from tcp_proxy import tcp_proxy
 
-import sim.sinks.opensearch as sink_module
+import sim.outputs.opensearch as sink_module
 from sim.cli import main
-from sim.index_setup import ensure_index, load_mapping
-from sim.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
-from sim.sinks.base import SinkStopped
-from sim.sinks.opensearch import OpenSearchSink, connect
+from sim.outputs.index_setup import ensure_index, load_mapping
+from sim.outputs.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
+from sim.outputs.opensearch import OpenSearchSink, connect
+from sim.outputs.sink import SinkStopped
 
 EVENT_TYPES = ("http_request", "order", "app_log")
 MAPPING: dict[str, Any] = {
@@ -285,7 +285,7 @@ def test_cli_dead_letters_go_to_output_dir_with_no_files(
     assert len(_errors(err)) == 1, err
     (line,) = _errors(err)
     assert str(dead) in line and " 1 documents rejected for their content" in line
-    # beside the run's lock (sim.rundir), the only file
+    # beside the run's lock (sim.run.workspace), the only file
     assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == [
         "dead_letter_incidents.ndjson"]
     # the telemetry itself went in whole

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 
-from sim import rundir
+from sim.run import workspace
 from sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def reference(tmp_path_factory) -> Path:
 def test_kill_9_then_resume_is_byte_identical(tmp_path, reference, capsys):
     out = tmp_path / "out"
     proc = _start(out)
-    parts = out / rundir.PARTS
+    parts = out / workspace.PARTS
     try:
         _wait_for(parts / "segment-000.result", proc)
         workers = _descendants(proc.pid)
@@ -127,7 +127,7 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path, reference, capsys):
 def test_resume_refuses_parts_of_another_run_or_incomplete_parts(tmp_path, capsys):
     out = tmp_path / "out"
     proc = _start(out)
-    parts = out / rundir.PARTS
+    parts = out / workspace.PARTS
     try:
         _wait_for(parts / "segment-000.result", proc)
     finally:
@@ -155,7 +155,7 @@ def test_sigterm_removes_the_part_directory(tmp_path):
     out = tmp_path / "out"
     proc = _start(out)
     try:
-        _wait_for(out / rundir.PARTS / "segment-000.ndjson", proc)
+        _wait_for(out / workspace.PARTS / "segment-000.ndjson", proc)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     finally:
@@ -168,7 +168,7 @@ def test_sigterm_removes_the_part_directory(tmp_path):
 
 def test_a_stale_part_directory_is_removed_by_the_next_run(tmp_path, reference):
     out = tmp_path / "out"
-    for stale in (out / rundir.PARTS, out / ".segments-k2j4x9"):  # this and older versions
+    for stale in (out / workspace.PARTS, out / ".segments-k2j4x9"):  # this and older versions
         stale.mkdir(parents=True)
         (stale / "segment-000.ndjson").write_bytes(b"left by a killed run\n")
     assert _run(out) == 0
@@ -180,7 +180,7 @@ def test_a_second_live_run_into_the_same_directory_stops(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "all_data.ndjson").write_bytes(b"an earlier run's file\n")
-    with rundir.locked(out):  # as a live run holds it
+    with workspace.locked(out):  # as a live run holds it
         assert _run(out) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "another run is writing into this directory" in err[0]
@@ -190,7 +190,7 @@ def test_a_second_live_run_into_the_same_directory_stops(tmp_path, capsys):
 
 def test_a_failing_sink_removes_the_part_directory(tmp_path):
     from sim.cli import build_parser, load_from_args
-    from sim.run import simulate
+    from sim.run.batch import simulate
 
     class Refusing:
         remote = True  # fed while the workers simulate
@@ -199,7 +199,7 @@ def test_a_failing_sink_removes_the_part_directory(tmp_path):
             raise RuntimeError("refused")
 
         def close(self, ok: bool = True):
-            from sim.sinks.base import SinkSummary
+            from sim.outputs.sink import SinkSummary
             return SinkSummary("refusing")
 
     out = tmp_path / "out"
@@ -223,7 +223,7 @@ def test_a_resumed_stream_completes_the_index_without_duplicates(tmp_path, opens
     proc = _start(out, *stream)
     try:
         try:
-            _wait_for(out / rundir.PARTS / "segment-000.result", proc)
+            _wait_for(out / workspace.PARTS / "segment-000.result", proc)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)

@@ -11,7 +11,7 @@ from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 from opensearchpy import OpenSearch
 
 from sim.cli import main
-from sim.validation_queries import check_data_distribution
+from sim.outputs.validation_queries import check_data_distribution
 
 
 @pytest.fixture()

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from sim.config import parse_scenario
-from sim.run import simulate
-from sim.traffic import DailySchedule, arrival_times, shape
+from sim.model.traffic import DailySchedule, arrival_times, shape
+from sim.run.batch import simulate
 
 DAY0 = dt.datetime(2026, 11, 25, tzinfo=dt.UTC).timestamp()  # a Wednesday
 

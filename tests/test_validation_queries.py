@@ -13,14 +13,14 @@ import yaml
 
 from sim.cli import main
 from sim.config import parse_scenario
-from sim.run import simulate
-from sim.traffic import DailySchedule
-from sim.validation_queries import (
+from sim.model.traffic import DailySchedule
+from sim.outputs.validation_queries import (
     check_data_distribution,
     find_performance_incidents,
     iter_docs,
     minute_view,
 )
+from sim.run.batch import simulate
 
 TODAY = dt.date(2026, 11, 27)
 

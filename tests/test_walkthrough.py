@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 from sim.config import Scenario
-from sim.documents import DocumentFactory, make_customer_pool
-from sim.endpoints import ENDPOINTS
-from sim.faults import FaultSchedule
-from sim.request import Request
-from sim.resources import ignore_state
-from sim.rng import RandomStreams
-from sim.segment import ENGINES
-from sim.storefront import Storefront
+from sim.core.rng import RandomStreams
+from sim.model.customers import make_customer_pool
+from sim.model.endpoints import ENDPOINTS
+from sim.model.faults import FaultSchedule
+from sim.model.request import Request
+from sim.model.resources import ignore_state
+from sim.model.storefront import Storefront
+from sim.run.segment import ENGINES
+from sim.telemetry.documents import DocumentFactory
+from sim.telemetry.minutes import MinuteAggregator
+from sim.telemetry.recorder import Recorder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
@@ -43,8 +46,9 @@ def run_home_pages(engine: str, hit_ratio: float) -> tuple[int, tuple[int, int]]
                                         "background_errors": {"error_rate_normal": 0}})
     streams = RandomStreams(5)
     docs: list = []
-    shop = Storefront(env, scenario, streams, FaultSchedule([], lambda: env.now),
-                      DocumentFactory(0, 1), docs.append, 0.0, 1e9, lambda s: "20260101")
+    recorder = Recorder(env, scenario.storefront, DocumentFactory(0, 1), MinuteAggregator(0),
+                        streams.stream("orders"), docs.append, 0.0, 1e9, lambda s: "20260101")
+    shop = Storefront(env, scenario, streams, FaultSchedule([], lambda: env.now), recorder)
     # step 3: wire it (a Backends field every instance reaches as app.backends.sessions)
     shop.backends.sessions = namespace["SessionCache"](env, streams.stream("session-cache"),
                                                        hit_ratio, 0.001)

@@ -2,7 +2,7 @@
 
 ``aggregate`` reads all_data.ndjson in one parallel streaming pass into per-minute figures,
 ``series`` names what is plotted (and written to data.json), ``figures`` draws the PNGs,
-``page`` writes the HTML, ``rundir`` reads and checks the output directory, ``cli`` is the
+``page`` writes the HTML, ``output_dir`` reads and checks the output directory, ``cli`` is the
 ``storefront-sim report`` command.
 """
 

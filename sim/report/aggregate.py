@@ -6,7 +6,7 @@ process, and the parent folds the small per-range results into dense per-minute 
 Memory grows with the number of minutes, never with the number of documents: latencies
 go into fixed log-scale histograms (mergeable), error documents into counts per type.
 
-Transactions are 95 % of the documents and have one fixed layout (``sim/documents.py``
+Transactions are 95 % of the documents and have one fixed layout (``sim/telemetry/documents.py``
 writes them as bytes), so they are read by byte search for the three fields a report
 needs; anything that does not look like that layout, and every metric document, is
 parsed with orjson. Action lines are never parsed.
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-# latency histogram: 8 log-spaced bins per doubling from 1 ms (as sim/groundtruth.py)
+# latency histogram: 8 log-spaced bins per doubling from 1 ms (as sim/truth/records.py)
 BINS_PER_DOUBLING = 8
 N_BINS = 8 * 18  # up to ~262 s
 SLOW_MS = 5000.0  # the seed's "Find Performance Incidents": response_time_ms >= 5000, error

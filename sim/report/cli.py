@@ -25,7 +25,7 @@ def build_report(output_dir: Path, workers: int | None = None) -> Path:
 
     Raises ReportInputError (one line) on bad input; prints warnings to stderr."""
     from sim.report.aggregate import aggregate, default_workers
-    from sim.report.rundir import check_counts, open_run_dir
+    from sim.report.output_dir import check_counts, open_run_dir
 
     run = open_run_dir(output_dir)
     for warning in run.warnings:

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator  # noqa: E402
 
 from sim.report.aggregate import SLOW_MS  # noqa: E402
-from sim.report.rundir import epoch_s  # noqa: E402
+from sim.report.output_dir import epoch_s  # noqa: E402
 from sim.report.series import Series  # noqa: E402
 
 WIDTH_IN = 12.0

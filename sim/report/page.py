@@ -18,7 +18,7 @@ import jinja2
 import numpy as np
 import orjson
 
-from sim.report.rundir import RunDir, epoch_s
+from sim.report.output_dir import RunDir, epoch_s
 from sim.report.series import Series
 
 ZOOM_S = 30 * 60.0  # an incident's figure: from 30 minutes before it to 30 after

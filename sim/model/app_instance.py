@@ -1,0 +1,286 @@
+"""AppInstance: one JVM behind the load balancer.
+
+It owns what a JVM owns: worker threads, a HikariCP pool, CPU cores, a heap, a circuit
+breaker around the payment gateway and its JIT's compiled code. ``handle`` is the process
+of one request on it; the endpoint handlers (``sim.model.endpoints``) call the steps below. An
+OutOfMemoryError kills the JVM: every request in flight gets ``simpy.Interrupt`` thrown
+into it, and a restart process brings the JVM back, cold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from simpy import Interrupt
+
+from sim.config import StorefrontConfig
+from sim.core.rng import RandomStream
+from sim.model.failures import RequestFailure
+from sim.model.request import AFTER_READ, AFTER_WORK, AFTER_WRITE, Request
+from sim.model.resources.cache import BufferCache
+from sim.model.resources.circuit_breaker import CircuitBreaker
+from sim.model.resources.cpu import Cpu
+from sim.model.resources.db import DbConnectionPool
+from sim.model.resources.dependencies import DECLINED, FAILED, OK, TIMED_OUT, PaymentGateway, UpstreamService
+from sim.model.resources.jvm_heap import OOM, JvmHeap
+from sim.model.resources.worker_pool import WorkerPool
+
+if TYPE_CHECKING:
+    from sim.model.storefront import Backends
+
+Process = Generator[Any, Any, None]
+BREAKER_REFUSAL_S = 0.001  # CallNotPermittedException costs next to nothing
+
+
+class AppInstance:
+    def __init__(self, env: Any, index: int, cfg: StorefrontConfig, backends: Backends,
+                 everyday_failure: Callable[[Request], None], leak_mb: Callable[[], float],
+                 app_rng: RandomStream, finish: Callable[[Request, str, str | None], None],
+                 on_state: Callable[[str, str, str], None]) -> None:
+        self.env = env
+        self.index = index
+        self.name = name = f"app-{index + 1:02d}"
+        self.cfg = cfg
+        self.backends = backends
+        self.db = backends.db
+        self.gateway: PaymentGateway = backends.gateway
+        self.inventory: UpstreamService = backends.inventory
+        self.recommendations: UpstreamService = backends.recommendations
+        self.everyday_failure = everyday_failure
+        self.leak_mb = leak_mb
+        self.app_rng = app_rng
+        self.finish = finish
+        self.announce = on_state
+
+        def my_state(event: str, detail: str) -> None:
+            on_state(name, event, detail)
+
+        self.up = True
+        self.restarts = 0
+        self.requests: dict[Any, Request] = {}  # in flight: process -> request
+        self.workers = WorkerPool(env, cfg.worker_threads, cfg.accept_queue, my_state)
+        self.db_pool = DbConnectionPool(env, cfg.db_pool.max_size,
+                                        cfg.db_pool.connection_timeout_ms / 1000.0, my_state)
+        self.cpu = Cpu(env, cfg.cpu_cores, my_state)
+        h = cfg.heap
+        self.heap = JvmHeap(
+            max_mb=h.max_mb, young_mb=h.young_mb, baseline_live_mb=h.baseline_live_mb,
+            promotion_ratio=h.promotion_ratio, minor_pause_s=h.minor_pause_ms / 1000.0,
+            full_gc_threshold=h.full_gc_threshold,
+            full_pause_s_per_gb=h.full_pause_ms_per_gb / 1000.0, on_gc=self._collect,
+            on_state=my_state,
+        )
+        self.alloc_scale = h.alloc_kb_per_request / 1800.0
+        self.leak_scan_s_per_mb = h.leak_scan_ms_per_mb / 1000.0
+        b = cfg.circuit_breaker
+        self.breaker = CircuitBreaker(
+            f"{name}/paymentGateway", window_size=b.window_size, minimum_calls=b.minimum_calls,
+            failure_rate_threshold=b.failure_rate_threshold,
+            slow_call_rate_threshold=b.slow_call_rate_threshold,
+            slow_call_duration_s=b.slow_call_duration_ms / 1000.0,
+            wait_open_s=b.wait_open_ms / 1000.0, half_open_calls=b.half_open_calls,
+            backoff_multiplier=b.backoff_multiplier, max_wait_open_s=b.max_wait_open_ms / 1000.0,
+            enabled=b.enabled, env=env,
+            on_transition=lambda old, new: on_state(name, f"circuit_breaker_{new.lower()}",
+                                                    f"{old} -> {new}"),
+        )
+        # the JIT's compiled code is a working set like any cache: lost on restart, rebuilt by use
+        self.jit = BufferCache(cfg.jit.cold_extra, 0.0, 1.0 / cfg.jit.warmup_requests)
+        self.jit_factor = 1.0  # CPU time factor while the JIT warms up
+        self.cpu_scale = cfg.cpu_ms_scale / 1000.0
+        self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
+        self.retry_backoff_s = cfg.payment_gateway.retry_backoff_ms / 1000.0
+        self.max_charge_retries = cfg.payment_gateway.max_retries
+        # per-interval figures, taken by the metrics sampler
+        self.served = 0
+        self.errors = 0
+        self.latencies: list[float] = []
+
+    # -- one request --------------------------------------------------------------------
+    def handle(self, req: Request) -> Process:
+        """The process of one request: a worker thread, the endpoint's code, the answer."""
+        env = self.env
+        me = env.active_process
+        self.requests[me] = req
+        failure: str | None = None
+        try:
+            thread = self.workers.request()
+            try:
+                if not thread.triggered:
+                    yield thread  # every thread busy: wait in the accept queue
+                self.accept(req)
+                yield from req.endpoint.handler(self, req)
+            finally:
+                self.workers.release(thread)
+        except RequestFailure as exc:
+            failure = exc.kind
+        except Interrupt:
+            failure = "instance_crash"  # the JVM died under this request
+        del self.requests[me]
+        self.served += 1
+        if failure is not None:
+            self.errors += 1
+        self.latencies.append(env.now - req.arrival)
+        self.finish(req, self.name, failure)
+
+    def accept(self, req: Request) -> None:
+        """A thread took the request: account its allocations (which may run a GC, or run
+        the heap out and kill the JVM) and draw the everyday failure it will meet."""
+        now = self.env.now
+        req.queue_wait = now - req.arrival
+        if req.queue_wait >= self.lb_timeout_s:
+            raise RequestFailure("lb_timeout")  # the client is long gone; dropped at once
+        self.everyday_failure(req)
+        if self.jit_factor != 1.0:
+            self.jit_factor = self.jit.query_factor(1.0)
+        endpoint = req.endpoint
+        alloc = endpoint.alloc_mb * self.alloc_scale
+        leak = 0.0
+        if endpoint.leaky:
+            leak = self.leak_mb()
+            leaked = self.heap.leaked_mb
+            if leaked:
+                # the leaked structure is walked on every call of the leaky path
+                req.extra_cpu_s = leaked * self.leak_scan_s_per_mb
+                alloc += leaked * self.cfg.heap.leak_scan_garbage_ratio
+        if self.heap.allocate(alloc, leak):
+            self.crash()
+            raise RequestFailure("oom")
+
+    # -- the steps handlers are made of ---------------------------------------------------
+    def work(self, req: Request) -> Process:
+        """App code on a core. Waits behind other bursts when every core is busy, and
+        behind a stop-the-world GC pause."""
+        env = self.env
+        cpu = self.cpu
+        seconds = self.app_rng.lognormal(req.endpoint.app_ms_median, 0.45) * self.cpu_scale \
+            * self.jit_factor + req.extra_cpu_s
+        req.extra_cpu_s = 0.0
+        start = env.now
+        stalled = cpu.paused_until - start
+        yield cpu.run(seconds)
+        if stalled > 0.0:
+            req.gc_wait += min(stalled, env.now - start - seconds)
+        if req.fails_at == AFTER_WORK:
+            raise RequestFailure(req.everyday_failure)
+
+    def connect(self, req: Request, connection: Any) -> Process:
+        """Wait for a pooled connection (HikariCP throws after connection_timeout)."""
+        if connection.triggered:
+            return  # a free connection, at once
+        start = self.env.now
+        try:
+            yield connection
+        finally:
+            req.pool_wait += self.env.now - start
+
+    def query(self, req: Request) -> Process:
+        """One statement on the shared database."""
+        start = self.env.now
+        yield self.db.query()
+        req.db_time += self.env.now - start
+
+    def read(self, req: Request) -> Process:
+        """A read in its own short transaction: borrow a connection, query, give it back."""
+        env = self.env
+        connection = self.db_pool.request()
+        try:
+            if not connection.triggered:
+                yield from self.connect(req, connection)
+            start = env.now
+            yield self.db.query()
+            req.db_time += env.now - start
+        finally:
+            self.db_pool.release(connection)
+        if req.fails_at == AFTER_READ:
+            raise RequestFailure(req.everyday_failure)
+
+    def write(self, req: Request, connection: Any = None) -> Process:
+        """A write: on the caller's transaction's connection, or on one of its own."""
+        if connection is not None:
+            yield from self.query(req)
+        else:
+            connection = self.db_pool.request()
+            try:
+                yield from self.connect(req, connection)
+                yield from self.query(req)
+            finally:
+                self.db_pool.release(connection)
+        if req.fails_at == AFTER_WRITE:
+            raise RequestFailure(req.everyday_failure)
+
+    def call(self, req: Request, upstream: UpstreamService) -> Process:
+        """An idempotent GET to an internal service: a read timeout is tried again before
+        the request fails."""
+        start = self.env.now
+        try:
+            for _ in range(upstream.retries + 1):
+                if (yield upstream.get()) == OK:
+                    return
+            raise RequestFailure(upstream.timeout_kind)
+        finally:
+            req.upstream_time += self.env.now - start
+
+    def charge(self, req: Request) -> Process:
+        """PayGateClient.charge through the circuit breaker. A charge is not idempotent: a
+        read timeout fails the order at once; fast 5xx answers are retried."""
+        env = self.env
+        breaker = self.breaker
+        for attempt in range(self.max_charge_retries + 1):
+            if attempt:
+                yield env.timeout(self.retry_backoff_s * attempt)
+            if not breaker.try_acquire():
+                req.gateway_time += BREAKER_REFUSAL_S
+                raise RequestFailure("breaker_open")
+            start = env.now
+            outcome = yield self.gateway.charge()
+            took = env.now - start
+            req.gateway_time += took
+            breaker.record(took, outcome in (FAILED, TIMED_OUT))
+            if outcome == OK:
+                return
+            if outcome == DECLINED:
+                raise RequestFailure("card_declined")
+            if outcome == TIMED_OUT:
+                raise RequestFailure("gateway_timeout")
+        raise RequestFailure("gateway_error")
+
+    # -- the JVM ------------------------------------------------------------------------
+    def _collect(self, kind: str, pause_s: float) -> None:
+        if kind != OOM:
+            self.cpu.stop_the_world(pause_s)
+
+    def crash(self) -> None:
+        """OutOfMemoryError: the JVM exits (ExitOnOutOfMemoryError); in-flight work is lost."""
+        env = self.env
+        self.announce(self.name, "out_of_memory", f"live set {self.heap.live_mb:.0f} MB of "
+                                                  f"{self.heap.old_max_mb:.0f} MB")
+        self.up = False
+        self.restarts += 1
+        me = env.active_process
+        for process in self.requests:
+            if process is not me:
+                process.interrupt("OutOfMemoryError")
+        self.workers.reset()
+        self.db_pool.reset()
+        self.cpu.reset()
+        self.heap.reset()
+        env.process(self.restart())
+
+    def restart(self) -> Process:
+        """The orchestrator starts a fresh JVM: empty pools, a closed breaker, a cold JIT."""
+        yield self.env.timeout(self.cfg.heap.restart_seconds)
+        self.up = True
+        self.breaker.reset()
+        self.jit.chill()
+        self.jit_factor = 1.0 + self.cfg.jit.cold_extra
+        self.announce(self.name, "instance_restarted",
+                      "JVM up, back in rotation after its health checks pass")
+
+    def take_interval(self) -> tuple[int, int, list[float]]:
+        """(requests served, errors, response times) since the last call."""
+        figures = (self.served, self.errors, self.latencies)
+        self.served = self.errors = 0
+        self.latencies = []
+        return figures

@@ -1,0 +1,64 @@
+"""LoadBalancer: round robin over the app instances it believes healthy.
+
+It learns that an instance died only from its health checks (a process per instance, on a
+fixed grid): until the ``fails_to_remove``-th failed probe it keeps sending requests there
+(connection refused, 502), and a restarted JVM gets traffic again after ``passes_to_add``
+passing probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from sim.config import HealthCheckConfig
+from sim.model.app_instance import AppInstance
+from sim.model.request import Request
+
+Process = Generator[Any, Any, None]
+
+
+class LoadBalancer:
+    def __init__(self, env: Any, instances: list[AppInstance], checks: HealthCheckConfig,
+                 refuse: Callable[[Request, str], None]) -> None:
+        self.env = env
+        self.instances = instances
+        self.checks = checks
+        self.refuse = refuse
+        self.in_rotation = [True] * len(instances)
+        self._next = 0
+        for i, instance in enumerate(instances):
+            env.process(self.health_checks(i, instance))
+
+    def forward(self, req: Request) -> Process | None:
+        """A request reached the load balancer: the process of its life on the instance it
+        goes to, or None when the load balancer answered it itself."""
+        req.arrival = self.env.now
+        n = len(self.instances)
+        for _ in range(n):
+            i = self._next
+            self._next = (i + 1) % n
+            if self.in_rotation[i]:
+                instance = self.instances[i]
+                if instance.up:
+                    return instance.handle(req)
+                self.refuse(req, "upstream_refused")  # dead, but still in rotation
+                return None
+        self.refuse(req, "no_instance")
+        return None
+
+    def health_checks(self, i: int, instance: AppInstance) -> Process:
+        """GET /actuator/health every ``interval_s``; probes of instances not in lockstep."""
+        checks = self.checks
+        yield self.env.timeout(checks.interval_s * (i * 0.37 % 1.0))
+        passes = fails = 0
+        while True:
+            if instance.up:
+                passes, fails = passes + 1, 0
+                if not self.in_rotation[i] and passes >= checks.passes_to_add:
+                    self.in_rotation[i] = True
+            else:
+                passes, fails = 0, fails + 1
+                if self.in_rotation[i] and fails >= checks.fails_to_remove:
+                    self.in_rotation[i] = False
+            yield self.env.timeout(checks.interval_s)

@@ -1,0 +1,107 @@
+"""The storefront, wired as its architecture diagram draws it.
+
+    shoppers ──► LoadBalancer ──► AppInstance × N ──► DbServer (shared, with its cache)
+        ▲         (health checks)   workers, db pool,   ├─► inventory, recommendations
+        │                           CPU, heap, breaker  └─► PaymentGateway (external)
+        └── ShopperRetries ◄── Recorder ◄── every finished request
+
+Every wait a request suffers comes from a resource it contends for; nothing here decides
+an outcome from the clock alone. Faults change only causes (a dependency's latency, query
+time, leaked bytes, the arrival rate): symptoms are whatever the resources then do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sim.config import UPSTREAMS, CacheConfig, Scenario, instance_name
+from sim.core.rng import StreamSource
+from sim.model.app_instance import AppInstance
+from sim.model.everyday import EverydayFailures
+from sim.model.faults import FaultSchedule
+from sim.model.load_balancer import LoadBalancer
+from sim.model.request import Request
+from sim.model.resources.cache import BufferCache
+from sim.model.resources.db import DbServer
+from sim.model.resources.dependencies import PaymentGateway, UpstreamService
+from sim.model.shoppers import ShopperRetries
+from sim.model.state_log import StateLog
+
+
+def _cache(cfg: CacheConfig) -> BufferCache:
+    return BufferCache(cfg.cold_extra, cfg.evict_per_slow_call, cfg.warm_per_call)
+
+
+@dataclass
+class Backends:
+    """What every app instance shares: the database and the services it calls
+    (``app.backends`` in a handler)."""
+
+    db: DbServer
+    gateway: PaymentGateway
+    inventory: UpstreamService
+    recommendations: UpstreamService
+
+
+class Outcomes(Protocol):
+    """Where every finished request goes (``sim.telemetry.recorder.Recorder``): the model
+    only says what happened; what that becomes (documents, ground truth) is not its business."""
+
+    retry: Callable[[Request, int], bool]
+
+    def finish(self, req: Request, host: str, failure_kind: str | None) -> None: ...
+
+    def refused(self, req: Request, failure_kind: str) -> None: ...
+
+
+class Storefront:
+    """Builds and wires every component of one simulated segment."""
+
+    def __init__(self, env: Any, scenario: Scenario, streams: StreamSource,
+                 faults: FaultSchedule, recorder: Outcomes) -> None:
+        cfg = scenario.storefront
+        self.env = env
+        self.cfg = cfg
+        self.log = StateLog(env)
+        record = self.log.record
+        db = cfg.db_server
+        gw = cfg.payment_gateway
+        self.backends = Backends(
+            db=DbServer(env, db.max_active, streams.stream("db-query"),
+                        db.query_ms_median / 1000.0, db.query_sigma,
+                        faults.multiplier("db_slow_queries"), _cache(db.cache),
+                        lambda event, detail: record("db-01", event, detail)),
+            gateway=PaymentGateway(
+                env, streams.stream("payment-gateway"), gw.latency_ms_median / 1000.0,
+                gw.latency_sigma, gw.read_timeout_ms / 1000.0, gw.decline_rate, gw.error_rate,
+                faults.multiplier("payment_gateway_slowdown"),
+                faults.additive("dependency_error_burst"),
+                lambda event, detail: record("payment-gateway", event, detail)),
+            **{name: UpstreamService(
+                env, name, streams.stream(f"upstream:{name}"), u.latency_ms_median / 1000.0,
+                u.latency_sigma, u.timeout_ms / 1000.0, faults.multiplier("upstream_slowdown", name),
+                _cache(u.cache), u.retries,
+                lambda event, detail, name=name: record(name, event, detail))
+               for name, u in zip(UPSTREAMS, (cfg.inventory, cfg.recommendations), strict=True)},
+        )
+        self.recorder = recorder
+        everyday = EverydayFailures(scenario.background_errors,
+                                    scenario.traffic.endpoints.model_dump(),
+                                    streams.stream("background-errors"))
+        self.instances = [
+            AppInstance(env, i, cfg, self.backends, everyday.draw,
+                        faults.additive("memory_leak", instance_name(i)),
+                        streams.stream(f"app-time:{i}"), self.recorder.finish, record)
+            for i in range(cfg.instances)
+        ]
+        self.lb = LoadBalancer(env, self.instances, cfg.health_check, self.recorder.refused)
+        self.shoppers = ShopperRetries(env, cfg.shoppers, streams.stream("client-retries"),
+                                       self.lb.forward)
+        self.recorder.retry = self.shoppers.maybe_retry  # a failed request may come back
+
+    def in_flight(self) -> list[tuple[AppInstance, Any]]:
+        """Requests still inside an instance, oldest first."""
+        return sorted(((inst, req) for inst in self.instances for req in inst.requests.values()),
+                      key=lambda pair: pair[1].arrival)

@@ -1,0 +1,153 @@
+"""One segment of simulated time (at most a UTC day), simulated on its own.
+
+A segment starts ``warmup`` before its window so the storefront is in steady state when
+documents start to count, and drains after it so requests that started inside finish.
+Its random streams derive from (seed, segment index): a segment's output does not depend
+on which process simulates it or on how many there are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from sim.config import Scenario
+from sim.core import engine
+from sim.core.clock import Window, epoch_ms
+from sim.core.rng import RandomStreams
+from sim.model.customers import Customer
+from sim.model.faults import ActiveFault, FaultSchedule
+from sim.model.storefront import Storefront
+from sim.model.traffic import shoppers_arrive
+from sim.telemetry.documents import DocumentFactory
+from sim.telemetry.encoding import EncodedDoc
+from sim.telemetry.metrics import MetricsSampler
+from sim.telemetry.minutes import Minute, MinuteAggregator
+from sim.telemetry.recorder import Recorder
+
+ENGINES: dict[str, Callable[[], Any]] = {"fast": engine.Environment, "simpy": simpy.Environment}
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    index: int
+    window: Window
+    warmup_s: float
+    faults: tuple[ActiveFault, ...]
+    engine: str = "fast"  # a key of ENGINES
+    stop_epoch: float | None = None  # documents end here, before window.end (a live run's)
+
+
+@dataclass
+class SegmentResult:
+    index: int
+    counts: dict[str, int] = field(default_factory=dict)
+    state_log: list[tuple[str, str, str, str]] = field(default_factory=list)
+    minutes: dict[int, Minute] = field(default_factory=dict)  # ground truth, see sim.truth.records
+
+
+def simulate_segment(
+    scenario: Scenario,
+    plan: SegmentPlan,
+    customers: list[Customer],
+    emit: Callable[[dict[str, Any] | EncodedDoc], None],
+    progress: Callable[[float], None] | None = None,
+) -> SegmentResult:
+    """Run one segment; ``emit`` receives every document in a deterministic order.
+
+    ``plan.engine`` picks the environment: ``fast`` (sim.core.engine) or ``simpy``; the model
+    is the same code on both, and writes the same bytes."""
+    return SegmentRun(scenario, plan, customers, emit, progress).finish()
+
+
+class SegmentRun:
+    """One segment's storefront, built and ready to run.
+
+    A batch run runs it to the end at once (``finish``); a live run steps it
+    (``run_until``) and may ``stop`` it early, which a batch replay reproduces with
+    ``plan.stop_epoch``: documents end there, while arrivals are still drawn for the whole
+    planned window (the same random numbers either way)."""
+
+    def __init__(self, scenario: Scenario, plan: SegmentPlan, customers: list[Customer],
+                 emit: Callable[[dict[str, Any] | EncodedDoc], None],
+                 progress: Callable[[float], None] | None = None, live: bool = False) -> None:
+        self.plan = plan
+        env: Any = ENGINES[plan.engine]()
+        self.env = env
+        streams = RandomStreams(scenario.seed, plan.index)
+        origin = plan.window.start - dt.timedelta(seconds=plan.warmup_s)
+        origin_ms = epoch_ms(origin)
+        origin_s = origin_ms / 1000.0
+        self.origin_s = origin_s
+        self.emit_from = plan.warmup_s
+        planned_until = plan.warmup_s + plan.window.seconds
+        self.emit_until = planned_until if plan.stop_epoch is None else plan.stop_epoch - origin_s
+        self.halt = [self.emit_until] if live or plan.stop_epoch is not None else None
+        self.faults = FaultSchedule(list(plan.faults), lambda: origin_s + env.now, live=live)
+        id_seed = int(streams.generator("ids").integers(0, 2**63 - 1))
+        docs = DocumentFactory(origin_ms, id_seed)
+        self.docs = docs
+        counts: dict[str, int] = {}
+        self.counts = counts
+
+        def counting_emit(doc: dict[str, Any] | EncodedDoc) -> None:
+            kind = doc.event_type if type(doc) is EncodedDoc else doc["event_type"]
+            counts[kind] = counts.get(kind, 0) + 1
+            emit(doc)
+
+        day_cache: dict[int, str] = {}
+
+        def day_label(sim_s: float) -> str:
+            day = int((origin_s + sim_s) // 86400)
+            label = day_cache.get(day)
+            if label is None:
+                label = dt.datetime.fromtimestamp(day * 86400, dt.UTC).strftime("%Y%m%d")
+                day_cache[day] = label
+            return label
+
+        self.minutes = MinuteAggregator(origin_s, self.faults.faults)
+        self.recorder = Recorder(env, scenario.storefront, docs, self.minutes,
+                                 streams.stream("orders"), counting_emit, self.emit_from,
+                                 self.emit_until, day_label)
+        self.shop = Storefront(env, scenario, streams, self.faults, self.recorder)
+        self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
+                                      counting_emit, self.emit_from, self.emit_until)
+        env.process(self.sampler.run(env))
+        env.process(shoppers_arrive(env, scenario, streams, self.shop, customers, origin_s,
+                                    planned_until, self.faults, progress, self.halt))
+        self.drain_s = 2 * scenario.storefront.lb_timeout_ms / 1000.0 + 60.0
+
+    def now_epoch(self) -> float:
+        return self.origin_s + self.env.now
+
+    def run_until(self, epoch_s: float) -> None:
+        """Simulate up to ``epoch_s`` (events due exactly then wait for the next call)."""
+        self.env.run(until=epoch_s - self.origin_s)
+
+    def stop(self, epoch_s: float) -> None:
+        """No arrivals and no documents from ``epoch_s`` on (a live run being stopped)."""
+        until = epoch_s - self.origin_s
+        self.emit_until = until
+        self.recorder.emit_until = until
+        self.sampler.emit_until = until
+        if self.halt is not None:
+            self.halt[0] = until
+
+    def finish(self) -> SegmentResult:
+        """Drain what is in flight, as the load balancer would, and hand back the results."""
+        shop = self.shop
+        self.env.run(until=self.emit_until + self.drain_s)
+        for instance, request in shop.in_flight():
+            self.recorder.finish(request, instance.name, "lb_timeout")
+        return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes)
+
+    def state_log(self) -> list[tuple[str, str, str, str]]:
+        return [
+            (self.docs.timestamp(t), component, event, detail)
+            for t, component, event, detail in self.shop.log.entries
+            if self.emit_from <= t < self.emit_until
+        ]

@@ -1,1 +1,0 @@
-"""Where simulated documents go: NDJSON files, a live OpenSearch index, or both."""

@@ -1,0 +1,87 @@
+"""Recorder: what a finished request leaves behind, the documents and the ground truth.
+
+Every finished request becomes a transaction document (and an error document when it
+failed), inside the emitted window only, and is added to the per-minute ground truth.
+The load balancer's timeout caps what the client saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sim.config import StorefrontConfig
+from sim.core.rng import RandomStream
+from sim.model.failures import Failure, build_catalog
+from sim.model.request import Request
+from sim.telemetry.documents import DocumentFactory
+from sim.telemetry.encoding import EncodedDoc
+from sim.telemetry.minutes import MinuteAggregator
+
+
+def _never(req: Request, status_code: int) -> bool:
+    return False
+
+
+class Recorder:
+    def __init__(self, env: Any, cfg: StorefrontConfig, docs: DocumentFactory,
+                 minutes: MinuteAggregator, order_rng: RandomStream,
+                 emit: Callable[[dict[str, Any] | EncodedDoc], None], emit_from: float,
+                 emit_until: float, day_label: Callable[[float], str]) -> None:
+        self.env = env
+        self.docs = docs
+        self.catalog: dict[str, Failure] = build_catalog(cfg)
+        self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
+        self.minutes = minutes
+        self.order_rng = order_rng
+        self.emit = emit
+        self.emit_from = emit_from
+        self.emit_until = emit_until
+        self.day_label = day_label
+        # will the shopper try a failed request again? (set by the wiring: ShopperRetries)
+        self.retry: Callable[[Request, int], bool] = _never
+        self.order_seq = 0
+
+    def finish(self, req: Request, host: str, failure_kind: str | None) -> None:
+        """A request answered (or failed) now, on ``host``."""
+        end = self.env.now
+        endpoint = req.endpoint
+        response_s = end - req.arrival
+        failure = None
+        status_code = 200
+        if response_s > self.lb_timeout_s:
+            failure_kind = "lb_timeout"
+            response_s = self.lb_timeout_s
+            end = req.arrival + response_s
+        if failure_kind is not None:
+            failure = self.catalog[failure_kind]
+            status_code = failure.status_code
+        elif endpoint.method == "POST" and endpoint.name == "checkout":
+            status_code = 201
+        retried = self.retry(req, status_code)
+        if not (self.emit_from <= req.arrival < self.emit_until):
+            return
+        docs = self.docs
+        ids = docs.new_ids()
+        order = b""
+        failed_amount = None
+        if endpoint.name == "checkout":
+            self.order_seq += 1
+            payment_status = ("captured" if failure is None else
+                              "declined" if failure_kind == "card_declined" else "failed")
+            order, amount = docs.order(self.order_rng.random, req.customer, self.order_seq,
+                                       self.day_label(req.arrival), payment_status)
+            if payment_status == "failed" and not retried:
+                # the shopper gave up: this order is lost (a retried one may still succeed)
+                failed_amount = amount
+        response_ms = response_s * 1000.0
+        self.minutes.add(req.arrival, endpoint.name, host, response_ms, failure_kind,
+                         failed_amount)
+        self.emit(docs.transaction(req, ids, req.customer, endpoint, host, status_code,
+                                   response_ms, order))
+        if failure is not None:
+            self.emit(docs.error(end, ids, endpoint, host, failure, status_code))
+
+    def refused(self, req: Request, failure_kind: str) -> None:
+        """The load balancer answered itself: no instance took the request."""
+        self.finish(req, "lb-01", failure_kind)

@@ -1,0 +1,331 @@
+"""Ground truth: per-minute aggregates of what the simulated clients saw, and incident records.
+
+The simulation only ever injects causes. To tell where an incident *showed*, every segment
+keeps small per-minute aggregates of its transactions (counts, errors by kind, a latency
+histogram, per-endpoint and per-host counts, failed orders) — memory grows with minutes,
+never with requests — and returns them in its picklable result. After the run the minutes
+are merged and each fault's observed symptom window, the order in which resources gave
+way (from the model's own state log) and its impact are derived from them. None of this
+is written into the telemetry documents: it goes to ``incidents.ndjson`` (and its own
+index), and cuts ``all_data.ndjson`` into the seed's normal/incident/recovery files.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sim.model.faults import ActiveFault
+from sim.outputs.ndjson import open_partial, read_lines
+from sim.telemetry.minutes import SEARCH_AFTER_FAULT_S, Minute
+
+# The seed's envelopes turned into per-minute thresholds.
+ABNORMAL_ERROR_PCT = 5.0  # normal is 1-2 %
+ABNORMAL_P95_MS = 2000.0  # normal responses are 200-800 ms
+SEVERE_ERROR_PCT = 10.0
+SEVERE_P95_MS = 5000.0
+RELATIVE_P95_FACTOR = 1.6  # ...or this many times the p95 before the fault
+NORMAL_MINUTES_TO_RECOVER = 3  # consecutive normal minutes that end a symptom window
+CHAIN_EVENTS = (
+    "gateway_timeouts_started", "upstream_timeouts_started", "cpu_saturated", "db_server_saturated",
+    "db_pool_exhausted", "thread_pool_saturated", "heap_pressure", "long_gc_pause",
+    "circuit_breaker_open", "out_of_memory",
+)
+
+
+def _iso(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def _parse_iso(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+HOST_MIN_REQUESTS = 50
+
+
+def _host_in_trouble(m: Minute) -> bool:
+    """One instance failing (an OOM, a GC spiral) hides in the fleet-wide numbers."""
+    return any(
+        n >= HOST_MIN_REQUESTS and (100.0 * err / n >= ABNORMAL_ERROR_PCT or slow / n >= 0.05)
+        for n, err, slow in m.hosts.values()
+    )
+
+
+def _abnormal(m: Minute, p95_limit_ms: float = ABNORMAL_P95_MS) -> bool:
+    return m.error_pct() >= ABNORMAL_ERROR_PCT or m.p95_ms() >= p95_limit_ms or \
+        _host_in_trouble(m)
+
+
+def _baseline_p95_limit(minutes: dict[int, Minute], before_key: int) -> float:
+    """A gradual slowdown counts once p95 is well above the half hour before the fault."""
+    p95s = sorted(m.p95_ms() for k in range(before_key - 30, before_key)
+                  if (m := minutes.get(k)) is not None and m.requests)
+    if len(p95s) < 5:
+        return ABNORMAL_P95_MS
+    return min(ABNORMAL_P95_MS, RELATIVE_P95_FACTOR * p95s[len(p95s) // 2])
+
+
+def _severe(m: Minute) -> bool:
+    return m.error_pct() >= SEVERE_ERROR_PCT or m.p95_ms() >= SEVERE_P95_MS
+
+
+@dataclass(frozen=True)
+class ObservedWindow:
+    """Epoch seconds: symptoms start, the incident phase ends, symptoms are gone."""
+
+    start: float
+    incident_end: float
+    end: float
+
+
+def observe_window(fault: ActiveFault, minutes: dict[int, Minute],
+                   claimed_until: float = 0.0) -> ObservedWindow | None:
+    """Where this fault's symptoms showed in the telemetry, or None if they never did.
+
+    A minute is abnormal when the fleet's error rate or p95 (absolute, or relative to the
+    half hour before the fault) or one host's error/slow share crosses its threshold.
+    Symptoms start at the first abnormal minute from the fault's start on; they end once
+    ``NORMAL_MINUTES_TO_RECOVER`` consecutive normal minutes follow. The incident phase
+    ends after the last severe minute (or the first abnormal one if none was severe); the
+    rest of the symptom window is recovery."""
+    first = int(max(fault.start_epoch, claimed_until) // 60)
+    last = int((fault.end_epoch + SEARCH_AFTER_FAULT_S) // 60)
+    limit = _baseline_p95_limit(minutes, int(fault.start_epoch // 60))
+    start = None
+    for key in range(first, last + 1):
+        m = minutes.get(key)
+        if m is not None and m.requests and _abnormal(m, limit):
+            start = key
+            break
+    if start is None:
+        return None
+    end = start + 1
+    last_severe = None
+    normal_run = 0
+    key = start
+    while key <= last + 60:
+        m = minutes.get(key)
+        if m is None:
+            break
+        if _abnormal(m, limit):
+            normal_run = 0
+            end = key + 1
+            if _severe(m):
+                last_severe = key
+        else:
+            normal_run += 1
+            if normal_run >= NORMAL_MINUTES_TO_RECOVER and key * 60 >= fault.end_epoch:
+                break
+        key += 1
+    incident_end = (last_severe + 1) if last_severe is not None else start + 1
+    return ObservedWindow(start * 60.0, incident_end * 60.0, end * 60.0)
+
+
+def _affected(minutes: dict[int, Minute], win: ObservedWindow, attr: str) -> list[str]:
+    """Endpoints/hosts whose error or slow share in the incident phase is well above their
+    normal (the recovery tail would dilute a short, sharp hit)."""
+    during: dict[str, list[int]] = {}
+    before: dict[str, list[int]] = {}
+    lo, hi = int(win.start // 60), int(win.incident_end // 60)
+    for key in range(lo - 60, hi):
+        m = minutes.get(key)
+        if m is None:
+            continue
+        target = during if key >= lo else before
+        for name, row in getattr(m, attr).items():
+            acc = target.setdefault(name, [0, 0, 0])
+            for i in range(3):
+                acc[i] += row[i]
+    out = []
+    for name, (n, err, slow) in sorted(during.items()):
+        if n == 0:
+            continue
+        b = before.get(name, [0, 0, 0])
+        base_err = b[1] / b[0] if b[0] else 0.02
+        base_slow = b[2] / b[0] if b[0] else 0.0
+        if err / n >= max(0.05, 2.5 * base_err) or slow / n >= max(0.02, 3 * base_slow):
+            out.append(name)
+    return out
+
+
+SERVICE_OF_ENDPOINT = {
+    "home": "storefront-web", "search": "catalog-service", "product": "catalog-service",
+    "cart": "cart-service", "checkout": "checkout-service",
+}
+
+
+def build_incident_records(
+    faults: list[ActiveFault],
+    minutes: dict[int, Minute],
+    state_log: list[tuple[str, str, str, str]],
+    origin: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One ground-truth record per fault, in start order."""
+    log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
+    records = []
+    claimed = 0.0
+    for fault in sorted(faults, key=lambda f: (f.start_epoch, f.fault_id)):
+        win = observe_window(fault, minutes, claimed)
+        rec: dict[str, Any] = {
+            "incident_id": fault.fault_id,
+            "incident_type": fault.incident_type,
+            "origin": (origin or {}).get(fault.fault_id, "pinned"),
+            "cause": {"fault_type": fault.type, "magnitude": fault.magnitude,
+                      "target": fault.target, "ramp_s": fault.ramp_s},
+            "fault_start": _iso(fault.start_epoch),
+            "fault_end": _iso(fault.end_epoch),
+            "observed": win is not None,
+        }
+        if win is None:
+            rec.update(symptom_start=None, incident_end=None, symptom_end=None,
+                       duration_min=0.0, recovery_after_cause_min=None, peak_p95_ms=0.0,
+                       peak_error_rate_pct=0.0, affected_services=[], affected_endpoints=[],
+                       affected_hosts=[], first_saturated=None, chain=[],
+                       impact={"requests": 0, "errors": 0, "slow_errors": 0,
+                               "errors_by_kind": {}, "failed_orders": 0, "lost_revenue": 0.0})
+            records.append(rec)
+            continue
+        claimed = win.end
+        keys = range(int(win.start // 60), int(win.end // 60))
+        ms = [minutes[k] for k in keys if k in minutes]
+        total = Minute()
+        for m in ms:
+            total.merge(m)
+        endpoints = _affected(minutes, win, "endpoints")
+        chain = [
+            {"at": _iso(t), "component": comp, "event": ev, "detail": detail}
+            for t, comp, ev, detail in log
+            if fault.start_epoch - 60 <= t < win.end and ev in CHAIN_EVENTS
+        ]
+        first_by_event: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for entry in chain:
+            if entry["event"] not in seen:
+                seen.add(entry["event"])
+                first_by_event.append(entry)
+        rec.update(
+            symptom_start=_iso(win.start),
+            incident_end=_iso(win.incident_end),
+            symptom_end=_iso(win.end),
+            duration_min=round((win.end - win.start) / 60.0, 1),
+            incident_phase_min=round((win.incident_end - win.start) / 60.0, 1),
+            recovery_after_cause_min=round(max(0.0, win.end - fault.end_epoch) / 60.0, 1),
+            peak_p95_ms=round(max(m.p95_ms() for m in ms), 0),
+            peak_error_rate_pct=round(max(m.error_pct() for m in ms if m.requests), 1),
+            affected_endpoints=endpoints,
+            affected_services=sorted({SERVICE_OF_ENDPOINT.get(e, e) for e in endpoints}),
+            affected_hosts=_affected(minutes, win, "hosts"),
+            first_saturated=first_by_event[0] if first_by_event else None,
+            saturation_order=first_by_event,
+            chain=chain[:200],
+            impact={
+                "requests": total.requests,
+                "errors": total.errors,
+                "slow_errors": total.slow_errors,
+                "errors_by_kind": dict(sorted(total.kinds.items())),
+                "failed_orders": total.failed_orders,
+                "lost_revenue": round(total.lost_revenue, 2),
+            },
+        )
+        records.append(rec)
+    return records
+
+
+def write_incidents(path: Path, records: list[dict[str, Any]], commit: bool = True) -> None:
+    """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically, gzip when
+    ``path`` ends in ``.gz`` (``commit=False``: left as ``.partial`` for the caller to
+    rename)."""
+    tmp, fh = open_partial(path)
+    try:
+        for rec in records:
+            fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
+            fh.write(orjson.dumps(rec) + b"\n")
+        fh.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if commit:
+        os.replace(tmp, path)
+
+
+def read_incidents(path: Path) -> list[dict[str, Any]]:
+    """The records of an ``incidents.ndjson`` (plain or ``.gz``): every second line."""
+    lines = read_lines(path)
+    return [orjson.loads(doc) for _action, doc in zip(lines, lines, strict=True)]
+
+
+SPLIT_NAMES = ("normal_data.ndjson", "incident_data.ndjson", "recovery_data.ndjson")
+_TS_KEY = b'"@timestamp":"'
+
+
+def split_windows(records: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """(start, end, phase) ISO intervals: phase 1 = incident, 2 = recovery; sorted."""
+    out = []
+    for rec in records:
+        if rec.get("observed"):
+            out.append((rec["symptom_start"], rec["incident_end"], 1))
+            if rec["symptom_end"] > rec["incident_end"]:
+                out.append((rec["incident_end"], rec["symptom_end"], 2))
+    return sorted(out)
+
+
+def _phase(ts: str, windows: list[tuple[str, str, int]], starts: list[str]) -> int:
+    i = bisect.bisect_right(starts, ts) - 1
+    if i >= 0 and ts < windows[i][1]:
+        return windows[i][2]
+    return 0
+
+
+def write_split_files(all_data: Path, records: list[dict[str, Any]], commit: bool = True,
+                      gz: bool | None = None) -> list[Path]:
+    """Cut ``all_data.ndjson`` (or ``.ndjson.gz``: ``gz``, by default from the name) by
+    @timestamp into normal/incident/recovery files of the same format beside it
+    (``commit=False``: left as ``.partial`` files for the caller to rename).
+
+    A streaming pass: action and document lines are copied in pairs; timestamps are
+    compared as strings (one fixed ISO format, so string order is time order)."""
+    windows = split_windows(records)
+    starts = [w[0] for w in windows]
+    gz = all_data.suffix == ".gz" if gz is None else gz
+    paths = [all_data.with_name(n + (".gz" if gz else "")) for n in SPLIT_NAMES]
+    opened: list[tuple[Path, Any]] = []
+    ok = False
+    close_error: OSError | None = None
+    phase = 0
+    try:
+        opened.extend(open_partial(p) for p in paths)
+        handles = [fh for _, fh in opened]
+        lines = read_lines(all_data, gz)
+        for action in lines:
+            doc = next(lines)
+            i = doc.find(_TS_KEY)
+            ts = doc[i + len(_TS_KEY): i + len(_TS_KEY) + 24].decode() if i >= 0 else ""
+            phase = _phase(ts, windows, starts)
+            handles[phase].write(action + doc)
+        ok = True
+    except OSError as exc:  # a write error names no file: name the one being written
+        if exc.filename is None and opened:
+            raise OSError(exc.errno, exc.strerror, str(opened[phase][0])) from None
+        raise
+    finally:
+        for tmp, h in opened:
+            try:
+                h.close()
+            except OSError as exc:  # its last buffer did not fit on the disk
+                close_error = close_error or OSError(exc.errno, exc.strerror, str(tmp))
+        for (tmp, _), path in zip(opened, paths, strict=False):
+            if not ok or close_error is not None:
+                tmp.unlink(missing_ok=True)
+            elif commit:
+                os.replace(tmp, path)
+    if close_error is not None:
+        raise close_error
+    return paths
