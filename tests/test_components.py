@@ -236,9 +236,7 @@ def _send(env, shop, endpoint, name, at_s):
 
     def arrive():
         yield env.timeout(at_s)
-        life = shop.lb.forward(Request(endpoint, 0.0, customer, name))
-        if life is not None:
-            yield from life
+        yield from shop.shoppers.visit(Request(endpoint, 0.0, customer, name))
     env.process(arrive())
 
 

@@ -59,9 +59,7 @@ def run_home_pages(engine: str, hit_ratio: float) -> tuple[int, tuple[int, int]]
     def shoppers():
         for i in range(2000):
             yield env.timeout(0.02)
-            life = shop.lb.forward(Request(home, 0.0, customer, f"s{i}"))
-            if life is not None:
-                env.process(life)
+            env.process(shop.shoppers.visit(Request(home, 0.0, customer, f"s{i}")))
 
     env.process(shoppers())
     env.run(until=200)

@@ -36,8 +36,7 @@ BREAKER_REFUSAL_S = 0.001  # CallNotPermittedException costs next to nothing
 class AppInstance:
     def __init__(self, env: Any, index: int, cfg: StorefrontConfig, backends: Backends,
                  everyday_failure: Callable[[Request], None], leak_mb: Callable[[], float],
-                 app_rng: RandomStream, finish: Callable[[Request, str, str | None], None],
-                 on_state: Callable[[str, str, str], None]) -> None:
+                 app_rng: RandomStream, on_state: Callable[[str, str, str], None]) -> None:
         self.env = env
         self.index = index
         self.name = name = f"app-{index + 1:02d}"
@@ -50,7 +49,6 @@ class AppInstance:
         self.everyday_failure = everyday_failure
         self.leak_mb = leak_mb
         self.app_rng = app_rng
-        self.finish = finish
         self.announce = on_state
 
         def my_state(event: str, detail: str) -> None:
@@ -98,8 +96,9 @@ class AppInstance:
         self.latencies: list[float] = []
 
     # -- one request --------------------------------------------------------------------
-    def handle(self, req: Request) -> Process:
-        """The process of one request: a worker thread, the endpoint's code, the answer."""
+    def handle(self, req: Request) -> Generator[Any, Any, str | None]:
+        """A request's life on this JVM: a worker thread, the endpoint's code; returns the
+        failure it met (None: it succeeded)."""
         env = self.env
         me = env.active_process
         self.requests[me] = req
@@ -122,7 +121,7 @@ class AppInstance:
         if failure is not None:
             self.errors += 1
         self.latencies.append(env.now - req.arrival)
-        self.finish(req, self.name, failure)
+        return failure
 
     def accept(self, req: Request) -> None:
         """A thread took the request: account its allocations (which may run a GC, or run

@@ -8,31 +8,31 @@ passing probes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 from sim.config import HealthCheckConfig
 from sim.model.app_instance import AppInstance
+from sim.model.failures import RequestFailure
 from sim.model.request import Request
 
 Process = Generator[Any, Any, None]
+LB_HOST = "lb-01"  # the host of answers the load balancer gives itself
 
 
 class LoadBalancer:
-    def __init__(self, env: Any, instances: list[AppInstance], checks: HealthCheckConfig,
-                 refuse: Callable[[Request, str], None]) -> None:
+    def __init__(self, env: Any, instances: list[AppInstance], checks: HealthCheckConfig) -> None:
         self.env = env
         self.instances = instances
         self.checks = checks
-        self.refuse = refuse
         self.in_rotation = [True] * len(instances)
         self._next = 0
         for i, instance in enumerate(instances):
             env.process(self.health_checks(i, instance))
 
-    def forward(self, req: Request) -> Process | None:
-        """A request reached the load balancer: the process of its life on the instance it
-        goes to, or None when the load balancer answered it itself."""
+    def route(self, req: Request) -> AppInstance:
+        """A request reached the load balancer now: the instance it goes to. Raises
+        ``RequestFailure`` when the load balancer answers it itself (502/503)."""
         req.arrival = self.env.now
         n = len(self.instances)
         for _ in range(n):
@@ -40,12 +40,10 @@ class LoadBalancer:
             self._next = (i + 1) % n
             if self.in_rotation[i]:
                 instance = self.instances[i]
-                if instance.up:
-                    return instance.handle(req)
-                self.refuse(req, "upstream_refused")  # dead, but still in rotation
-                return None
-        self.refuse(req, "no_instance")
-        return None
+                if not instance.up:
+                    raise RequestFailure("upstream_refused")  # dead, but still in rotation
+                return instance
+        raise RequestFailure("no_instance")
 
     def health_checks(self, i: int, instance: AppInstance) -> Process:
         """GET /actuator/health every ``interval_s``; probes of instances not in lockstep."""

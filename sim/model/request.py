@@ -14,7 +14,8 @@ class Request:
 
     __slots__ = ("endpoint", "arrival", "customer", "session_id", "attempt", "queue_wait",
                  "pool_wait", "db_time", "gateway_time", "upstream_time", "gc_wait",
-                 "fails_at", "everyday_failure", "extra_cpu_s")
+                 "fails_at", "everyday_failure", "extra_cpu_s", "host", "end", "response_s",
+                 "failure_kind", "status_code")
 
     def __init__(self, endpoint: Endpoint, arrival: float, customer: Customer, session_id: str,
                  attempt: int = 0):
@@ -33,3 +34,9 @@ class Request:
         self.fails_at = NOWHERE
         self.everyday_failure = ""
         self.extra_cpu_s = 0.0  # work on top of its endpoint's (a leak's data walked)
+        # the answer, as the client saw it (``Shoppers.answer``)
+        self.host = ""
+        self.end = 0.0
+        self.response_s = 0.0
+        self.failure_kind: str | None = None
+        self.status_code = 0

@@ -1,9 +1,9 @@
 """The storefront, wired as its architecture diagram draws it.
 
-    shoppers ──► LoadBalancer ──► AppInstance × N ──► DbServer (shared, with its cache)
-        ▲         (health checks)   workers, db pool,   ├─► inventory, recommendations
-        │                           CPU, heap, breaker  └─► PaymentGateway (external)
-        └── ShopperRetries ◄── Recorder ◄── every finished request
+    Shoppers.visit ──► LoadBalancer ──► AppInstance × N ──► DbServer (shared, with its cache)
+     (one process:     (health checks)   workers, db pool,   ├─► inventory, recommendations
+      retries loop)                      CPU, heap, breaker  └─► PaymentGateway (external)
+        └── every answer ──► Outcomes (the Recorder, given by the segment)
 
 Every wait a request suffers comes from a resource it contends for; nothing here decides
 an outcome from the clock alone. Faults change only causes (a dependency's latency, query
@@ -12,9 +12,8 @@ time, leaked bytes, the arrival rate): symptoms are whatever the resources then 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sim.config import UPSTREAMS, CacheConfig, Scenario, instance_name
 from sim.core.rng import StreamSource
@@ -22,11 +21,10 @@ from sim.model.app_instance import AppInstance
 from sim.model.everyday import EverydayFailures
 from sim.model.faults import FaultSchedule
 from sim.model.load_balancer import LoadBalancer
-from sim.model.request import Request
 from sim.model.resources.cache import BufferCache
 from sim.model.resources.db import DbServer
 from sim.model.resources.dependencies import PaymentGateway, UpstreamService
-from sim.model.shoppers import ShopperRetries
+from sim.model.shoppers import Outcomes, Shoppers
 from sim.model.state_log import StateLog
 
 
@@ -45,22 +43,11 @@ class Backends:
     recommendations: UpstreamService
 
 
-class Outcomes(Protocol):
-    """Where every finished request goes (``sim.telemetry.recorder.Recorder``): the model
-    only says what happened; what that becomes (documents, ground truth) is not its business."""
-
-    retry: Callable[[Request, int], bool]
-
-    def finish(self, req: Request, host: str, failure_kind: str | None) -> None: ...
-
-    def refused(self, req: Request, failure_kind: str) -> None: ...
-
-
 class Storefront:
     """Builds and wires every component of one simulated segment."""
 
     def __init__(self, env: Any, scenario: Scenario, streams: StreamSource,
-                 faults: FaultSchedule, recorder: Outcomes) -> None:
+                 faults: FaultSchedule, outcomes: Outcomes) -> None:
         cfg = scenario.storefront
         self.env = env
         self.cfg = cfg
@@ -86,20 +73,17 @@ class Storefront:
                 lambda event, detail, name=name: record(name, event, detail))
                for name, u in zip(UPSTREAMS, (cfg.inventory, cfg.recommendations), strict=True)},
         )
-        self.recorder = recorder
         everyday = EverydayFailures(scenario.background_errors,
                                     scenario.traffic.endpoints.model_dump(),
                                     streams.stream("background-errors"))
         self.instances = [
             AppInstance(env, i, cfg, self.backends, everyday.draw,
                         faults.additive("memory_leak", instance_name(i)),
-                        streams.stream(f"app-time:{i}"), self.recorder.finish, record)
+                        streams.stream(f"app-time:{i}"), record)
             for i in range(cfg.instances)
         ]
-        self.lb = LoadBalancer(env, self.instances, cfg.health_check, self.recorder.refused)
-        self.shoppers = ShopperRetries(env, cfg.shoppers, streams.stream("client-retries"),
-                                       self.lb.forward)
-        self.recorder.retry = self.shoppers.maybe_retry  # a failed request may come back
+        self.lb = LoadBalancer(env, self.instances, cfg.health_check)
+        self.shoppers = Shoppers(env, cfg, streams.stream("client-retries"), self.lb, outcomes)
 
     def in_flight(self) -> list[tuple[AppInstance, Any]]:
         """Requests still inside an instance, oldest first."""

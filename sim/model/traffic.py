@@ -122,7 +122,7 @@ def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: 
     surge = faults.surge_at()
     surge_epoch = (lambda t: surge(origin_s + t)) if surge is not None else None
     n_customers = len(customers)
-    forward = shop.lb.forward
+    visit = shop.shoppers.visit
     reported = 0.0
     for block in arrival_times(schedule, origin_s, 0.0, until, traffic.noise,
                                streams.generator("arrivals"), surge_epoch):
@@ -140,9 +140,7 @@ def shoppers_arrive(env: Any, scenario: Scenario, streams: RandomStreams, shop: 
                 yield env.timeout(t - env.now)
             if halt is not None and t >= halt[0]:
                 return
-            life = forward(Request(endpoints[min(kind, 4)], t, customers[idx], sid))
-            if life is not None:
-                env.process(life)
+            env.process(visit(Request(endpoints[min(kind, 4)], t, customers[idx], sid)))
         if progress is not None:
             progress(env.now - reported)
             reported = env.now

@@ -142,7 +142,7 @@ class SegmentRun:
         shop = self.shop
         self.env.run(until=self.emit_until + self.drain_s)
         for instance, request in shop.in_flight():
-            self.recorder.finish(request, instance.name, "lb_timeout")
+            shop.shoppers.give_up(request, instance.name)
         return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes)
 
     def state_log(self) -> list[tuple[str, str, str, str]]:

@@ -1,8 +1,7 @@
 """Recorder: what a finished request leaves behind, the documents and the ground truth.
 
-Every finished request becomes a transaction document (and an error document when it
+Every answered request becomes a transaction document (and an error document when it
 failed), inside the emitted window only, and is added to the per-minute ground truth.
-The load balancer's timeout caps what the client saw.
 """
 
 from __future__ import annotations
@@ -19,10 +18,6 @@ from sim.telemetry.encoding import EncodedDoc
 from sim.telemetry.minutes import MinuteAggregator
 
 
-def _never(req: Request, status_code: int) -> bool:
-    return False
-
-
 class Recorder:
     def __init__(self, env: Any, cfg: StorefrontConfig, docs: DocumentFactory,
                  minutes: MinuteAggregator, order_rng: RandomStream,
@@ -31,36 +26,23 @@ class Recorder:
         self.env = env
         self.docs = docs
         self.catalog: dict[str, Failure] = build_catalog(cfg)
-        self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
         self.minutes = minutes
         self.order_rng = order_rng
         self.emit = emit
         self.emit_from = emit_from
         self.emit_until = emit_until
         self.day_label = day_label
-        # will the shopper try a failed request again? (set by the wiring: ShopperRetries)
-        self.retry: Callable[[Request, int], bool] = _never
         self.order_seq = 0
 
-    def finish(self, req: Request, host: str, failure_kind: str | None) -> None:
-        """A request answered (or failed) now, on ``host``."""
-        end = self.env.now
-        endpoint = req.endpoint
-        response_s = end - req.arrival
-        failure = None
-        status_code = 200
-        if response_s > self.lb_timeout_s:
-            failure_kind = "lb_timeout"
-            response_s = self.lb_timeout_s
-            end = req.arrival + response_s
-        if failure_kind is not None:
-            failure = self.catalog[failure_kind]
-            status_code = failure.status_code
-        elif endpoint.method == "POST" and endpoint.name == "checkout":
-            status_code = 201
-        retried = self.retry(req, status_code)
+    def finish(self, req: Request, retried: bool) -> None:
+        """A request was answered (``Shoppers.answer`` filled in what the client saw);
+        ``retried``: the shopper sends it again."""
         if not (self.emit_from <= req.arrival < self.emit_until):
             return
+        endpoint = req.endpoint
+        host = req.host
+        failure_kind = req.failure_kind
+        failure = None if failure_kind is None else self.catalog[failure_kind]
         docs = self.docs
         ids = docs.new_ids()
         order = b""
@@ -74,14 +56,10 @@ class Recorder:
             if payment_status == "failed" and not retried:
                 # the shopper gave up: this order is lost (a retried one may still succeed)
                 failed_amount = amount
-        response_ms = response_s * 1000.0
+        response_ms = req.response_s * 1000.0
         self.minutes.add(req.arrival, endpoint.name, host, response_ms, failure_kind,
                          failed_amount)
-        self.emit(docs.transaction(req, ids, req.customer, endpoint, host, status_code,
+        self.emit(docs.transaction(req, ids, req.customer, endpoint, host, req.status_code,
                                    response_ms, order))
         if failure is not None:
-            self.emit(docs.error(end, ids, endpoint, host, failure, status_code))
-
-    def refused(self, req: Request, failure_kind: str) -> None:
-        """The load balancer answered itself: no instance took the request."""
-        self.finish(req, "lb-01", failure_kind)
+            self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code))
