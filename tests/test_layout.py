@@ -1,4 +1,4 @@
-"""The package's rooms and who may import whom (docs/architecture.md, "Layout").
+"""The package's rooms and who may import whom, as docs/architecture.md draws it ("Layout").
 
 Every import in ``sim`` is read with ``ast``, imports inside functions included: a module
 may import its own package and the packages below it, never one above, and no set of
@@ -15,26 +15,30 @@ import pytest
 
 SIM = Path(__file__).resolve().parent.parent / "sim"
 
-# bottom first: each layer may import itself and the layers before it
-LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("sim.core",)),
-    ("config", ("sim.config", "sim.console")),
-    ("model", ("sim.model",)),
-    ("telemetry", ("sim.telemetry",)),
-    ("outputs", ("sim.outputs",)),
-    ("truth", ("sim.truth",)),
-    ("run", ("sim.run",)),
-    ("live", ("sim.live",)),
-    ("report", ("sim.report",)),
-    ("cli", ("sim.cli",)),
-]
+DOC = SIM.parent / "docs" / "architecture.md"
+
+
+def read_layers(doc: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The layer table of docs/architecture.md, bottom first: (name, module prefixes)."""
+    block = doc.split("<!-- layers: top to bottom -->", 1)[1].split("```", 2)[1]
+    layers = []
+    for line in block.strip().splitlines():
+        name, *rest = line.split()
+        paths = [w for w in rest if w.startswith("sim/")]
+        prefixes = tuple(w.removesuffix("/").removesuffix(".py").replace("/", ".") for w in paths)
+        assert prefixes, f"docs/architecture.md layer {name!r} names no sim/ path"
+        layers.append((name, prefixes))
+    return layers[::-1]
+
+
+LAYERS = read_layers(DOC.read_text())
 
 
 def layer_of(module: str) -> int:
     for rank, (_, prefixes) in enumerate(LAYERS):
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return rank
-    raise AssertionError(f"{module} is in no layer of tests/test_layout.py's LAYERS")
+    raise AssertionError(f"{module} is in no layer of docs/architecture.md's layout")
 
 
 def module_name(path: Path) -> str:
@@ -183,3 +187,21 @@ def test_the_reader_sees_imports_inside_functions_and_type_checking(tmp_path, mo
     known = {"sim", "sim.config", "sim.cli", "sim.model", "sim.model.a", "sim.model.b"}
     assert sorted(imports_of(pkg / "model" / "a.py", known)) == [
         ("sim.cli", True, 3), ("sim.config", False, 6), ("sim.model.b", False, 5)]
+
+
+def test_the_documented_layers_are_read_as_drawn():
+    layers = dict(LAYERS)
+    assert [name for name, _ in LAYERS][:3] == ["core", "config", "model"]
+    assert layers["config"] == ("sim.config", "sim.console")
+    assert layer_of("sim.model.resources.db") < layer_of("sim.telemetry.recorder") < layer_of("sim.cli")
+
+
+def test_an_upward_import_is_reported(tmp_path, monkeypatch):
+    pkg = tmp_path / "sim"
+    (pkg / "model").mkdir(parents=True)
+    for name in ("__init__.py", "model/__init__.py", "cli.py"):
+        (pkg / name).write_text("")
+    (pkg / "model" / "a.py").write_text("def f():\n    from sim.cli import main\n")
+    monkeypatch.setattr(__import__(__name__), "SIM", pkg)
+    _, edges = import_graph()
+    assert [(s, d) for s, d, _, _ in edges if layer_of(d) > layer_of(s)] == [("sim.model.a", "sim.cli")]
