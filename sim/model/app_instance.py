@@ -10,7 +10,7 @@ into it, and a restart process brings the JVM back, cold.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from simpy import Interrupt
 
@@ -19,18 +19,34 @@ from sim.core.rng import RandomStream
 from sim.model.failures import RequestFailure
 from sim.model.request import AFTER_READ, AFTER_WORK, AFTER_WRITE, Request
 from sim.model.resources.cache import BufferCache
-from sim.model.resources.circuit_breaker import CircuitBreaker
-from sim.model.resources.cpu import Cpu
-from sim.model.resources.db import DbConnectionPool
+from sim.model.resources.circuit_breaker import BreakerFigures, CircuitBreaker
+from sim.model.resources.cpu import Cpu, CpuFigures
+from sim.model.resources.db import ConnectionPoolFigures, DbConnectionPool
 from sim.model.resources.dependencies import DECLINED, FAILED, OK, TIMED_OUT, PaymentGateway, UpstreamService
-from sim.model.resources.jvm_heap import OOM, JvmHeap
-from sim.model.resources.worker_pool import WorkerPool
+from sim.model.resources.jvm_heap import OOM, HeapFigures, JvmHeap
+from sim.model.resources.worker_pool import ThreadPoolFigures, WorkerPool
 
 if TYPE_CHECKING:
     from sim.model.storefront import Backends
 
 Process = Generator[Any, Any, None]
 BREAKER_REFUSAL_S = 0.001  # CallNotPermittedException costs next to nothing
+
+
+class InstanceFigures(NamedTuple):
+    """What one instance reports each interval: its requests and each of its resources'
+    figures (``take_interval`` of each)."""
+
+    name: str
+    up: bool
+    served: int
+    errors: int
+    latencies: list[float]  # response times
+    cpu: CpuFigures
+    heap: HeapFigures
+    threads: ThreadPoolFigures
+    db_pool: ConnectionPoolFigures
+    breaker: BreakerFigures
 
 
 class AppInstance:
@@ -278,9 +294,12 @@ class AppInstance:
         self.announce(self.name, "instance_restarted",
                       "JVM up, back in rotation after its health checks pass")
 
-    def take_interval(self) -> tuple[int, int, list[float]]:
-        """(requests served, errors, response times) since the last call."""
-        figures = (self.served, self.errors, self.latencies)
+    def take_interval(self) -> InstanceFigures:
+        """Its figures and its resources' for the sampler; every counter starts again."""
+        figures = InstanceFigures(
+            self.name, self.up, self.served, self.errors, self.latencies,
+            self.cpu.take_interval(), self.heap.take_interval(), self.workers.take_interval(),
+            self.db_pool.take_interval(), self.breaker.take_interval())
         self.served = self.errors = 0
         self.latencies = []
         return figures

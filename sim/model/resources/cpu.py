@@ -10,7 +10,7 @@ running finishes; that thread reached its safepoint late).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sim.model.resources import OnState, ignore_state
 from sim.model.resources.service import ServiceCenter
@@ -21,6 +21,12 @@ SATURATED_BUSY = 0.95
 RECOVERED_BUSY = 0.8
 WINDOW_S = 2.0
 HOT_WINDOWS = 2
+
+
+class CpuFigures(NamedTuple):
+    """What the CPU reports: its busy share since the last take."""
+
+    busy_share: float  # 0..1 of all cores, bursts and GC pauses
 
 
 class Cpu(ServiceCenter):
@@ -82,7 +88,7 @@ class Cpu(ServiceCenter):
         self._pauses += 1
         self.saturated = False
 
-    def take_interval(self) -> float:
+    def take_interval(self) -> CpuFigures:
         """Busy share of all cores (0..1, bursts and GC) since the last call."""
         busy, gc, since = self._interval_start
         now = self.env.now
@@ -90,4 +96,4 @@ class Cpu(ServiceCenter):
         self._interval_start = (busy_now, gc_now, now)
         span = (now - since) * self.servers
         share = (busy_now - busy + gc_now - gc) / span if span > 0 else 0.0
-        return min(1.0, share)
+        return CpuFigures(min(1.0, share))

@@ -11,12 +11,23 @@ OutOfMemoryError.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sim.model.resources import OnState, ignore_state
 
 MINOR, FULL, OOM = "minor", "full", "oom"
 LONG_GC_PAUSE_S = 1.5  # everyday full GCs of this heap take ~1.2 s
 PRESSURE_SHARE = 0.6  # live set share of the old generation that operators alert on
+
+
+class HeapFigures(NamedTuple):
+    """What the heap reports: its size now and its collections since the last take."""
+
+    used_mb: float
+    max_mb: float
+    gc_pause_s: float
+    gc_count: int
+    gc_full: int
 
 
 class JvmHeap:
@@ -105,9 +116,10 @@ class JvmHeap:
             self.gc_full += 1
         self.on_gc(kind, pause_s)
 
-    def take_interval(self) -> tuple[float, int, int]:
-        """(GC pause s, collections, full collections) since the last call."""
-        figures = (self.gc_pause_s, self.gc_count, self.gc_full)
+    def take_interval(self) -> HeapFigures:
+        """Its figures for the sampler; the collection counters start again from zero."""
+        figures = HeapFigures(self.used_mb, self.max_mb, self.gc_pause_s, self.gc_count,
+                              self.gc_full)
         self.gc_pause_s = 0.0
         self.gc_count = self.gc_full = 0
         return figures

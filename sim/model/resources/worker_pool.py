@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 from sim.model.failures import RequestFailure
 from sim.model.resources import OnState, ignore_state
 
 RECOVERED_BUSY = 0.8  # busy share below which, with an empty queue, the pool has recovered
+
+
+class ThreadPoolFigures(NamedTuple):
+    """What the pool reports: gauges, as they are when asked."""
+
+    active: int
+    queued: int
+    max_threads: int
 
 
 class WorkerPool:
@@ -71,3 +79,7 @@ class WorkerPool:
         self.users.clear()
         self.queue.clear()
         self.saturated = False
+
+    def take_interval(self) -> ThreadPoolFigures:
+        """Its figures for the sampler (it keeps no per-interval counters)."""
+        return ThreadPoolFigures(len(self.users), len(self.queue), self.max_threads)
