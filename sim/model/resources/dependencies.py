@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from sim.config import GATEWAY_ERROR_LATENCY_SHARE, QUIET_BEFORE_TIMEOUTS_START_S
 from sim.core.rng import RandomStream
 from sim.model.resources import OnState, ignore_state
 from sim.model.resources.cache import BufferCache
 
 OK, DECLINED, FAILED, TIMED_OUT = 0, 1, 2, 3
-QUIET_BEFORE_TIMEOUTS_START_S = 120.0  # a timeout after this long without one starts a spell
 
 
 class GatewayFigures(NamedTuple):
@@ -118,7 +118,8 @@ class PaymentGateway(UpstreamService):
         if u < error_rate:
             # a failing gateway answers fast with a 5xx
             self.failures += 1
-            latency, outcome = self.rng.lognormal(self.median_s * 0.3, self.sigma), FAILED
+            latency = self.rng.lognormal(self.median_s * GATEWAY_ERROR_LATENCY_SHARE, self.sigma)
+            outcome = FAILED
         else:
             latency = self.latency()
             outcome = DECLINED if u < error_rate + self.decline_rate * (1 - error_rate) else OK
