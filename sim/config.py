@@ -150,8 +150,8 @@ class HeapConfig(_Model):
 # The endpoints' heap allocations (``alloc_mb`` in sim/model/endpoints.py) average about
 # 1.8 MB a request at the default mix: heap.alloc_kb_per_request scales them against this
 ALLOC_KB_REFERENCE = 1800.0
-# HotSpot's GC overhead limit: a full collection that frees under 2% of the heap
-# (-XX:GCHeapFreeLimit=2) ends in OutOfMemoryError; here, a live set at 98% of the old gen
+# HotSpot's GC overhead limit (-XX:GCTimeLimit=98, -XX:GCHeapFreeLimit=2): collections that
+# free under 2% of the heap end in OutOfMemoryError; here, a live set at 98% of the old gen
 OOM_LIVE_SHARE = 0.98
 # the adaptive size policy shrinks the young generation as the live set fills the old one:
 # to this share of the old generation's free room plus a floor (so allocation still goes on),
@@ -288,7 +288,7 @@ class StorefrontConfig(_Model):
 THREADS_RECOVERED_BUSY = 0.8  # worker threads busy, with an empty accept queue
 CPU_SATURATED_BUSY = 0.95  # app work kept this share of the cores busy ...
 CPU_HOT_WINDOWS = 2  # ... for this many windows in a row (GC pauses aside: their own symptom)
-CPU_WINDOW_S = 2.0
+CPU_WINDOW_S = 2.0  # the busy share is measured over windows this long
 CPU_RECOVERED_BUSY = 0.8  # a window below this
 DB_POOL_EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection ...
 DB_POOL_EXHAUSTED_WAIT = 0.25  # ... the oldest waiting this share of the connection timeout
@@ -365,9 +365,9 @@ class RandomIncidentsConfig(_Model):
 
 # Random incidents (sim/model/random_incidents.py): a drawn magnitude varies by this lognormal
 # sigma (about +-12%: no two incidents alike); this share of upstream slowdowns hits
-# recommendations (the rest inventory); a random fault
-# ramps up like a pinned one by default (ramp_minutes 2); a load-bound cause is scaled by the
-# traffic this far into the incident, when it has taken hold
+# recommendations (the rest inventory); a random fault ramps up like a pinned one by default
+# (ramp_minutes 2); a load-bound cause is scaled by the traffic this far into the incident,
+# when it has taken hold
 RANDOM_MAGNITUDE_SIGMA = 0.12
 RECOMMENDATIONS_SHARE = 0.35
 RANDOM_RAMP_S = 120.0
