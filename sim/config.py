@@ -78,6 +78,26 @@ class TrafficConfig(_Model):
     customers: PositiveInt = 5000
 
 
+# The seed's daily schedule (its README, UTC): 00-06 low traffic 10 TPS, 06-09 morning ramp
+# 15-30, 09-12 business hours 25-40, 12-14 lunch peak 35-50, 14-17 afternoon 30-45, 17-20
+# evening peak 40-60, 20-24 evening decline 20-10. The rate is
+# base_tps * (NIGHT_SHARE + (peak_multiplier - NIGHT_SHARE) * shape): with the seed's 20 TPS
+# base and x2.5 peak, shape 0 is its 10 TPS night and shape 1 its 50 TPS peak hours. The
+# shape is given at anchor hours inside each band's range; sim/model/traffic.py joins them
+# by cosine interpolation, so no band ends in a cliff.
+SHAPE_ANCHORS: tuple[tuple[float, float], ...] = (
+    (0.0, 0.02), (3.5, 0.0), (6.0, 0.08), (7.5, 0.3), (9.0, 0.5), (10.5, 0.6),
+    (12.0, 0.72), (13.0, 0.95), (14.0, 0.75), (15.5, 0.68), (17.0, 0.8),
+    (18.5, 1.15), (20.0, 0.8), (22.0, 0.3), (24.0, 0.02),
+)
+NIGHT_SHARE = 0.5  # of base_tps: the seed's 10 TPS nights at its 20 TPS base
+# traffic.noise is slow: a knot every 5 minutes, AR(1)-correlated over about 30 minutes (a
+# newsletter, the weather): days differ by swings of tens of minutes, not second to second
+NOISE_KNOT_S = 300.0
+NOISE_CORRELATION_S = 1800.0
+SESSION_IDLE_S = 1800.0  # a shopper idle this long starts a new session (web analytics' 30 min)
+
+
 class DbPoolConfig(_Model):
     """HikariCP-style pool per app instance."""
 
@@ -127,6 +147,19 @@ class HeapConfig(_Model):
     leak_scan_garbage_ratio: NonNegFloat = 0.01
 
 
+# The endpoints' heap allocations (``alloc_mb`` in sim/model/endpoints.py) average about
+# 1.8 MB a request at the default mix: heap.alloc_kb_per_request scales them against this
+ALLOC_KB_REFERENCE = 1800.0
+# HotSpot's GC overhead limit (-XX:GCTimeLimit=98, -XX:GCHeapFreeLimit=2): collections that
+# free under 2% of the heap end in OutOfMemoryError; here, a live set at 98% of the old gen
+OOM_LIVE_SHARE = 0.98
+# the adaptive size policy shrinks the young generation as the live set fills the old one:
+# to this share of the old generation's free room plus a floor (so allocation still goes on),
+# which makes a filling heap collect ever more often, the GC death spiral before an OOM
+YOUNG_HEADROOM_SHARE = 0.5
+YOUNG_MIN_MB = 16.0
+
+
 class GatewayConfig(_Model):
     """The external payment gateway, called synchronously from checkout.
 
@@ -140,6 +173,11 @@ class GatewayConfig(_Model):
     retry_backoff_ms: NonNegFloat = 200
     decline_rate: Probability = 0.06
     error_rate: Probability = 0.002
+
+
+# a failing gateway answers fast with a 5xx (an error from its edge, no charge processed):
+# in this share of its median latency
+GATEWAY_ERROR_LATENCY_SHARE = 0.3
 
 
 class BreakerConfig(_Model):
@@ -159,6 +197,9 @@ class BreakerConfig(_Model):
     backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
     max_wait_open_ms: PositiveFloat = 240_000
     half_open_calls: PositiveInt = 3
+
+
+BREAKER_REFUSAL_S = 0.001  # CallNotPermittedException is thrown in-process: next to no time
 
 
 class UpstreamConfig(_Model):
@@ -183,6 +224,12 @@ class HealthCheckConfig(_Model):
     interval_s: PositiveFloat = 5.0
     fails_to_remove: PositiveInt = 2
     passes_to_add: PositiveInt = 2
+
+
+# instance i's first probe comes (i * HEALTH_CHECK_PHASE_STEP mod 1) of an interval in: each
+# target's checks run on their own timer, and a step near 1 - 1/golden ratio (0.382) spreads
+# any number of instances over the interval with no two in lockstep
+HEALTH_CHECK_PHASE_STEP = 0.37
 
 
 class JitConfig(_Model):
@@ -220,6 +267,9 @@ class StorefrontConfig(_Model):
     cpu_cores: PositiveInt = 8
     # CPU time of app work per ms of an endpoint's median (a slower or faster build)
     cpu_ms_scale: PositiveFloat = 1.0
+    # spread of one app work step's CPU time around that median (lognormal sigma): payloads
+    # and code paths differ; about a fifth of the steps take over 1.5x the median
+    cpu_sigma: NonNegFloat = 0.45
     health_check: HealthCheckConfig = HealthCheckConfig()
     jit: JitConfig = JitConfig()
     shoppers: ShopperConfig = ShopperConfig()
@@ -230,6 +280,25 @@ class StorefrontConfig(_Model):
     circuit_breaker: BreakerConfig = BreakerConfig()
     inventory: UpstreamConfig = UpstreamConfig(latency_ms_median=35)
     recommendations: UpstreamConfig = UpstreamConfig(latency_ms_median=70, timeout_ms=2000)
+
+
+# When a resource announces itself saturated or recovered (its ``on_state``, into the
+# StateLog: the ground truth reads from it which resource gave way first). Recovery sits
+# below saturation, as in alerting rules, so a resource at the edge does not flap.
+THREADS_RECOVERED_BUSY = 0.8  # worker threads busy, with an empty accept queue
+CPU_SATURATED_BUSY = 0.95  # app work kept this share of the cores busy ...
+CPU_HOT_WINDOWS = 2  # ... for this many windows in a row (GC pauses aside: their own symptom)
+CPU_WINDOW_S = 2.0  # the busy share is measured over windows this long
+CPU_RECOVERED_BUSY = 0.8  # a window below this
+DB_POOL_EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection ...
+DB_POOL_EXHAUSTED_WAIT = 0.25  # ... the oldest waiting this share of the connection timeout
+DB_RECOVERED_ACTIVE = 0.8  # a pool's (or the DB's) busy share, with nobody waiting
+HEAP_PRESSURE_SHARE = 0.6  # live set share of the old generation after a full GC
+LONG_GC_PAUSE_S = 1.5  # a full GC this long (everyday full GCs of the default heap take ~1.2 s)
+QUIET_BEFORE_TIMEOUTS_START_S = 120.0  # a dependency timeout after this long without one
+# a cache this warm counts as fully warm: a call costs its warm time exactly again (it
+# refills a share of what is missing per call, so it would otherwise never quite get there)
+CACHE_WARM_RATIO = 0.999
 
 
 class BackgroundErrorsConfig(_Model):
@@ -292,6 +361,17 @@ class RandomIncidentsConfig(_Model):
     per_day: Annotated[float, Field(ge=0, le=10)] = 0
     min_gap_minutes: NonNegFloat = 90
     error_rate_incident: Annotated[float, Field(gt=0, le=100)] | None = None
+
+
+# Random incidents (sim/model/random_incidents.py): a drawn magnitude varies by this lognormal
+# sigma (about +-12%: no two incidents alike); this share of upstream slowdowns hits
+# recommendations (the rest inventory); a random fault ramps up like a pinned one by default
+# (ramp_minutes 2); a load-bound cause is scaled by the traffic this far into the incident,
+# when it has taken hold
+RANDOM_MAGNITUDE_SIGMA = 0.12
+RECOMMENDATIONS_SHARE = 0.35
+RANDOM_RAMP_S = 120.0
+LOAD_SAMPLE_AFTER_S = 300.0
 
 
 class OutputConfig(_Model):

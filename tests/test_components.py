@@ -83,7 +83,7 @@ def test_circuit_breaker_opens_waits_probes_and_closes(env):
         ("CLOSED -> OPEN", 4), ("OPEN -> HALF_OPEN", 34), ("HALF_OPEN -> OPEN", 35),
         ("OPEN -> HALF_OPEN", 95), ("HALF_OPEN -> CLOSED", 96),
     ]
-    assert breaker.take_interval() == 2 and breaker.take_interval() == 0
+    assert breaker.take_interval() == (CLOSED, 2) and breaker.take_interval() == (CLOSED, 0)
 
 
 def test_circuit_breaker_reset_cancels_its_open_timer(env):
@@ -118,7 +118,9 @@ def test_db_pool_throws_connection_timeout_into_the_waiter(env):
     env.process(client("C", 7, 1))
     env.run()
     assert timeline == [("A connected", 0), ("B db_pool_timeout", 6), ("C connected", 8)]
-    assert pool.take_interval() == 1 and pool.active == 0
+    figures = pool.take_interval()
+    assert (figures.timeouts, figures.in_use, figures.pending) == (1, 0, 0)
+    assert pool.take_interval().timeouts == 0
 
 
 def test_db_pool_interrupted_waiter_leaves_the_queue_and_reset_forgets_old_connections(env):
@@ -178,7 +180,7 @@ def test_db_server_limits_concurrency_fifo_and_announces_saturation(env):
     env.run()
     assert done == [("A", 1.0), ("B", 1.0), ("C", 2.0)]
     assert states == [("db_server_saturated", 0), ("db_server_recovered", 1.0)]
-    assert server.take_interval() == (3, 3.0)
+    assert server.take_interval() == (0, 0, 2, 3, 3.0, 1.0)  # (active, queued, max, queries, s, cache)
 
 
 def test_worker_pool_queues_then_rejects(env):
@@ -207,7 +209,7 @@ def test_cpu_bursts_queue_for_cores_and_gc_takes_them_all(env):
     at(env, 2.2, cpu.stop_the_world, 1.0)
     env.run(until=4)
     assert timeline == [("A", 1.0), ("B", 1.0), ("C", 2.0)]
-    busy = cpu.take_interval()
+    busy = cpu.take_interval().busy_share
     # 3 core-s of bursts, 2 core-s of GC, 0.8 core-s of D by t=4; over 2 cores x 4 s
     assert busy == pytest.approx((3 + 2 + 0.8) / 8)
     assert not cpu.queue  # D got a core when the pause ended

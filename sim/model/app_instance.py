@@ -10,27 +10,67 @@ into it, and a restart process brings the JVM back, cold.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from simpy import Interrupt
 
-from sim.config import StorefrontConfig
+from sim.config import ALLOC_KB_REFERENCE, BREAKER_REFUSAL_S, BreakerConfig, HeapConfig, StorefrontConfig
 from sim.core.rng import RandomStream
 from sim.model.failures import RequestFailure
 from sim.model.request import AFTER_READ, AFTER_WORK, AFTER_WRITE, Request
 from sim.model.resources.cache import BufferCache
-from sim.model.resources.circuit_breaker import CircuitBreaker
-from sim.model.resources.cpu import Cpu
-from sim.model.resources.db import DbConnectionPool
+from sim.model.resources.circuit_breaker import BreakerFigures, CircuitBreaker
+from sim.model.resources.cpu import Cpu, CpuFigures
+from sim.model.resources.db import ConnectionPoolFigures, DbConnectionPool
 from sim.model.resources.dependencies import DECLINED, FAILED, OK, TIMED_OUT, PaymentGateway, UpstreamService
-from sim.model.resources.jvm_heap import OOM, JvmHeap
-from sim.model.resources.worker_pool import WorkerPool
+from sim.model.resources.jvm_heap import OOM, HeapFigures, JvmHeap
+from sim.model.resources.worker_pool import ThreadPoolFigures, WorkerPool
 
 if TYPE_CHECKING:
     from sim.model.storefront import Backends
 
 Process = Generator[Any, Any, None]
-BREAKER_REFUSAL_S = 0.001  # CallNotPermittedException costs next to nothing
+
+
+class InstanceFigures(NamedTuple):
+    """What one instance reports each interval: its requests and each of its resources'
+    figures (``take_interval`` of each)."""
+
+    name: str
+    up: bool
+    served: int
+    errors: int
+    latencies: list[float]  # response times
+    cpu: CpuFigures
+    heap: HeapFigures
+    threads: ThreadPoolFigures
+    db_pool: ConnectionPoolFigures
+    breaker: BreakerFigures
+
+
+def jvm_heap(h: HeapConfig, on_gc: Callable[[str, float], None],
+             on_state: Callable[[str, str], None]) -> JvmHeap:
+    """A JVM's heap from its settings (pauses given in ms, in seconds here)."""
+    return JvmHeap(
+        max_mb=h.max_mb, young_mb=h.young_mb, baseline_live_mb=h.baseline_live_mb,
+        promotion_ratio=h.promotion_ratio, minor_pause_s=h.minor_pause_ms / 1000.0,
+        full_gc_threshold=h.full_gc_threshold,
+        full_pause_s_per_gb=h.full_pause_ms_per_gb / 1000.0, on_gc=on_gc, on_state=on_state,
+    )
+
+
+def circuit_breaker(name: str, b: BreakerConfig, env: Any,
+                    on_transition: Callable[[str, str], None]) -> CircuitBreaker:
+    """The breaker around the gateway from its settings (durations given in ms)."""
+    return CircuitBreaker(
+        name, window_size=b.window_size, minimum_calls=b.minimum_calls,
+        failure_rate_threshold=b.failure_rate_threshold,
+        slow_call_rate_threshold=b.slow_call_rate_threshold,
+        slow_call_duration_s=b.slow_call_duration_ms / 1000.0,
+        wait_open_s=b.wait_open_ms / 1000.0, half_open_calls=b.half_open_calls,
+        backoff_multiplier=b.backoff_multiplier, max_wait_open_s=b.max_wait_open_ms / 1000.0,
+        enabled=b.enabled, env=env, on_transition=on_transition,
+    )
 
 
 class AppInstance:
@@ -61,32 +101,17 @@ class AppInstance:
         self.db_pool = DbConnectionPool(env, cfg.db_pool.max_size,
                                         cfg.db_pool.connection_timeout_ms / 1000.0, my_state)
         self.cpu = Cpu(env, cfg.cpu_cores, my_state)
-        h = cfg.heap
-        self.heap = JvmHeap(
-            max_mb=h.max_mb, young_mb=h.young_mb, baseline_live_mb=h.baseline_live_mb,
-            promotion_ratio=h.promotion_ratio, minor_pause_s=h.minor_pause_ms / 1000.0,
-            full_gc_threshold=h.full_gc_threshold,
-            full_pause_s_per_gb=h.full_pause_ms_per_gb / 1000.0, on_gc=self._collect,
-            on_state=my_state,
-        )
-        self.alloc_scale = h.alloc_kb_per_request / 1800.0
-        self.leak_scan_s_per_mb = h.leak_scan_ms_per_mb / 1000.0
-        b = cfg.circuit_breaker
-        self.breaker = CircuitBreaker(
-            f"{name}/paymentGateway", window_size=b.window_size, minimum_calls=b.minimum_calls,
-            failure_rate_threshold=b.failure_rate_threshold,
-            slow_call_rate_threshold=b.slow_call_rate_threshold,
-            slow_call_duration_s=b.slow_call_duration_ms / 1000.0,
-            wait_open_s=b.wait_open_ms / 1000.0, half_open_calls=b.half_open_calls,
-            backoff_multiplier=b.backoff_multiplier, max_wait_open_s=b.max_wait_open_ms / 1000.0,
-            enabled=b.enabled, env=env,
-            on_transition=lambda old, new: on_state(name, f"circuit_breaker_{new.lower()}",
-                                                    f"{old} -> {new}"),
-        )
+        self.heap = jvm_heap(cfg.heap, self._collect, my_state)
+        self.alloc_scale = cfg.heap.alloc_kb_per_request / ALLOC_KB_REFERENCE
+        self.leak_scan_s_per_mb = cfg.heap.leak_scan_ms_per_mb / 1000.0
+        self.breaker = circuit_breaker(
+            f"{name}/paymentGateway", cfg.circuit_breaker, env,
+            lambda old, new: on_state(name, f"circuit_breaker_{new.lower()}", f"{old} -> {new}"))
         # the JIT's compiled code is a working set like any cache: lost on restart, rebuilt by use
         self.jit = BufferCache(cfg.jit.cold_extra, 0.0, 1.0 / cfg.jit.warmup_requests)
         self.jit_factor = 1.0  # CPU time factor while the JIT warms up
         self.cpu_scale = cfg.cpu_ms_scale / 1000.0
+        self.cpu_sigma = cfg.cpu_sigma
         self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
         self.retry_backoff_s = cfg.payment_gateway.retry_backoff_ms / 1000.0
         self.max_charge_retries = cfg.payment_gateway.max_retries
@@ -153,7 +178,7 @@ class AppInstance:
         behind a stop-the-world GC pause."""
         env = self.env
         cpu = self.cpu
-        seconds = self.app_rng.lognormal(req.endpoint.app_ms_median, 0.45) * self.cpu_scale \
+        seconds = self.app_rng.lognormal(req.endpoint.app_ms_median, self.cpu_sigma) * self.cpu_scale \
             * self.jit_factor + req.extra_cpu_s
         req.extra_cpu_s = 0.0
         start = env.now
@@ -277,9 +302,12 @@ class AppInstance:
         self.announce(self.name, "instance_restarted",
                       "JVM up, back in rotation after its health checks pass")
 
-    def take_interval(self) -> tuple[int, int, list[float]]:
-        """(requests served, errors, response times) since the last call."""
-        figures = (self.served, self.errors, self.latencies)
+    def take_interval(self) -> InstanceFigures:
+        """Its figures and its resources' for the sampler; every counter starts again."""
+        figures = InstanceFigures(
+            self.name, self.up, self.served, self.errors, self.latencies,
+            self.cpu.take_interval(), self.heap.take_interval(), self.workers.take_interval(),
+            self.db_pool.take_interval(), self.breaker.take_interval())
         self.served = self.errors = 0
         self.latencies = []
         return figures

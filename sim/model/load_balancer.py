@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from sim.config import HealthCheckConfig
+from sim.config import HEALTH_CHECK_PHASE_STEP, HealthCheckConfig
 from sim.model.app_instance import AppInstance
 from sim.model.failures import RequestFailure
 from sim.model.request import Request
@@ -48,7 +48,7 @@ class LoadBalancer:
     def health_checks(self, i: int, instance: AppInstance) -> Process:
         """GET /actuator/health every ``interval_s``; probes of instances not in lockstep."""
         checks = self.checks
-        yield self.env.timeout(checks.interval_s * (i * 0.37 % 1.0))
+        yield self.env.timeout(checks.interval_s * (i * HEALTH_CHECK_PHASE_STEP % 1.0))
         passes = fails = 0
         while True:
             if instance.up:

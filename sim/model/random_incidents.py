@@ -24,7 +24,15 @@ import datetime as dt
 
 import numpy as np
 
-from sim.config import UPSTREAMS, Scenario, instance_name
+from sim.config import (
+    LOAD_SAMPLE_AFTER_S,
+    RANDOM_MAGNITUDE_SIGMA,
+    RANDOM_RAMP_S,
+    RECOMMENDATIONS_SHARE,
+    UPSTREAMS,
+    Scenario,
+    instance_name,
+)
 from sim.core.clock import Window
 from sim.core.rng import RandomStreams
 from sim.model.faults import DEFAULT_MAGNITUDE, DEFAULT_TARGET, INCIDENT_TYPE, ActiveFault
@@ -99,10 +107,10 @@ def draw_random_incidents(
             fault_type = types[int(gen.choice(len(types), p=weights))]
             span = MEMORY_LEAK_MINUTES if fault_type == "memory_leak" else DURATION_MIN
             duration = float(gen.uniform(*span)) * 60.0
-            jitter = float(np.exp(gen.normal(0.0, 0.12)))
+            jitter = float(np.exp(gen.normal(0.0, RANDOM_MAGNITUDE_SIGMA)))
             target = DEFAULT_TARGET[fault_type]
             if fault_type == "upstream_slowdown":
-                target = UPSTREAMS[int(gen.random() < 0.35)]
+                target = UPSTREAMS[int(gen.random() < RECOMMENDATIONS_SHARE)]
             elif fault_type == "memory_leak":
                 target = instance_name(int(gen.integers(0, scenario.storefront.instances)))
             lo = max(midnight + EARLIEST_HOUR * 3600.0, lo_all)
@@ -119,12 +127,13 @@ def draw_random_incidents(
                     load = 1.0
                     if fault_type in LOAD_REFERENCE:
                         hour, exponent = LOAD_REFERENCE[fault_type]
-                        ratio = schedule.rate(midnight + hour * 3600.0) / schedule.rate(start + 300.0)
+                        ratio = schedule.rate(midnight + hour * 3600.0) / \
+                            schedule.rate(start + LOAD_SAMPLE_AFTER_S)
                         load = min(max(ratio ** exponent, LOAD_FACTOR_RANGE[0]), LOAD_FACTOR_RANGE[1])
                     busy.append((start, end + RECOVERY_ALLOWANCE_MIN * 60.0))
                     out.append(ActiveFault(
                         fault_id=f"{scenario.name}-r{day.strftime('%Y%m%d')}-{k + 1}",
-                        type=fault_type, start_epoch=start, end_epoch=end, ramp_s=120.0,
+                        type=fault_type, start_epoch=start, end_epoch=end, ramp_s=RANDOM_RAMP_S,
                         magnitude=_magnitude(fault_type, jitter * scale * load, target),
                         target=target, incident_type=INCIDENT_TYPE[fault_type],
                     ))

@@ -13,7 +13,7 @@ time, leaked bytes, the arrival rate): symptoms are whatever the resources then 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sim.config import UPSTREAMS, CacheConfig, Scenario, instance_name
 from sim.core.rng import StreamSource
@@ -22,14 +22,21 @@ from sim.model.everyday import EverydayFailures
 from sim.model.faults import FaultSchedule
 from sim.model.load_balancer import LoadBalancer
 from sim.model.resources.cache import BufferCache
-from sim.model.resources.db import DbServer
-from sim.model.resources.dependencies import PaymentGateway, UpstreamService
+from sim.model.resources.db import DbServer, DbServerFigures
+from sim.model.resources.dependencies import GatewayFigures, PaymentGateway, UpstreamService
 from sim.model.shoppers import Outcomes, Shoppers
 from sim.model.state_log import StateLog
 
 
 def _cache(cfg: CacheConfig) -> BufferCache:
     return BufferCache(cfg.cold_extra, cfg.evict_per_slow_call, cfg.warm_per_call)
+
+
+class BackendFigures(NamedTuple):
+    """What the shared backends report each interval (``take_interval`` of each)."""
+
+    db: DbServerFigures
+    gateway: GatewayFigures
 
 
 @dataclass
@@ -41,6 +48,10 @@ class Backends:
     gateway: PaymentGateway
     inventory: UpstreamService
     recommendations: UpstreamService
+
+    def take_interval(self) -> BackendFigures:
+        """The figures of the backends that are reported, for the sampler."""
+        return BackendFigures(self.db.take_interval(), self.gateway.take_interval())
 
 
 class Storefront:

@@ -2,7 +2,8 @@
 
 The rate is ``base_tps * (0.5 + (peak_multiplier - 0.5) * shape(hour))``: at the defaults
 (20 TPS, x2.5) that is 10 TPS at night and ~50 TPS at the evening peak. ``shape`` is given at
-anchor hours and joined by cosine interpolation, so there is no cliff at the hour. A slow
+anchor hours (``sim.config.SHAPE_ANCHORS``, from the seed's bands) and joined by cosine
+interpolation, so there is no cliff at the hour. A slow
 multiplicative noise (an AR(1) process on 5-minute knots) makes days differ. Arrivals are a
 non-homogeneous Poisson process drawn per second in vectorised numpy blocks.
 """
@@ -15,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from sim.config import Scenario
+from sim.config import (
+    NIGHT_SHARE,
+    NOISE_CORRELATION_S,
+    NOISE_KNOT_S,
+    SESSION_IDLE_S,
+    SHAPE_ANCHORS,
+    Scenario,
+)
 from sim.core.rng import RandomStreams
 from sim.model.customers import Customer
 from sim.model.endpoints import ENDPOINT_ORDER, ENDPOINTS
@@ -23,17 +31,7 @@ from sim.model.faults import FaultSchedule
 from sim.model.request import Request
 from sim.model.storefront import Storefront
 
-# (hour of day, shape) — seed schedule: night 10 TPS, morning ramp 15-30, business 25-40,
-# lunch 35-50, afternoon 30-45, evening peak 40-60, evening decline 20-10.
-SHAPE_ANCHORS: tuple[tuple[float, float], ...] = (
-    (0.0, 0.02), (3.5, 0.0), (6.0, 0.08), (7.5, 0.3), (9.0, 0.5), (10.5, 0.6),
-    (12.0, 0.72), (13.0, 0.95), (14.0, 0.75), (15.5, 0.68), (17.0, 0.8),
-    (18.5, 1.15), (20.0, 0.8), (22.0, 0.3), (24.0, 0.02),
-)
-
-NOISE_KNOT_S = 300.0
 BLOCK_S = 60
-SESSION_IDLE_S = 1800.0
 
 
 def shape(hour: float) -> float:
@@ -57,7 +55,8 @@ class DailySchedule:
         hour = (epoch_s % 86400.0) / 3600.0
         weekday = (int(epoch_s // 86400) + 3) % 7  # 1970-01-01 was a Thursday (3)
         factor = self.weekend_factor if weekday >= 5 else 1.0
-        return self.base_tps * (0.5 + (self.peak_multiplier - 0.5) * shape(hour)) * factor
+        share = NIGHT_SHARE + (self.peak_multiplier - NIGHT_SHARE) * shape(hour)
+        return self.base_tps * share * factor
 
 
 def arrival_times(
@@ -72,7 +71,7 @@ def arrival_times(
     """Yield sorted arrays of arrival times (seconds since origin), one block at a time."""
     knots = int(math.ceil((end_s - start_s) / NOISE_KNOT_S)) + 2
     # AR(1) with a ~30 minute correlation time, stationary sd = noise
-    phi = math.exp(-NOISE_KNOT_S / 1800.0)
+    phi = math.exp(-NOISE_KNOT_S / NOISE_CORRELATION_S)
     eps = gen.standard_normal(knots) * noise * math.sqrt(1 - phi * phi)
     level = np.empty(knots)
     level[0] = gen.standard_normal() * noise

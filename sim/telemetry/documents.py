@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from sim.core.clock import TimestampFormatter
+from sim.model.app_instance import InstanceFigures
 from sim.model.customers import Customer
 from sim.model.endpoints import Endpoint
 from sim.model.failures import Failure
+from sim.model.resources.circuit_breaker import STATE_CODES
+from sim.model.resources.db import DbServerFigures
+from sim.model.resources.dependencies import GatewayFigures
+from sim.model.storefront import BackendFigures
 from sim.telemetry.encoding import EncodedDoc
 
 PAYMENT_METHODS = ("credit_card", "credit_card", "credit_card", "debit_card", "paypal", "apple_pay")
-
+MB = 1024 * 1024  # the documents give memory in bytes
 
 
 class FinishedRequest(Protocol):
@@ -199,3 +204,62 @@ class DocumentFactory:
         text = _ORDER % (day.encode(), order_seq, amount, cu[3], items, method,
                          orjson.dumps(payment_status))
         return text, amount
+
+    # -- infrastructure metrics: dicts (a few per interval), orjson-encoded downstream -------
+    def instance_metrics(self, ts: str, interval_s: float, f: InstanceFigures) -> dict[str, Any]:
+        """One app instance's interval: its host, JVM, pools, breaker and requests."""
+        threads, pool, breaker = f.threads, f.db_pool, f.breaker
+        return {
+            "@timestamp": ts,
+            "event_type": "infrastructure_metric",
+            "host": {"name": f.name, "cpu": {"usage": round(f.cpu.busy_share, 4)}},
+            "service": {"name": "storefront-app", "type": "app-instance",
+                        "state": "running" if f.up else "stopped"},
+            "jvm": {
+                "memory": {"used": round(f.heap.used_mb * MB), "limit": round(f.heap.max_mb * MB)},
+                "gc": {"duration": round(f.heap.gc_pause_s, 4), "count": f.heap.gc_count,
+                       "full_count": f.heap.gc_full},
+            },
+            "thread_pool": {"active": threads.active, "queued": threads.queued,
+                            "max": threads.max_threads},
+            "db": {"client": {"connection": {
+                "used": pool.in_use, "idle": pool.max_size - pool.in_use,
+                "pending_requests": pool.pending, "max": pool.max_size}}},
+            "circuit_breaker": {"state": breaker.state, "state_code": STATE_CODES[breaker.state],
+                                "not_permitted_calls": breaker.not_permitted},
+            "requests": {"rate": round(f.served / interval_s, 2),
+                         "error_rate_pct": round(100.0 * f.errors / f.served, 2) if f.served else 0.0,
+                         "p95_ms": round(p95(f.latencies) * 1000.0, 1)},
+        }
+
+    def backend_metrics(self, ts: str, interval_s: float, b: BackendFigures) -> list[dict[str, Any]]:
+        """The shared backends' interval, one document each."""
+        return [self.db_metrics(ts, interval_s, b.db), self.gateway_metrics(ts, b.gateway)]
+
+    def db_metrics(self, ts: str, interval_s: float, db: DbServerFigures) -> dict[str, Any]:
+        return {
+            "@timestamp": ts, "event_type": "infrastructure_metric", "host": {"name": "db-01"},
+            "service": {"name": "postgresql", "type": "database", "state": "running"},
+            "db": {"active_queries": db.active, "queued_queries": db.queued,
+                   "max_active": db.max_active, "queries_per_s": round(db.queries / interval_s, 2),
+                   "avg_query_ms": round(1000.0 * db.query_s / db.queries, 2) if db.queries else 0.0,
+                   "cache_hit_ratio": round(db.cache_hit_ratio, 4)},
+        }
+
+    def gateway_metrics(self, ts: str, gw: GatewayFigures) -> dict[str, Any]:
+        return {
+            "@timestamp": ts, "event_type": "infrastructure_metric",
+            "host": {"name": "payment-gateway"},
+            "service": {"name": "payment-gateway", "type": "external-dependency",
+                        "state": "running"},
+            "gateway": {"latency_p95_ms": round(p95(gw.latencies) * 1000.0, 1),
+                        "calls": gw.calls, "timeouts": gw.timeouts, "failures": gw.failures},
+        }
+
+
+def p95(values: list[float]) -> float:
+    """The 95th percentile (nearest rank below) of an interval's times; sorts ``values``."""
+    if not values:
+        return 0.0
+    values.sort()
+    return values[min(len(values) - 1, int(0.95 * len(values)))]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sim.config import CACHE_WARM_RATIO
+
 
 class BufferCache:
     """A service's cache of its hot working set: why it stays slow for minutes after its
@@ -34,6 +36,6 @@ class BufferCache:
             return 1.0
         factor = 1.0 + self.cold_extra * (1.0 - self.hit_ratio)
         self.hit_ratio += (1.0 - self.hit_ratio) * self.warm_per_call
-        if self.hit_ratio > 0.999:
+        if self.hit_ratio > CACHE_WARM_RATIO:
             self.hit_ratio = 1.0
         return factor

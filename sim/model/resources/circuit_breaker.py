@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, NamedTuple
 
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
 STATE_CODES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+class BreakerFigures(NamedTuple):
+    """What the breaker reports: its state now and the calls it refused since the last take."""
+
+    state: str
+    not_permitted: int
 
 
 class CircuitBreaker:
@@ -139,7 +146,8 @@ class CircuitBreaker:
         if self.opens == opened and self.state == OPEN:
             self._transition(HALF_OPEN)
 
-    def take_interval(self) -> int:
-        """Calls refused since the last call."""
-        n, self.not_permitted = self.not_permitted, 0
-        return n
+    def take_interval(self) -> BreakerFigures:
+        """Its figures for the sampler; the refusal count starts again from zero."""
+        figures = BreakerFigures(self.state, self.not_permitted)
+        self.not_permitted = 0
+        return figures

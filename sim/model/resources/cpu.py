@@ -2,7 +2,7 @@
 
 Bursts queue FIFO for a free core, so a surge beyond the cores inflates every request's
 time, which holds worker threads longer, which fills the thread pool. The CPU calls itself
-saturated when app work kept ``SATURATED_BUSY`` of its cores busy for a few seconds (GC
+saturated when app work kept ``CPU_SATURATED_BUSY`` of its cores busy for a few seconds (GC
 pauses aside: a pause is its own symptom). A stop-the-world
 collection holds every core for its pause: no burst starts until it ends (a burst already
 running finishes; that thread reached its safepoint late).
@@ -10,17 +10,17 @@ running finishes; that thread reached its safepoint late).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
+from sim.config import CPU_HOT_WINDOWS, CPU_RECOVERED_BUSY, CPU_SATURATED_BUSY, CPU_WINDOW_S
 from sim.model.resources import OnState, ignore_state
 from sim.model.resources.service import ServiceCenter
 
-# saturated: app work kept this share of the cores busy for HOT_WINDOWS windows in a row;
-# recovered: a window below RECOVERED_BUSY
-SATURATED_BUSY = 0.95
-RECOVERED_BUSY = 0.8
-WINDOW_S = 2.0
-HOT_WINDOWS = 2
+
+class CpuFigures(NamedTuple):
+    """What the CPU reports: its busy share since the last take."""
+
+    busy_share: float  # 0..1 of all cores, bursts and GC pauses
 
 
 class Cpu(ServiceCenter):
@@ -46,17 +46,17 @@ class Cpu(ServiceCenter):
 
     def released(self) -> None:
         now = self.env.now
-        if now - self._window_start < WINDOW_S:
+        if now - self._window_start < CPU_WINDOW_S:
             return
         busy = self.busy_server_seconds()
         share = (busy - self._window_busy) / ((now - self._window_start) * self.servers)
         self._window_start, self._window_busy = now, busy
-        self._hot = self._hot + 1 if share >= SATURATED_BUSY else 0
-        if not self.saturated and self._hot >= HOT_WINDOWS:
+        self._hot = self._hot + 1 if share >= CPU_SATURATED_BUSY else 0
+        if not self.saturated and self._hot >= CPU_HOT_WINDOWS:
             self.saturated = True
             self.on_state("cpu_saturated", f"{100 * share:.0f}% of {self.servers} cores busy, "
                                            f"{len(self.queue)} bursts waiting")
-        elif self.saturated and share < RECOVERED_BUSY:
+        elif self.saturated and share < CPU_RECOVERED_BUSY:
             self.saturated = False
             self.on_state("cpu_recovered", f"{100 * share:.0f}% of {self.servers} cores busy")
 
@@ -82,7 +82,7 @@ class Cpu(ServiceCenter):
         self._pauses += 1
         self.saturated = False
 
-    def take_interval(self) -> float:
+    def take_interval(self) -> CpuFigures:
         """Busy share of all cores (0..1, bursts and GC) since the last call."""
         busy, gc, since = self._interval_start
         now = self.env.now
@@ -90,4 +90,4 @@ class Cpu(ServiceCenter):
         self._interval_start = (busy_now, gc_now, now)
         span = (now - since) * self.servers
         share = (busy_now - busy + gc_now - gc) / span if span > 0 else 0.0
-        return min(1.0, share)
+        return CpuFigures(min(1.0, share))

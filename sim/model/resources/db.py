@@ -9,17 +9,34 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+from sim.config import DB_POOL_EXHAUSTED_WAIT, DB_POOL_EXHAUSTED_WAITERS, DB_RECOVERED_ACTIVE
 from sim.core.rng import RandomStream
 from sim.model.failures import RequestFailure
 from sim.model.resources import OnState, ignore_state
 from sim.model.resources.cache import BufferCache
 from sim.model.resources.service import ServiceCenter
 
-EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection ...
-EXHAUSTED_WAIT = 0.25  # ... the oldest waiting this share of the timeout: the pool is exhausted
-RECOVERED_ACTIVE = 0.8  # busy share below which, with nobody waiting, it has recovered
+
+class ConnectionPoolFigures(NamedTuple):
+    """What a pool reports: its gauges now and its timeouts since the last take."""
+
+    in_use: int
+    pending: int
+    max_size: int
+    timeouts: int
+
+
+class DbServerFigures(NamedTuple):
+    """What the database reports: its gauges now and its queries since the last take."""
+
+    active: int
+    queued: int
+    max_active: int
+    queries: int
+    query_s: float  # their total time
+    cache_hit_ratio: float
 
 
 class DbConnectionPool:
@@ -57,8 +74,8 @@ class DbConnectionPool:
         self.queue.append((req, now))
         if not self._timer_armed:
             self._arm(self.timeout_s)
-        if not self.exhausted and len(self.queue) >= EXHAUSTED_WAITERS * self.max_size and \
-                now - self.queue[0][1] >= EXHAUSTED_WAIT * self.timeout_s:
+        if not self.exhausted and len(self.queue) >= DB_POOL_EXHAUSTED_WAITERS * self.max_size and \
+                now - self.queue[0][1] >= DB_POOL_EXHAUSTED_WAIT * self.timeout_s:
             self._announce_exhausted()
         return req
 
@@ -71,7 +88,7 @@ class DbConnectionPool:
                 waiter, _ = self.queue.popleft()
                 self.users.add(waiter)
                 waiter.succeed()
-            elif self.exhausted and len(self.users) < RECOVERED_ACTIVE * self.max_size:
+            elif self.exhausted and len(self.users) < DB_RECOVERED_ACTIVE * self.max_size:
                 self.exhausted = False
                 self.on_state("db_pool_recovered", f"{len(self.users)}/{self.max_size} in use")
             return
@@ -109,10 +126,12 @@ class DbConnectionPool:
         self.on_state("db_pool_exhausted", f"{len(self.users)}/{self.max_size} in use, "
                                            f"{len(self.queue)} waiting")
 
-    def take_interval(self) -> int:
-        """Connection timeouts since the last call."""
-        n, self.timeouts = self.timeouts, 0
-        return n
+    def take_interval(self) -> ConnectionPoolFigures:
+        """Its figures for the sampler; the timeout count starts again from zero."""
+        figures = ConnectionPoolFigures(len(self.users), len(self.queue), self.max_size,
+                                        self.timeouts)
+        self.timeouts = 0
+        return figures
 
 
 class DbServer(ServiceCenter):
@@ -151,12 +170,13 @@ class DbServer(ServiceCenter):
                           f"{self.busy}/{self.servers} active, {len(self.queue)} queued")
 
     def released(self) -> None:
-        if self.saturated and not self.queue and self.busy < RECOVERED_ACTIVE * self.servers:
+        if self.saturated and not self.queue and self.busy < DB_RECOVERED_ACTIVE * self.servers:
             self.saturated = False
             self.on_state("db_server_recovered", f"{self.busy}/{self.servers} active")
 
-    def take_interval(self) -> tuple[int, float]:
-        """(queries started, their total time in s) since the last call."""
+    def take_interval(self) -> DbServerFigures:
+        """Its figures for the sampler: queries started since the last call and their time."""
         jobs, service = self._last
         self._last = (self.jobs, self.service_s)
-        return self.jobs - jobs, self.service_s - service
+        return DbServerFigures(self.busy, len(self.queue), self.servers, self.jobs - jobs,
+                               self.service_s - service, self.cache.hit_ratio)

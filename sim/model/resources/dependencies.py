@@ -10,14 +10,23 @@ timeout.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+from sim.config import GATEWAY_ERROR_LATENCY_SHARE, QUIET_BEFORE_TIMEOUTS_START_S
 from sim.core.rng import RandomStream
 from sim.model.resources import OnState, ignore_state
 from sim.model.resources.cache import BufferCache
 
 OK, DECLINED, FAILED, TIMED_OUT = 0, 1, 2, 3
-QUIET_BEFORE_TIMEOUTS_START_S = 120.0  # a timeout after this long without one starts a spell
+
+
+class GatewayFigures(NamedTuple):
+    """What the gateway reports, all since the last take."""
+
+    latencies: list[float]  # what callers waited (at most the read timeout)
+    calls: int
+    timeouts: int
+    failures: int  # HTTP 5xx answers
 
 
 class UpstreamService:
@@ -77,12 +86,6 @@ class UpstreamService:
             self.on_state(event, f"{self.name} calls timing out")
         self._last_timeout = now
 
-    def take_interval(self) -> tuple[int, int]:
-        """(calls, timeouts) since the last call."""
-        figures = (self.calls, self.timeouts)
-        self.calls = self.timeouts = 0
-        return figures
-
 
 class PaymentGateway(UpstreamService):
     """Answers OK, DECLINED (card declined, a business outcome) or FAILED (HTTP 5xx)."""
@@ -115,17 +118,17 @@ class PaymentGateway(UpstreamService):
         if u < error_rate:
             # a failing gateway answers fast with a 5xx
             self.failures += 1
-            latency, outcome = self.rng.lognormal(self.median_s * 0.3, self.sigma), FAILED
+            latency = self.rng.lognormal(self.median_s * GATEWAY_ERROR_LATENCY_SHARE, self.sigma)
+            outcome = FAILED
         else:
             latency = self.latency()
             outcome = DECLINED if u < error_rate + self.decline_rate * (1 - error_rate) else OK
         self.latencies.append(min(latency, self.timeout_s))
         return self._answer(latency, outcome)
 
-    def take_interval_figures(self) -> tuple[list[float], int, int, int]:
-        """(latencies, calls, timeouts, 5xx answers) since the last call."""
-        calls, timeouts = self.take_interval()
-        figures = (self.latencies, calls, timeouts, self.failures)
+    def take_interval(self) -> GatewayFigures:
+        """Its figures for the sampler; every counter starts again from zero."""
+        figures = GatewayFigures(self.latencies, self.calls, self.timeouts, self.failures)
         self.latencies = []
-        self.failures = 0
+        self.calls = self.timeouts = self.failures = 0
         return figures

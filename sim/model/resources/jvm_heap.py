@@ -11,12 +11,28 @@ OutOfMemoryError.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
+from sim.config import (
+    HEAP_PRESSURE_SHARE,
+    LONG_GC_PAUSE_S,
+    OOM_LIVE_SHARE,
+    YOUNG_HEADROOM_SHARE,
+    YOUNG_MIN_MB,
+)
 from sim.model.resources import OnState, ignore_state
 
 MINOR, FULL, OOM = "minor", "full", "oom"
-LONG_GC_PAUSE_S = 1.5  # everyday full GCs of this heap take ~1.2 s
-PRESSURE_SHARE = 0.6  # live set share of the old generation that operators alert on
+
+
+class HeapFigures(NamedTuple):
+    """What the heap reports: its size now and its collections since the last take."""
+
+    used_mb: float
+    max_mb: float
+    gc_pause_s: float
+    gc_count: int
+    gc_full: int
 
 
 class JvmHeap:
@@ -66,7 +82,8 @@ class JvmHeap:
     def young_limit_mb(self) -> float:
         """The young generation shrinks when the live set leaves the heap little room, so a
         filling heap collects ever more often (the GC death spiral before an OOM)."""
-        return min(self.young_mb, max(16.0, 0.5 * (self.old_max_mb - self.live_mb) + 16.0))
+        return min(self.young_mb, max(YOUNG_MIN_MB, YOUNG_HEADROOM_SHARE *
+                                      (self.old_max_mb - self.live_mb) + YOUNG_MIN_MB))
 
     def allocate(self, mb: float, leaked_mb: float = 0.0) -> bool:
         """A request's allocations; ``leaked_mb`` of them stay reachable for good.
@@ -86,11 +103,11 @@ class JvmHeap:
         if self.old_used_mb >= self.full_gc_threshold * self.old_max_mb:
             pause = self.full_pause_s_per_gb * self.old_used_mb / 1024.0
             self.old_used_mb = self.live_mb
-            if self.live_mb >= 0.98 * self.old_max_mb:
+            if self.live_mb >= OOM_LIVE_SHARE * self.old_max_mb:
                 self.on_gc(OOM, pause)
                 return True
             self._collected(FULL, pause)
-            if not self.pressure and self.live_mb >= PRESSURE_SHARE * self.old_max_mb:
+            if not self.pressure and self.live_mb >= HEAP_PRESSURE_SHARE * self.old_max_mb:
                 self.pressure = True
                 self.on_state("heap_pressure", f"live set {self.live_mb:.0f} MB after full GC")
             if pause >= LONG_GC_PAUSE_S:
@@ -105,9 +122,10 @@ class JvmHeap:
             self.gc_full += 1
         self.on_gc(kind, pause_s)
 
-    def take_interval(self) -> tuple[float, int, int]:
-        """(GC pause s, collections, full collections) since the last call."""
-        figures = (self.gc_pause_s, self.gc_count, self.gc_full)
+    def take_interval(self) -> HeapFigures:
+        """Its figures for the sampler; the collection counters start again from zero."""
+        figures = HeapFigures(self.used_mb, self.max_mb, self.gc_pause_s, self.gc_count,
+                              self.gc_full)
         self.gc_pause_s = 0.0
         self.gc_count = self.gc_full = 0
         return figures

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
+from sim.config import THREADS_RECOVERED_BUSY
 from sim.model.failures import RequestFailure
 from sim.model.resources import OnState, ignore_state
 
-RECOVERED_BUSY = 0.8  # busy share below which, with an empty queue, the pool has recovered
+
+class ThreadPoolFigures(NamedTuple):
+    """What the pool reports: gauges, as they are when asked."""
+
+    active: int
+    queued: int
+    max_threads: int
 
 
 class WorkerPool:
@@ -58,7 +65,7 @@ class WorkerPool:
                 waiter = self.queue.popleft()
                 self.users.add(waiter)
                 waiter.succeed()
-            elif self.saturated and len(self.users) < RECOVERED_BUSY * self.max_threads:
+            elif self.saturated and len(self.users) < THREADS_RECOVERED_BUSY * self.max_threads:
                 self.saturated = False
                 self.on_state("thread_pool_recovered",
                               f"{len(self.users)}/{self.max_threads} busy")
@@ -71,3 +78,7 @@ class WorkerPool:
         self.users.clear()
         self.queue.clear()
         self.saturated = False
+
+    def take_interval(self) -> ThreadPoolFigures:
+        """Its figures for the sampler (it keeps no per-interval counters)."""
+        return ThreadPoolFigures(len(self.users), len(self.queue), self.max_threads)
