@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 
-from sim.run import workspace
 from sim.cli import main
+from sim.run import workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = str(ROOT / "scenarios" / "baseline.yaml")
