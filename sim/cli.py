@@ -1,7 +1,9 @@
-"""Command line: ``python run_sim.py SCENARIO.yaml [flags]`` (also the ``storefront-sim`` script).
+"""Command line: ``storefront-sim SCENARIO.yaml [flags]`` (or ``python run_sim.py ...``) and
+``storefront-sim COMMAND ...`` for everything else, one surface.
 
 Flags from the seed override the scenario YAML. Every input problem is one line on stderr
 naming the file, the field and the problem, exit code 2, and no file created or clobbered.
+A run is a sequence of named steps (``main``): validate, set up the outputs, execute, judge.
 """
 
 from __future__ import annotations
@@ -9,36 +11,47 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import functools
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sim.config import Scenario, ScenarioError, check_times, load_scenario
-from sim.console import EXIT_FAILED, OneLineParser, bad_input, one_line
+from sim.console import EXIT_FAILED, OneLineParser, bad_input, one_line, program_name
 from sim.core.clock import default_today, resolve_time_expression
 from sim.outputs.files import OutputError, check_output_dir
-from sim.run.batch import faults_outside_window, print_summary, resolve_run_window, simulate
+from sim.run.batch import (
+    RunResult,
+    faults_outside_window,
+    print_summary,
+    resolve_run_window,
+    simulate,
+)
 
 LIVE_GIVE_UP_S = 6 * 3600.0
 # streaming into a node on this machine, one worker was fastest: the node needs the other
 # core (docs/performance.md, #15); a remote cluster leaves every core to the simulation
 LOCAL_NODE_WORKERS = 1
 
+DESCRIPTION = ("Run a scenario: simulate the storefront and write its observability documents\n"
+               "(NDJSON files, OpenSearch).")
+
 # ``storefront-sim COMMAND ...``: commands other than running a scenario, each a module
 # with ``main(argv) -> int``, or ``module:function`` for one of several in a module
-# (imported only when used)
-COMMANDS: dict[str, str] = {
-    "inject": "sim.live.commands:inject",
-    "faults": "sim.live.commands:faults",
-    "clear": "sim.live.commands:clear",
-    "replay": "sim.live.replay",
-    "report": "sim.report",
-    "split": "sim.truth.split",
+# (imported only when used), and its line in ``--help``
+COMMANDS: dict[str, tuple[str, str]] = {
+    "inject": ("sim.live.commands:inject", "add a fault to a live run's control file"),
+    "faults": ("sim.live.commands:faults", "list a live run's runtime faults and what it applied"),
+    "clear": ("sim.live.commands:clear", "end a runtime fault of a live run"),
+    "replay": ("sim.live.replay", "repeat a live run as a batch run, from its replay.yaml"),
+    "report": ("sim.report", "write the report (figures, incidents) of a run's output dir"),
+    "split": ("sim.truth.split", "write a finished run's normal/incident/recovery files"),
+    "dashboards": ("sim.outputs.dashboards", "import the OpenSearch Dashboards saved objects"),
 }
 
 # CLI flag -> scenario field it overrides
@@ -58,9 +71,21 @@ FLAG_FIELDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="run_sim.py", description=__doc__.splitlines()[0],
-                epilog=f"other commands: {', '.join(COMMANDS)} (run_sim.py COMMAND --help)")
+    """The parser of a scenario run; its help lists the other commands, one line each."""
+    commands = "\n".join(f"  {name:<12}{summary}" for name, (_, summary) in COMMANDS.items())
+    p = OneLineParser(prog=program_name(), formatter_class=argparse.RawDescriptionHelpFormatter,
+                      usage="%(prog)s SCENARIO.yaml [options]\n"
+                            "       %(prog)s COMMAND ...   (%(prog)s COMMAND --help)",
+                      description=f"{DESCRIPTION}\n\ncommands:\n{commands}")
     p.add_argument("scenario", nargs="?", help="scenario YAML (e.g. scenarios/baseline.yaml)")
+    _add_scenario_flags(p)
+    _add_output_flags(p)
+    _add_run_flags(p)
+    return p
+
+
+def _add_scenario_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that override the scenario's window, traffic, incidents and seed."""
     p.add_argument("--days", type=int, help="days to simulate, ending at 24:00 UTC of --today")
     p.add_argument("--today", help="the date runs end on and relative fault times resolve "
                                    "against (YYYY-MM-DD; default: current UTC date)")
@@ -75,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target error rate in percent for random incidents (scales their "
                         "fault magnitude)")
     p.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    """Where the documents go: NDJSON files, an OpenSearch index or data stream."""
     p.add_argument("--output-dir", help="where NDJSON files go (default ./output)")
     p.add_argument("--no-files", action="store_true", help="write no NDJSON (stream only)")
     p.add_argument("--gzip", action="store_true", default=None,
@@ -92,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-certs", help="CA bundle to verify the OpenSearch certificate")
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the OpenSearch TLS certificate (warns)")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """How the run goes: workers, resume, Dask, progress, live mode, report, engine."""
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all "
                                                "cores; 1 when streaming into a local node)")
     p.add_argument("--resume", action="store_true",
@@ -118,7 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                    help="event loop: fast (default, sim/core/engine.py) or simpy's own "
                         "Environment; same model, same bytes")
-    return p
 
 
 def _on_this_machine(url: str) -> bool:
@@ -174,181 +206,251 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+class _Exit(Exception):
+    """Ends the command early with this exit code; its message is already printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _refuse(message: str) -> _Exit:
+    """Bad input: its one line printed; raise the result to end with exit 2."""
+    return _Exit(bad_input(message))
+
+
+@dataclass
+class _Outputs:
+    """Where a run's documents go, as the setup step left it for the run."""
+
+    output_dir: Path | None  # the NDJSON files' dir; None with --no-files
+    workers: int | None
+    dask: str | None
+    extra_sinks: list[Any] = field(default_factory=list)
+    incident_sinks: list[Any] = field(default_factory=list)
+    stream: Any = None  # the Dask workers' StreamTarget
+    bulk_index: tuple[Any, str] | None = None  # (client, index) a live run bulk-loads into
+    # the index's bulk-load settings of a batch run, restored at its end
+    load_settings: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``storefront-sim COMMAND ...``, or a scenario run: the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
-        import importlib
-
-        module, _, function = COMMANDS[argv[0]].partition(":")
-        return int(getattr(importlib.import_module(module), function or "main")(argv[1:]))
+        return run_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.create_mapping_only:
         from sim.outputs.mapping import create_mapping_only
 
         return create_mapping_only(args)
+    try:
+        scenario, today = _validated(args)
+        outputs = _set_up_outputs(args, scenario)
+        for warning in faults_outside_window(scenario, today):
+            print(f"warning: {one_line(f'{args.scenario}: {warning}')}", file=sys.stderr)
+        result = _execute(args, scenario, today, outputs)
+    except _Exit as exit_:
+        return exit_.code
+    print_summary(result)
+    code = _sink_verdict(result.sinks)
+    if code == 0 and args.report and outputs.output_dir is not None:
+        return _write_report(outputs.output_dir, args.workers)
+    return code
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """``storefront-sim NAME ARGS``: the command's module is imported only now."""
+    import importlib
+
+    module, _, function = COMMANDS[name][0].partition(":")
+    return int(getattr(importlib.import_module(module), function or "main")(argv))
+
+
+def _validated(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
+    """The scenario with the flags applied, once every flag and the output dir are usable."""
     if not args.scenario:
-        return bad_input("a scenario file is required (e.g. scenarios/baseline.yaml)")
+        raise _refuse("a scenario file is required (e.g. scenarios/baseline.yaml)")
     try:
         scenario, today = load_from_args(args)
     except ScenarioError as exc:
-        return bad_input(str(exc))
+        raise _refuse(str(exc)) from None
+    problem = _flag_problem(args, scenario) or _output_problem(args, scenario)
+    if problem:
+        raise _refuse(problem)
+    return scenario, today
+
+
+def _flag_problem(args: argparse.Namespace, scenario: Scenario) -> str | None:
+    """What is wrong with the run's flags (workers, live mode), if anything."""
     if args.workers is not None and args.workers < 1:
-        return bad_input(f"{args.scenario}: --workers: must be at least 1")
+        return f"{args.scenario}: --workers: must be at least 1"
     for flag in ("speed", "bucket"):
         if not getattr(args, flag) > 0:
-            return bad_input(f"{args.scenario}: --{flag}: must be greater than 0")
+            return f"{args.scenario}: --{flag}: must be greater than 0"
     if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
-        return bad_input(f"{args.scenario}: --speed, --bucket and --control need --live")
+        return f"{args.scenario}: --speed, --bucket and --control need --live"
     if args.live and scenario.output.gzip:
-        return bad_input(f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
-                    "it grows, so it is written plain; drop --gzip with --live")
-    output_dir = None if args.no_files else Path(scenario.output.dir)
-    unusable = check_output_dir(output_dir) if output_dir is not None else None
-    if unusable:
-        return bad_input(unusable)
-    url = args.opensearch or os.environ.get("OPENSEARCH_URL")
-    dask = args.dask or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    stream = None
+        return (f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
+                "it grows, so it is written plain; drop --gzip with --live")
+    return None
+
+
+def _output_problem(args: argparse.Namespace, scenario: Scenario) -> str | None:
+    """What keeps the run from writing where it is told to, if anything (before any setup:
+    a refused run changes nothing, not even an index's settings)."""
+    if not args.no_files:
+        unusable = check_output_dir(Path(scenario.output.dir))
+        if unusable:
+            return unusable
+    if _opensearch_url(args):
+        if args.data_stream and args.index:
+            return f"{args.scenario}: --data-stream and --index: give one of them"
+    elif args.no_files:
+        return "--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written"
+    if args.report and args.no_files:
+        return "--report needs the run's files: it cannot go with --no-files"
+    return None
+
+
+def _opensearch_url(args: argparse.Namespace) -> str | None:
+    return args.opensearch or os.environ.get("OPENSEARCH_URL")
+
+
+def _set_up_outputs(args: argparse.Namespace, scenario: Scenario) -> _Outputs:
+    """The NDJSON dir, the worker count and, when streaming, the OpenSearch sinks."""
+    url = _opensearch_url(args)
     workers = args.workers
     if workers is None and url and _on_this_machine(url):
         workers = LOCAL_NODE_WORKERS
-    extra_sinks: list[Any] = []
-    incident_sinks: list[Any] = []
-    load_settings = contextlib.ExitStack()  # the index's bulk-load settings, restored at the end
+    outputs = _Outputs(None if args.no_files else Path(scenario.output.dir), workers,
+                       args.dask or os.environ.get("DASK_SCHEDULER_ADDRESS") or None)
     if url:
-        from opensearchpy.exceptions import TransportError
+        _stream_to_opensearch(args, scenario, url, outputs)
+    return outputs
 
-        from sim.outputs.index_setup import (
-            apply_ism_policy,
-            bulk_load_settings,
-            ensure_data_stream,
-            ensure_index,
-            load_mapping,
-        )
-        from sim.outputs.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
-        from sim.outputs.opensearch import (
-            OpenSearchSetupError,
-            OpenSearchSink,
-            connect,
-            refusal,
-            scrub_url,
-        )
 
-        if args.data_stream and args.index:
-            return bad_input(f"{args.scenario}: --data-stream and --index: give one of them")
-        index = args.data_stream or args.index or scenario.output.index
-        incidents_index = scenario.output.incidents_index
-        try:
-            client = connect(url, ca_certs=args.ca_certs, insecure=args.insecure)
-            if args.data_stream:
-                ensure_data_stream(client, index, load_mapping(MAPPING_PATH))
-                if not apply_ism_policy(client, index):
-                    print(f"note: {scrub_url(url)} has no index-management plugin; the ISM "
-                          "policy (sim/outputs/ism_policy.json) was not applied", file=sys.stderr)
-            else:
-                ensure_index(client, index, load_mapping(MAPPING_PATH))
-            ensure_index(client, incidents_index, load_mapping(INCIDENTS_MAPPING_PATH))
-        except OpenSearchSetupError as exc:
-            return bad_input(str(exc))
-        try:
-            if not args.live:  # a live run ends the bulk-load settings itself, at the handoff
-                load_settings.enter_context(bulk_load_settings(client, index))
-        except TransportError as exc:  # e.g. a read-only block refuses the settings change
-            err = exc.info.get("error") if isinstance(exc.info, dict) else None
-            kind, reason = (err.get("type", ""), err.get("reason", "")) if isinstance(err, dict) \
-                else (str(exc.error), "")
-            print("error: " + (refusal(index, exc.status_code, kind, reason, whole_request=True)
-                               or f"index {index!r} refused its bulk-load settings (HTTP "
-                                  f"{exc.status_code} {kind})"), file=sys.stderr)
-            return EXIT_FAILED
-        # dead letters belong to the run's output, also when it writes no NDJSON
-        out = Path(scenario.output.dir)
-        # live: while OpenSearch is away the run waits (back-pressure) rather than give up
-        give_up = {"give_up_after": LIVE_GIVE_UP_S} if args.live else {}
-        if dask:  # the Dask workers stream their segments themselves (credentials: their env)
-            from sim.run.parallel import StreamTarget
+def _stream_to_opensearch(args: argparse.Namespace, scenario: Scenario, url: str,
+                          outputs: _Outputs) -> None:
+    """Connect, ready the index (or data stream) and the incidents index, add the sinks."""
+    from sim.outputs.opensearch import OpenSearchSetupError, scrub_url
+    from sim.outputs.setup import enter_bulk_load, prepare_opensearch, run_sinks
 
-            stream = StreamTarget(scrub_url(url), index, args.ca_certs, args.insecure)
-        else:
-            extra_sinks.append(OpenSearchSink(client, index,
-                                              dead_letter_path=out / "dead_letter.ndjson",
-                                              **give_up))
-        incident_sinks.append(OpenSearchSink(
-            client, incidents_index, dead_letter_path=out / "dead_letter_incidents.ndjson",
-            senders=1, name=f"opensearch:{incidents_index}", **give_up))
-    elif args.no_files:
-        return bad_input("--no-files needs --opensearch URL (or OPENSEARCH_URL): nothing would be written")
-    for warning in faults_outside_window(scenario, today):
-        print(f"warning: {one_line(f'{args.scenario}: {warning}')}", file=sys.stderr)
-    if args.report and output_dir is None:
-        return bad_input("--report needs the run's files: it cannot go with --no-files")
-    bar = None
-    progress = None
-    if not args.quiet:
-        from tqdm import tqdm
+    index = args.data_stream or args.index or scenario.output.index
+    incidents_index = scenario.output.incidents_index
+    try:
+        client = prepare_opensearch(url, index, incidents_index, data_stream=bool(args.data_stream),
+                                    ca_certs=args.ca_certs, insecure=args.insecure)
+    except OpenSearchSetupError as exc:
+        raise _refuse(str(exc)) from None
+    if not args.live:  # a live run ends the bulk-load settings itself, at the handoff
+        refused = enter_bulk_load(outputs.load_settings, client, index)
+        if refused:
+            print(f"error: {refused}", file=sys.stderr)
+            raise _Exit(EXIT_FAILED)
+    if outputs.dask:  # the Dask workers stream their segments themselves (credentials: their env)
+        from sim.run.parallel import StreamTarget
 
-        window = resolve_run_window(scenario, today)
-        segments = len(window.segments())
-        total_h = (window.seconds + segments * scenario.window.warmup_minutes * 60.0) / 3600.0
-        bar = tqdm(total=round(total_h, 2), unit="sim-h", file=sys.stderr, disable=None,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} sim-h [{elapsed}<{remaining}]")
+        outputs.stream = StreamTarget(scrub_url(url), index, args.ca_certs, args.insecure)
+    # live: while OpenSearch is away the run waits (back-pressure) rather than give up
+    outputs.extra_sinks, outputs.incident_sinks = run_sinks(
+        client, index, incidents_index, Path(scenario.output.dir), documents=not outputs.dask,
+        give_up_after=LIVE_GIVE_UP_S if args.live else None)
+    if outputs.extra_sinks:
+        outputs.bulk_index = (client, index)
 
-        def progress(seconds: float) -> None:
-            bar.update(seconds / 3600.0)
 
+def _progress_bar(args: argparse.Namespace, scenario: Scenario,
+                  today: dt.date) -> tuple[Any, Callable[[float], None] | None]:
+    """The tqdm bar in simulated hours (warm-ups included) and what advances it; none
+    with --quiet."""
+    if args.quiet:
+        return None, None
+    from tqdm import tqdm
+
+    window = resolve_run_window(scenario, today)
+    segments = len(window.segments())
+    total_h = (window.seconds + segments * scenario.window.warmup_minutes * 60.0) / 3600.0
+    bar = tqdm(total=round(total_h, 2), unit="sim-h", file=sys.stderr, disable=None,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} sim-h [{elapsed}<{remaining}]")
+
+    def progress(seconds: float) -> None:
+        bar.update(seconds / 3600.0)
+
+    return bar, progress
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM like Ctrl-C while the run lasts: every exit path cleans up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _execute(args: argparse.Namespace, scenario: Scenario, today: dt.date,
+             outputs: _Outputs) -> RunResult:
+    """Run live or batch; a run that fails ends the command with its one line."""
     from sim.run.parallel import SegmentError
     from sim.run.workspace import RunDirError
 
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread:  # SIGTERM like Ctrl-C: every exit path cleans up
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    run = functools.partial(simulate, scenario, today, output_dir, extra_sinks,
-                            progress=progress, workers=workers,
-                            incident_sinks=incident_sinks, engine=args.engine,
-                            run_dir=Path(scenario.output.dir), resume=args.resume, dask=dask,
-                            stream=stream)
+    bar, progress = _progress_bar(args, scenario, today)
     try:
-        if args.live:
-            from sim.live.loop import LiveWindowError, live_from_args
-
-            try:
-                result = live_from_args(args, scenario, today, output_dir, extra_sinks,
-                                        incident_sinks, progress, bar,
-                                        (client, index) if extra_sinks else None)
-            except LiveWindowError as exc:
-                return bad_input(f"{args.scenario}: --live: {exc}")
-        else:
+        with _sigterm_as_ctrl_c():
+            if args.live:
+                return _run_live(args, scenario, today, outputs, progress, bar)
             _future_notice(scenario, today)
-            with load_settings:
-                result = run()
+            with outputs.load_settings:
+                return simulate(scenario, today, outputs.output_dir, outputs.extra_sinks,
+                                progress=progress, workers=outputs.workers,
+                                incident_sinks=outputs.incident_sinks, engine=args.engine,
+                                run_dir=Path(scenario.output.dir), resume=args.resume,
+                                dask=outputs.dask, stream=outputs.stream)
     except RunDirError as exc:
-        return bad_input(str(exc))
-    except SegmentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except OutputError as exc:
-        print(f"error: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
-        return 130
+        raise _refuse(str(exc)) from None
+    except (SegmentError, OutputError, KeyboardInterrupt) as exc:
+        raise _Exit(_failed(exc)) from None
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
-    print_summary(result)
-    code = _sink_verdict(result.sinks)
-    if code == 0 and args.report and output_dir is not None:
-        from sim.report import build_report
-        from sim.report.aggregate import ReportInputError
 
-        try:
-            print(f"report: {build_report(output_dir, args.workers)}", file=sys.stderr)
-        except ReportInputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-    return code
+
+def _run_live(args: argparse.Namespace, scenario: Scenario, today: dt.date, outputs: _Outputs,
+              progress: Callable[[float], None] | None, bar: Any) -> RunResult:
+    from sim.live.loop import LiveWindowError, live_from_args
+
+    try:
+        return live_from_args(args, scenario, today, outputs.output_dir, outputs.extra_sinks,
+                              outputs.incident_sinks, progress, bar, outputs.bulk_index)
+    except LiveWindowError as exc:
+        raise _refuse(f"{args.scenario}: --live: {exc}") from None
+
+
+def _failed(exc: BaseException) -> int:
+    """The one line for a run that failed (or was interrupted) part way; its exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("error: interrupted; no complete-looking output was left behind", file=sys.stderr)
+        return 130
+    print(f"error: {one_line(str(exc)) if isinstance(exc, OutputError) else exc}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _write_report(output_dir: Path, workers: int | None) -> int:
+    """``--report``: the run's report, after a run that succeeded."""
+    from sim.report import build_report
+    from sim.report.aggregate import ReportInputError
+
+    try:
+        print(f"report: {build_report(output_dir, workers)}", file=sys.stderr)
+    except ReportInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 def _sink_verdict(sinks: list[Any]) -> int:

@@ -7,10 +7,18 @@ Shared by ``sim.cli`` and the commands it dispatches to (``sim.live.commands``,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+
+
+def program_name() -> str:
+    """What the user ran, for usage lines: ``storefront-sim`` (the console script) or
+    ``run_sim.py``, so that the help names a command that works as typed."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and name not in ("-c", "-m") else "storefront-sim"
 
 
 def one_line(text: str) -> str:

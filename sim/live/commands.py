@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from sim.config import ControlFault, FaultType, ScenarioError, parse_yaml
-from sim.console import OneLineParser, bad_input
+from sim.console import OneLineParser, bad_input, program_name
 from sim.core.clock import now_offset, parse_duration, resolve_time_expression
 from sim.live.control import (
     default_control_path,
@@ -129,7 +129,7 @@ def _new_entry(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def inject(argv: list[str]) -> int:
-    p = OneLineParser(prog="storefront-sim inject",
+    p = OneLineParser(prog=f"{program_name()} inject",
                 description="Add a fault to a live run's control file; it starts at the "
                             "simulation's next bucket boundary (or at --start).")
     p.add_argument("type", metavar="TYPE", help=f"one of: {', '.join(FAULT_TYPES)}")
@@ -179,7 +179,7 @@ def _ids_in_state(path: Path) -> set[str]:
 
 
 def clear(argv: list[str]) -> int:
-    p = OneLineParser(prog="storefront-sim clear",
+    p = OneLineParser(prog=f"{program_name()} clear",
                 description="End a runtime fault: remove it from the control file; the "
                             "simulation ends it at its next bucket boundary.")
     p.add_argument("id", metavar="ID", help="as listed by storefront-sim faults")
@@ -206,7 +206,7 @@ def clear(argv: list[str]) -> int:
 
 
 def faults(argv: list[str]) -> int:
-    p = OneLineParser(prog="storefront-sim faults",
+    p = OneLineParser(prog=f"{program_name()} faults",
                 description="List the control file's faults and, from the running simulation's "
                             "state file, what it has applied (simulated start and end).")
     _add_file_flags(p)

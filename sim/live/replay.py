@@ -13,11 +13,12 @@ from pathlib import Path
 
 import yaml
 
+from sim.console import program_name
 from sim.run.batch import print_summary, simulate
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="storefront-sim replay", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=f"{program_name()} replay", description=__doc__.splitlines()[0])
     p.add_argument("file", help="replay.yaml written by a --live run")
     p.add_argument("--output-dir", required=True, help="where the batch run's files go")
     p.add_argument("--workers", type=int, help="processes to simulate with (default: all cores)")

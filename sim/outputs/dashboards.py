@@ -1,7 +1,7 @@
 """Import the OpenSearch Dashboards saved objects in dashboards/storefront.ndjson.
 
-    python -m sim.outputs.dashboards import [--url URL] [--file FILE] [--overwrite]
-                                   [--index-pattern TITLE] [--incidents-pattern TITLE]
+    storefront-sim dashboards import [--url URL] [--file FILE] [--overwrite]
+                                     [--index-pattern TITLE] [--incidents-pattern TITLE]
 
 The URL comes from --url or OPENSEARCH_DASHBOARDS_URL (default http://127.0.0.1:5601); credentials
 only from OPENSEARCH_USER / OPENSEARCH_PASSWORD. Exit 0 on success, 1 when Dashboards refuses the
@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import urllib3
+
+from sim.console import program_name
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "dashboards" / "storefront.ndjson"
 PATTERN_IDS = {"index_pattern": "storefront-main", "incidents_pattern": "storefront-incidents"}
@@ -70,8 +72,9 @@ def import_objects(url: str, data: bytes, overwrite: bool) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.outputs.dashboards")
+def main(argv: list[str] | None = None) -> int:
+    """``storefront-sim dashboards import ...``: the exit code."""
+    p = argparse.ArgumentParser(prog=f"{program_name()} dashboards")
     sub = p.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="POST the saved objects to /api/saved_objects/_import")
     imp.add_argument("--url", default=os.environ.get("OPENSEARCH_DASHBOARDS_URL", "http://127.0.0.1:5601"))
@@ -87,7 +90,3 @@ def main(argv=None) -> int:
         return 2
     titles = {PATTERN_IDS[k]: getattr(args, k) for k in PATTERN_IDS if getattr(args, k)}
     return import_objects(args.url, retitle(data, titles), args.overwrite)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -51,7 +51,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import orjson
 from opensearchpy import OpenSearch
@@ -151,15 +151,7 @@ def connect(
     ``insecure=True`` is asked for explicitly.
     """
     safe = scrub_url(url)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise OpenSearchSetupError(f"invalid OpenSearch URL {safe!r}: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise OpenSearchSetupError(f"invalid OpenSearch URL {safe!r}: expected http(s)://host[:port]")
-    user = os.environ.get("OPENSEARCH_USER") or (parts.username or None)
-    password = os.environ.get("OPENSEARCH_PASSWORD") or (parts.password or "")
+    parts, port = _checked_url(url, safe)
     use_ssl = parts.scheme == "https"
     if insecure and use_ssl:
         print(
@@ -172,6 +164,8 @@ def connect(
         "port": port or (443 if use_ssl else 80),
         "url_prefix": parts.path.rstrip("/"),
     }
+    user = os.environ.get("OPENSEARCH_USER") or (parts.username or None)
+    password = os.environ.get("OPENSEARCH_PASSWORD") or (parts.password or "")
     client = OpenSearch(
         hosts=[host],
         http_auth=(user, password) if user else None,
@@ -185,6 +179,24 @@ def connect(
         retry_on_timeout=False,
         pool_maxsize=pool_maxsize,
     )
+    _check_answers(client, safe, ping_timeout)
+    return client
+
+
+def _checked_url(url: str, safe: str) -> tuple[SplitResult, int | None]:
+    """``url`` split, and its port, once it is an http(s) URL with a host and a valid port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port that is not a number (or out of range) raises ValueError
+    except ValueError as exc:
+        raise OpenSearchSetupError(f"invalid OpenSearch URL {safe!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OpenSearchSetupError(f"invalid OpenSearch URL {safe!r}: expected http(s)://host[:port]")
+    return parts, port
+
+
+def _check_answers(client: OpenSearch, safe: str, ping_timeout: float) -> None:
+    """``GET /`` answers as OpenSearch does; else the one line saying what went wrong."""
     try:
         info = client.info(request_timeout=ping_timeout)
     except AuthenticationException:
@@ -207,7 +219,6 @@ def connect(
         raise OpenSearchSetupError(f"OpenSearch at {safe} answered HTTP {exc.status_code} to GET /") from None
     if not isinstance(info, dict) or "version" not in info:
         raise OpenSearchSetupError(f"{safe} does not look like OpenSearch (GET / has no version)")
-    return client
 
 
 class _SettlingClient:
@@ -457,13 +468,18 @@ class OpenSearchSink:
         # holding a partial chunk until more documents come (they come one bucket at a time)
         self.send_when_idle = False
 
-        self._batch_size = max(1, min(500, chunk_size))
+        self._init_state(queue_docs, max_chunk_bytes, senders)
+        self._start_senders(senders)
+
+    def _init_state(self, queue_docs: int, max_chunk_bytes: int, senders: int) -> None:
+        """The queue, the batches being filled, the stop flag, the per-sender counters."""
+        self._batch_size = max(1, min(500, self.chunk_size))
         self._batch: list[_Doc] = []
         self._raw: list[bytes] = []  # encoded line pairs not yet made into a _RawBatch
         self._raw_count = 0
         self._raw_bytes = 0
         # raw batches are whole requests: bound how many wait, as the queue bounds documents
-        self._raw_budget = threading.Semaphore(max(1, queue_docs // chunk_size))
+        self._raw_budget = threading.Semaphore(max(1, queue_docs // self.chunk_size))
         self._unsent_raw: Counter[str] = Counter()  # raw batches a stop kept from the queue
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(2, queue_docs // self._batch_size))
         self._generated: dict[str, int] = {}
@@ -479,6 +495,9 @@ class OpenSearchSink:
         # The dead-letter file belongs to this run: a stale one must not be mistaken for it.
         self.dead_letter_path.unlink(missing_ok=True)
         self._counts = [_Counts(chunk_bytes=max_chunk_bytes) for _ in range(senders)]
+
+    def _start_senders(self, senders: int) -> None:
+        """Quiet opensearch-py's per-request logging, then start the sender threads."""
         opensearch_logger = logging.getLogger("opensearch")
         if _QUIET not in opensearch_logger.filters:
             opensearch_logger.addFilter(_QUIET)

@@ -187,10 +187,23 @@ def _parsed(doc: dict[str, Any], r: RangeResult, tx: Callable[[bytes, float, boo
 
 def scan_range(path: str, start: int, end: int, is_last: bool) -> RangeResult:
     """Aggregate the action/document pairs in bytes [start, end) of ``path``."""
+    r = RangeResult()
+    docs, cut_short = _document_lines(path, start, end, is_last, r)
+    keys: dict[bytes, int] = {}
+    tx_keys, tx_rts, tx_failed = _scan_documents(docs, cut_short, r, keys)
+    if tx_keys:
+        _fold_transactions(r, docs, keys, tx_keys, tx_rts, tx_failed)
+    return r
+
+
+def _document_lines(path: str, start: int, end: int, is_last: bool,
+                    r: RangeResult) -> tuple[list[bytes], bool]:
+    """The range's document lines (its action lines dropped, counted in ``r.lines``) and
+    whether the file ends there without a newline; an action line left without its
+    document is ``r.problem``."""
     with open(path, "rb") as fh:
         fh.seek(start)
         buf = fh.read(end - start)
-    r = RangeResult()
     lines = buf.split(b"\n")
     del buf
     cut_short = is_last and lines[-1] != b""  # no newline at the end of the file
@@ -201,9 +214,14 @@ def scan_range(path: str, start: int, end: int, is_last: bool) -> RangeResult:
         r.problem = (len(lines), "an action line without its document (the file is truncated)"
                      if is_last else "an action line without its document")
         lines.pop()
-    docs = lines[1::2]
-    del lines
-    keys: dict[bytes, int] = {}
+    return lines[1::2], cut_short
+
+
+def _scan_documents(docs: list[bytes], cut_short: bool, r: RangeResult,
+                    keys: dict[bytes, int]) -> tuple[list[bytes], list[float], list[bool]]:
+    """Add the documents to ``r`` up to the first problem; transactions and errors in the
+    layout documents.py writes by byte search, any other parsed. Returns the transactions'
+    columns: minute key, response time, failed."""
     tx_keys: list[bytes] = []
     tx_rts: list[float] = []
     tx_failed: list[bool] = []
@@ -239,44 +257,54 @@ def scan_range(path: str, start: int, end: int, is_last: bool) -> RangeResult:
                     continue
         except (IndexError, ValueError):
             pass
-        try:
-            parsed = orjson.loads(doc)
-        except orjson.JSONDecodeError as exc:
-            r.problem = (2 * j + 2, "truncated document: the file ends inside it"
-                         if cut_short and j == last else f"not valid JSON ({exc})")
-            break
-        problem = (_parsed(parsed, r, tx, keys) if isinstance(parsed, dict)
-                   else "not a document (not a JSON object)")
+        problem = _parse_one(doc, r, tx, keys, truncated=cut_short and j == last)
         if problem:
             r.problem = (2 * j + 2, problem)
             break
     r.docs["transaction"] += n_tx
     r.docs["error"] += n_err
-    if tx_keys:
-        uniq, inv = np.unique(np.array(tx_keys, dtype="S16"), return_inverse=True)
-        rts = np.array(tx_rts)
-        bins = np.clip((np.log2(np.maximum(rts, 1.0)) * BINS_PER_DOUBLING).astype(np.int64),
-                       0, N_BINS - 1)
-        failed = np.array(tx_failed)
-        table = np.zeros((len(uniq), 3 + N_BINS), np.int64)
-        table[:, 0] = np.bincount(inv, minlength=len(uniq))
-        table[:, 1] = np.bincount(inv, weights=failed, minlength=len(uniq)).astype(np.int64)
-        table[:, 2] = np.bincount(inv, weights=failed & (rts >= SLOW_MS),
-                                  minlength=len(uniq)).astype(np.int64)
-        table[:, 3:] = np.bincount(inv * N_BINS + bins,
-                                   minlength=len(uniq) * N_BINS).reshape(len(uniq), N_BINS)
-        try:
-            r.tx_minutes = np.array([_minute_of_key(bytes(k), keys) for k in uniq], np.int64)
-        except ValueError:
-            for j, doc in enumerate(docs):
-                try:
-                    _minute_of_key(doc[15:31], keys)
-                except ValueError:
-                    r.problem = (2 * j + 2, f"@timestamp: not a date: {doc[15:39]!r}")
-                    return r
-            raise
-        r.tx_table = table
-    return r
+    return tx_keys, tx_rts, tx_failed
+
+
+def _parse_one(doc: bytes, r: RangeResult, tx: Callable[[bytes, float, bool], None],
+               keys: dict[bytes, int], truncated: bool) -> str | None:
+    """A document the byte search did not take, parsed and added; its problem or None."""
+    try:
+        parsed = orjson.loads(doc)
+    except orjson.JSONDecodeError as exc:
+        return "truncated document: the file ends inside it" if truncated \
+            else f"not valid JSON ({exc})"
+    return (_parsed(parsed, r, tx, keys) if isinstance(parsed, dict)
+            else "not a document (not a JSON object)")
+
+
+def _fold_transactions(r: RangeResult, docs: list[bytes], keys: dict[bytes, int],
+                       tx_keys: list[bytes], tx_rts: list[float], tx_failed: list[bool]) -> None:
+    """The transactions' columns as ``r.tx_minutes``/``r.tx_table``: per minute requests,
+    failed, slow failed and the latency histogram (or the line of an unreadable minute)."""
+    uniq, inv = np.unique(np.array(tx_keys, dtype="S16"), return_inverse=True)
+    rts = np.array(tx_rts)
+    bins = np.clip((np.log2(np.maximum(rts, 1.0)) * BINS_PER_DOUBLING).astype(np.int64),
+                   0, N_BINS - 1)
+    failed = np.array(tx_failed)
+    table = np.zeros((len(uniq), 3 + N_BINS), np.int64)
+    table[:, 0] = np.bincount(inv, minlength=len(uniq))
+    table[:, 1] = np.bincount(inv, weights=failed, minlength=len(uniq)).astype(np.int64)
+    table[:, 2] = np.bincount(inv, weights=failed & (rts >= SLOW_MS),
+                              minlength=len(uniq)).astype(np.int64)
+    table[:, 3:] = np.bincount(inv * N_BINS + bins,
+                               minlength=len(uniq) * N_BINS).reshape(len(uniq), N_BINS)
+    try:
+        r.tx_minutes = np.array([_minute_of_key(bytes(k), keys) for k in uniq], np.int64)
+    except ValueError:
+        for j, doc in enumerate(docs):
+            try:
+                _minute_of_key(doc[15:31], keys)
+            except ValueError:
+                r.problem = (2 * j + 2, f"@timestamp: not a date: {doc[15:39]!r}")
+                return
+        raise
+    r.tx_table = table
 
 
 def plan_ranges(path: Path, size: int) -> list[tuple[int, int]]:
@@ -325,6 +353,17 @@ def _results(path: Path, workers: int) -> Iterator[RangeResult]:
         yield from pool.imap(_scan_task, tasks)
 
 
+@dataclass
+class _Folded:
+    """The ranges' results, folded in file order (still sparse: per minute that occurs)."""
+
+    lines: int = 0
+    docs: Counter[str] = field(default_factory=Counter)
+    tx_parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    errors: Counter[tuple[int, str]] = field(default_factory=Counter)
+    metric_parts: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
+
+
 def aggregate(path: Path, workers: int | None = None,
               span: tuple[int, int] | None = None) -> Aggregates:
     """Scan ``path`` (a run's all_data.ndjson) into per-minute aggregates.
@@ -333,44 +372,62 @@ def aggregate(path: Path, workers: int | None = None,
     Raises ReportInputError naming the line of the first problem."""
     if workers is None:
         workers = default_workers()
-    line_base = 0
-    docs: Counter[str] = Counter()
-    tx_parts: list[tuple[np.ndarray, np.ndarray]] = []
-    errors: Counter[tuple[int, str]] = Counter()
-    metric_parts: dict[tuple[str, str], list[np.ndarray]] = {}
+    folded = _fold_ranges(path, workers)
+    if folded.lines == 0:
+        raise ReportInputError(f"{path}: no documents")
+    first, n = _minute_range(folded, span)
+    table = np.zeros((n, 3 + N_BINS), np.int64)
+    for m, t in folded.tx_parts:
+        np.add.at(table, m - first, t)
+    types = sorted({t for (_, t) in folded.errors})
+    col = {t: i for i, t in enumerate(types)}
+    err = np.zeros((n, len(types)), np.int64)
+    for (m, t), c in folded.errors.items():
+        err[m - first, col[t]] += c
+    return Aggregates(
+        first_minute=first, requests=table[:, 0], failed=table[:, 1], slow_failed=table[:, 2],
+        hist=table[:, 3:], error_types=types, errors=err,
+        metrics=_metric_arrays(folded.metric_parts, first, n),
+        docs=dict(sorted(folded.docs.items())), lines=folded.lines,
+    )
+
+
+def _fold_ranges(path: Path, workers: int) -> _Folded:
+    """Every range's result, in order; the first problem raises ReportInputError with its
+    line in the file."""
+    folded = _Folded()
     for r in _results(path, workers):
         if r.problem is not None:
             line, message = r.problem
-            raise ReportInputError(f"{path}: line {line_base + line}: {message}")
-        line_base += r.lines
-        docs.update(r.docs)
+            raise ReportInputError(f"{path}: line {folded.lines + line}: {message}")
+        folded.lines += r.lines
+        folded.docs.update(r.docs)
         if len(r.tx_minutes):
-            tx_parts.append((r.tx_minutes, r.tx_table))
-        errors.update(r.errors)
+            folded.tx_parts.append((r.tx_minutes, r.tx_table))
+        folded.errors.update(r.errors)
         rows: dict[tuple[str, str], list[list[float]]] = {}
         for (minute, host, name), cell in r.metrics.items():
             rows.setdefault((host, name), []).append([float(minute), *cell])
         for key, cells in rows.items():
-            metric_parts.setdefault(key, []).append(np.array(cells))
-    if line_base == 0:
-        raise ReportInputError(f"{path}: no documents")
+            folded.metric_parts.setdefault(key, []).append(np.array(cells))
+    return folded
 
-    minutes = [int(f(m)) for m, _ in tx_parts for f in (np.min, np.max)]
-    minutes += [m for (m, _) in errors]
-    minutes += [int(f(a[:, 0])) for parts in metric_parts.values() for a in parts
+
+def _minute_range(folded: _Folded, span: tuple[int, int] | None) -> tuple[int, int]:
+    """The first epoch minute with anything in it (or of ``span``) and how many minutes."""
+    minutes = [int(f(m)) for m, _ in folded.tx_parts for f in (np.min, np.max)]
+    minutes += [m for (m, _) in folded.errors]
+    minutes += [int(f(a[:, 0])) for parts in folded.metric_parts.values() for a in parts
                 for f in (np.min, np.max)]
     if span is not None:
         minutes += list(span)
     first = min(minutes)
-    n = max(minutes) - first + 1
-    table = np.zeros((n, 3 + N_BINS), np.int64)
-    for m, t in tx_parts:
-        np.add.at(table, m - first, t)
-    types = sorted({t for (_, t) in errors})
-    col = {t: i for i, t in enumerate(types)}
-    err = np.zeros((n, len(types)), np.int64)
-    for (m, t), c in errors.items():
-        err[m - first, col[t]] += c
+    return first, max(minutes) - first + 1
+
+
+def _metric_arrays(metric_parts: dict[tuple[str, str], list[np.ndarray]], first: int,
+                   n: int) -> dict[tuple[str, str], np.ndarray]:
+    """(host, field) -> dense [minute, (sum, count, max)] over the run's minutes."""
     metrics: dict[tuple[str, str], np.ndarray] = {}
     for key, parts in sorted(metric_parts.items()):
         a = np.zeros((n, 3))
@@ -381,8 +438,4 @@ def aggregate(path: Path, workers: int | None = None,
             np.add.at(a[:, 1], idx, rows_a[:, 2])
             np.maximum.at(a[:, 2], idx, rows_a[:, 3])
         metrics[key] = a
-    return Aggregates(
-        first_minute=first, requests=table[:, 0], failed=table[:, 1], slow_failed=table[:, 2],
-        hist=table[:, 3:], error_types=types, errors=err, metrics=metrics,
-        docs=dict(sorted(docs.items())), lines=line_base,
-    )
+    return metrics

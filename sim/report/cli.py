@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sim.console import program_name
+
 EXIT_BAD_INPUT = 2
 
 
@@ -40,7 +42,7 @@ def build_report(output_dir: Path, workers: int | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="storefront-sim report",
+    p = _Parser(prog=f"{program_name()} report",
                 description="Write OUTPUT_DIR/report/index.html (figures, incident sections) "
                             "for a run's output directory.")
     p.add_argument("output_dir", help="a run's output directory (holds all_data.ndjson)")

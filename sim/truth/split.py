@@ -1,4 +1,4 @@
-"""``run_sim.py split [DIR]``: the seed's normal/incident/recovery files, cut from a finished run.
+"""``storefront-sim split [DIR]``: the seed's normal/incident/recovery files, cut from a finished run.
 
 Why a command: the split files repeat ``all_data`` (a week: 13 GB more), so a run no longer
 writes them by default (``output.split_files: true`` still does). This writes the very same
@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sim.console import program_name
 from sim.truth.records import read_incidents, write_split_files
 
 
@@ -29,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str]) -> int:
-    p = _Parser(prog="run_sim.py split", description=__doc__.splitlines()[0])
+    p = _Parser(prog=f"{program_name()} split", description=__doc__.splitlines()[0])
     p.add_argument("dir", nargs="?", default="./output", help="a run's output dir (default ./output)")
     args = p.parse_args(argv)
     directory = Path(args.dir)
