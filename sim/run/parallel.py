@@ -17,6 +17,7 @@ is identical for any number of workers and any backend.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ from sim.outputs.files import WriteFailure
 from sim.outputs.sink import EventSink, SinkSummary
 from sim.run.segment import SegmentPlan, SegmentResult, simulate_segment
 from sim.telemetry.encoding import EncodedDoc, bulk_lines, doc_id_prefix
+from sim.telemetry.minutes import Minute
 
 _POLL_S = 0.05
 _READ = 4 << 20
@@ -84,17 +86,39 @@ def read_record(parts_dir: Path, index: int) -> SegmentResult | None:
     path = record_path(parts_dir, index)
     part = part_path(parts_dir, index)
     try:
-        record = pickle.loads(path.read_bytes())
+        record = _load_record(path)
         ok = (part.stat().st_size == record["part_size"]
               and file_hash(part) == record["part_hash"])
     except FileNotFoundError:
         return None
-    except Exception as exc:  # noqa: BLE001 - an unreadable record: the caller says so in one line
-        raise SegmentError(f"{path}: unreadable result record ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise SegmentError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if not ok:
         raise SegmentError(f"{part}: does not match its result record (size or hash differ)")
-    result: SegmentResult = record["result"]
-    return result
+    return record["result"]
+
+
+class ForeignRecord(SegmentError):
+    """A result record this version cannot read: written by another version (it names
+    classes that have moved or changed since). This version writes a record atomically,
+    so one of its own is either whole or not there."""
+
+
+def _load_record(path: Path) -> dict[str, Any]:
+    """A record as ``write_record`` left it, checked to be of this version's shape."""
+    data = path.read_bytes()
+    try:
+        record = pickle.loads(data)
+    except Exception as exc:  # noqa: BLE001 - a module or class not (or no longer) there, ...
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ForeignRecord(f"{path.name}: {detail[:200]}") from None
+    result = record.get("result") if isinstance(record, dict) else None
+    if not isinstance(result, SegmentResult) or \
+            any(f.name not in vars(result) for f in dataclasses.fields(SegmentResult)) or \
+            not all(isinstance(m, Minute) for m in result.minutes.values()) or \
+            not {"part_size", "part_hash"} <= record.keys():
+        raise ForeignRecord(f"{path.name}: not a segment result of this version")
+    return record
 
 
 # ---------------------------------------------------------------- simulating one segment
