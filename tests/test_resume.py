@@ -244,10 +244,18 @@ def test_a_failing_sink_removes_the_part_directory(tmp_path):
     from sim.run.batch import simulate
 
     class Refusing:
+        accepts_encoded = True
         remote = True  # fed while the workers simulate
+        send_when_idle = False
+
+        def emit(self, doc_id: str, doc: object) -> None:
+            raise RuntimeError("refused")
 
         def emit_raw(self, lines: bytes, count: int) -> None:
             raise RuntimeError("refused")
+
+        def flush(self) -> None:
+            pass
 
         def close(self, ok: bool = True):
             from sim.outputs.sink import SinkSummary

@@ -56,9 +56,9 @@ from sim.run.batch import (
     with_runtime,
     write_json_atomic,
 )
-from sim.run.parallel import _decoding, customers_for, default_workers, run_segments
+from sim.run.parallel import customers_for, default_workers, run_segments, sink_emitter
 from sim.run.segment import SegmentResult, SegmentRun
-from sim.telemetry.encoding import EncodedDoc, doc_id_prefix
+from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import BASELINE_S, TRAILING_S, Minute, minutes_needed
 from sim.truth.records import build_incident_records, write_split_files
 
@@ -188,6 +188,7 @@ class LiveRun:
         self._last_error: str | None = None  # logged once, not at every bucket
         self._state_written = -math.inf
         self.max_lag_s = 0.0
+        self._behind = False  # said so; say when caught up
         self.window = resolve_run_window(scenario, today)
         if self.window.end.timestamp() <= self.options.clock.time():
             raise LiveWindowError(
@@ -291,35 +292,15 @@ class LiveRun:
                     write_json_atomic(out / "run_summary.json", result.summary())
         return result
 
-    def _emitter(self, index: int) -> Callable[[dict[str, Any] | EncodedDoc], None]:
-        seq = 0
-        prefix = doc_id_prefix(self.key, index)
-        emitters = [sink.emit if getattr(sink, "accepts_encoded", False) else _decoding(sink)
-                    for sink in self.sinks]
-
-        def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-            nonlocal seq
-            seq += 1
-            doc_id = f"{prefix}{seq:09d}"
-            for sink_emit in emitters:
-                sink_emit(doc_id, doc)
-
-        return emit
-
     def _run_live_segment(self, backfill: list[SegmentResult]
                           ) -> tuple[SegmentRun, SegmentResult, float]:
+        """Step the last segment up to the wall clock (the handoff), then one bucket at a
+        time behind it, until stopped or the window ends; then drain it."""
         opts = self.options
         clock, speed, bucket = opts.clock, opts.speed, opts.bucket_s
-        plan = self.plans[-1]
-        seg = SegmentRun(self.scenario, plan, customers_for(self.scenario),
-                         self._emitter(plan.index), live=True)
-        self.seg = seg
-        self._base_faults = list(plan.faults)
-        self._base_needed = set(seg.minutes.keep)
-        self._keep_needed = set(self._base_needed)
-        self._keep_next = int(seg.now_epoch() // 60)
+        seg = self._build_live_segment()
         hi = self.window.end.timestamp()
-        window_start = plan.window.start.timestamp()
+        window_start = seg.plan.window.start.timestamp()
         anchor = [0.0, 0.0]  # (simulated, wall) time of the handoff
 
         def target() -> float:
@@ -332,16 +313,12 @@ class LiveRun:
 
         b = seg.now_epoch()
         self.handoff: float | None = None
-        behind_notice = False
         while b < hi and not self._stop.is_set():
             t = target()
             if self.handoff is None:
                 if t - b > 2 * bucket:  # still catching up: large steps, no buckets
                     nxt = min(_grid(b + CATCH_UP_STEP_S, bucket), _grid(t, bucket), hi)
-                    if nxt <= b:
-                        nxt = min(b + bucket, hi)
-                    self._advance(seg, nxt)
-                    b = nxt
+                    b = self._advance(seg, nxt if nxt > b else min(b + bucket, hi))
                     continue
                 self.handoff = b
                 anchor[:] = [b, max(clock.time(), b)]  # a later window: wait for it
@@ -349,43 +326,59 @@ class LiveRun:
                 t = target()
             nxt = min(_grid(b, bucket) + bucket, hi)
             if nxt > t:
-                if behind_notice:
-                    opts.log(f"live: caught up; it was {self.max_lag_s:.1f} s behind at most")
-                    behind_notice = False
+                self._note_lag(None)
                 clock.sleep((nxt - t) / speed)
                 continue
-            lag = t - nxt
-            self.max_lag_s = max(self.max_lag_s, lag)
-            if lag > LAG_NOTICE_S * speed and not behind_notice:
-                opts.log(f"live: {lag / speed:.0f} s behind the wall clock (a sink is slow); "
-                         "catching up")
-                behind_notice = True
+            self._note_lag(t - nxt)
             self._poll_faults(seg, b)
-            self._advance(seg, nxt)
-            b = nxt
-            for sink in self.sinks:
-                flush = getattr(sink, "flush", None)
-                if flush is not None:
-                    flush()
+            b = self._advance(seg, nxt)
+            _flush(self.sinks)
             self._write_due_records(lambda: [*backfill, self._partial(seg)], b)
         if self.handoff is None:  # stopped (or the window ended) before reaching the clock
             self.handoff = b
         seg.stop(b)
         return seg, seg.finish(), b
 
+    def _build_live_segment(self) -> SegmentRun:
+        """The last segment, built here to be stepped; its ground-truth minutes are kept as
+        ``_advance`` needs them."""
+        plan = self.plans[-1]
+        seg = SegmentRun(self.scenario, plan, customers_for(self.scenario),
+                         sink_emitter(self.key, plan.index, self.sinks), live=True)
+        self.seg = seg
+        self._base_faults = list(plan.faults)
+        self._base_needed = set(seg.minutes.keep)
+        self._keep_needed = set(self._base_needed)
+        self._keep_next = int(seg.now_epoch() // 60)
+        return seg
+
+    def _note_lag(self, lag: float | None) -> None:
+        """Keep the largest lag behind the wall clock (simulated seconds); say once when the
+        run falls behind and once when it has caught up (``lag`` None: ahead again)."""
+        speed = self.options.speed
+        if lag is None:
+            if self._behind:
+                self.options.log(f"live: caught up; it was {self.max_lag_s:.1f} s behind at most")
+                self._behind = False
+            return
+        self.max_lag_s = max(self.max_lag_s, lag)
+        if lag > LAG_NOTICE_S * speed and not self._behind:
+            self.options.log(f"live: {lag / speed:.0f} s behind the wall clock (a sink is slow); "
+                             "catching up")
+            self._behind = True
+
     def _go_live(self) -> None:
         assert self.handoff is not None
         for sink in [*self.sinks, *self.incident_sinks]:
-            if hasattr(sink, "send_when_idle"):
-                sink.send_when_idle = True  # type: ignore[attr-defined]
+            sink.send_when_idle = True
         if self.options.on_handoff is not None:
             self.options.on_handoff()
         self.options.log(f"live: handoff at {_iso(self.handoff)}; running in real time"
                          + (f" x{self.options.speed:g}" if self.options.speed != 1 else ""))
 
-    def _advance(self, seg: SegmentRun, until: float) -> None:
-        """Simulate to ``until``, keeping the ground-truth minutes a fault applied later
-        may still need (the half hour before it), and no more."""
+    def _advance(self, seg: SegmentRun, until: float) -> float:
+        """Simulate to ``until`` (returned), keeping the ground-truth minutes a fault applied
+        later may still need (the half hour before it), and no more."""
         keep = seg.minutes.keep
         last = int((until + 180.0) // 60)
         if last >= self._keep_next:
@@ -399,6 +392,7 @@ class LiveRun:
                 keep.discard(k)
                 minutes.pop(k, None)
         seg.run_until(until)
+        return until
 
     def _poll_faults(self, seg: SegmentRun, boundary: float) -> None:
         source = self.options.fault_source
@@ -470,10 +464,8 @@ class LiveRun:
                                          + b"\n" + orjson.dumps(rec) + b"\n")
                 self._incidents_fh.flush()
             for sink in self.incident_sinks:
-                sink.emit(f"{self.key}-{rec['incident_id']}", rec)
-                flush = getattr(sink, "flush", None)
-                if flush is not None:
-                    flush()
+                sink.emit(incident_doc_id(self.key, rec["incident_id"]), rec)
+                sink.flush()
             self.options.log(f"incident {rec['incident_id']}: ground truth written")
 
     # ------------------------------------------------------------------ files, summary
@@ -514,6 +506,12 @@ class LiveRun:
             yield
         finally:
             signal.signal(signum, previous)
+
+
+def _flush(sinks: Iterable[EventSink]) -> None:
+    """Everything emitted so far goes on to the file or the server (a bucket's end)."""
+    for sink in sinks:
+        sink.flush()
 
 
 def _grid(t: float, bucket: float) -> float:

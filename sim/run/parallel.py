@@ -36,7 +36,7 @@ from sim.model.customers import Customer, make_customer_pool
 from sim.outputs.files import WriteFailure
 from sim.outputs.sink import EventSink, SinkSummary
 from sim.run.segment import SegmentPlan, SegmentResult, simulate_segment
-from sim.telemetry.encoding import EncodedDoc, bulk_lines, doc_id_prefix
+from sim.telemetry.encoding import EncodedDoc, bulk_lines, doc_ids
 from sim.telemetry.minutes import Minute
 
 _POLL_S = 0.05
@@ -130,24 +130,19 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
     if the task is retried), then leave its result record beside it. ``also`` receives
     every document too (a Dask worker's own OpenSearch sink). A failed write, e.g. a full
     disk, comes back to the parent as a WriteFailure naming the part file."""
-    seq = 0
-    prefix = doc_id_prefix(run_key, plan.index)
+    next_id = doc_ids(run_key, plan.index)
     pool = customers_for(scenario) if customers is None else [Customer(*c) for c in customers]
     try:
         with open(part, "wb", buffering=1 << 20) as fh:
             write = fh.write
             if also is None:
                 def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-                    nonlocal seq
-                    seq += 1
-                    write(bulk_lines(f"{prefix}{seq:09d}", doc))
+                    write(bulk_lines(next_id(), doc))
             else:
                 also_emit = also.emit
 
                 def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-                    nonlocal seq
-                    seq += 1
-                    doc_id = f"{prefix}{seq:09d}"
+                    doc_id = next_id()
                     write(bulk_lines(doc_id, doc))
                     also_emit(doc_id, doc)
 
@@ -287,8 +282,8 @@ def run_segments(
     segments are Dask tasks, and with ``stream`` each task also streams into OpenSearch."""
     finished = dict(finished or {})
     parts_dir.mkdir(parents=True, exist_ok=True)
-    followers = [s for s in sinks if getattr(s, "remote", False)]
-    joined = [s for s in sinks if not getattr(s, "remote", False)]
+    followers = [s for s in sinks if s.remote]
+    joined = [s for s in sinks if not s.remote]
     if dask is not None:
         results, summaries = _run_on_dask(dask, scenario, plans, run_key, parts_dir, progress,
                                           finished, stream)
@@ -480,19 +475,23 @@ def in_process(scenario: Scenario, plan: SegmentPlan, run_key: str,
                sinks: Sequence[EventSink], progress: Callable[[float], None] | None
                ) -> SegmentResult:
     """A segment simulated here, its documents straight into the sinks (no part file)."""
-    seq = 0
-    prefix = doc_id_prefix(run_key, plan.index)
-    emitters = [sink.emit if getattr(sink, "accepts_encoded", False) else _decoding(sink)
-                for sink in sinks]
+    return simulate_segment(scenario, plan, customers_for(scenario),
+                            sink_emitter(run_key, plan.index, sinks), progress)
+
+
+def sink_emitter(run_key: str, index: int, sinks: Sequence[EventSink]
+                 ) -> Callable[[dict[str, Any] | EncodedDoc], None]:
+    """A segment's ``emit`` that gives every document its id and hands it to each sink
+    (a sink that does not take encoded documents gets them decoded)."""
+    next_id = doc_ids(run_key, index)
+    emitters = [sink.emit if sink.accepts_encoded else _decoding(sink) for sink in sinks]
 
     def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-        nonlocal seq
-        seq += 1
-        doc_id = f"{prefix}{seq:09d}"  # doc_id_for(run_key, plan.index, seq)
+        doc_id = next_id()
         for sink_emit in emitters:
             sink_emit(doc_id, doc)
 
-    return simulate_segment(scenario, plan, customers_for(scenario), emit, progress)
+    return emit
 
 
 def _decoding(sink: EventSink) -> Callable[[str, dict[str, Any] | EncodedDoc], None]:
