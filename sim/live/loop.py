@@ -13,7 +13,7 @@ Why it looks like this:
   sim.live.control, or a test's function) polled at every bucket boundary. They take effect at
   that boundary (a traffic surge at the first arrival block not yet drawn) and are pinned
   with those times, so ``replay.yaml`` repeats the run as a batch with the same bytes
-  (``storefront-sim replay``; see ``sim.run.batch.PinnedPlan``).
+  (``storefront-sim replay``; see ``sim.run.plan.PinnedPlan``).
 * A sink that cannot keep up blocks ``emit`` (back-pressure); the loop then falls behind
   the wall clock and catches up without sleeping once it can. The summary reports the lag.
 """
@@ -40,23 +40,21 @@ import yaml
 from sim.config import Scenario
 from sim.core.clock import Window
 from sim.model.faults import ActiveFault
-from sim.model.random_incidents import draw_random_incidents
 from sim.outputs.ndjson import NdjsonSink
 from sim.outputs.sink import EventSink
-from sim.run.batch import (
+from sim.run.batch import RunResult, write_json_atomic
+from sim.run.parallel import customers_for, default_workers, run_segments, sink_emitter
+from sim.run.plan import (
     PinnedPlan,
-    RunResult,
-    _clear_of_faults,
-    _iso,
+    clear_of_faults,
+    iso_utc,
     pinned_plans,
-    resolve_faults,
     resolve_run_window,
+    run_faults,
     run_key,
     split_points,
     with_runtime,
-    write_json_atomic,
 )
-from sim.run.parallel import customers_for, default_workers, run_segments, sink_emitter
 from sim.run.segment import SegmentResult, SegmentRun
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import BASELINE_S, TRAILING_S, Minute, minutes_needed
@@ -192,7 +190,7 @@ class LiveRun:
         self.window = resolve_run_window(scenario, today)
         if self.window.end.timestamp() <= self.options.clock.time():
             raise LiveWindowError(
-                f"window ends {_iso(self.window.end.timestamp())}, before the wall clock: "
+                f"window ends {iso_utc(self.window.end.timestamp())}, before the wall clock: "
                 "nothing to run live (drop --live, or give a later --end)")
 
     def request_stop(self) -> None:
@@ -202,20 +200,15 @@ class LiveRun:
     # ------------------------------------------------------------------ plan
     def _plan(self) -> None:
         scenario, window = self.scenario, self.window
-        lo, hi = window.start.timestamp(), window.end.timestamp()
-        pinned = [f for f in resolve_faults(scenario, self.today)
-                  if f.end_epoch > lo and f.start_epoch < hi]
-        drawn = draw_random_incidents(scenario, window, pinned)
-        self.faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
-        self.origin = {f.fault_id: "random" for f in drawn}
+        self.faults, self.origin = run_faults(scenario, self.today, window)
         now = self.options.clock.time()
         splits = [p for p in split_points(scenario, window, self.faults) if p <= now]
         # the live segment starts shortly before now, so this process has little to catch
         # up with while the earlier segments run on the workers (clear of any fault)
-        earliest = max([lo, *splits]) + MIN_LIVE_LEAD_S
+        earliest = max([window.start.timestamp(), *splits]) + MIN_LIVE_LEAD_S
         if now - LIVE_LEAD_S > earliest:
-            split = _clear_of_faults(_grid(now - LIVE_LEAD_S, 60.0), self.faults, earliest,
-                                     now - LIVE_LEAD_S)
+            split = clear_of_faults(_grid(now - LIVE_LEAD_S, 60.0), self.faults, earliest,
+                                    now - LIVE_LEAD_S)
             if split is not None:  # and the backfill is cut as a batch run of it would be
                 backfill = Window(window.start, dt.datetime.fromtimestamp(split, dt.UTC))
                 splits = [*split_points(scenario, backfill, self.faults), split]
@@ -373,7 +366,7 @@ class LiveRun:
             sink.send_when_idle = True
         if self.options.on_handoff is not None:
             self.options.on_handoff()
-        self.options.log(f"live: handoff at {_iso(self.handoff)}; running in real time"
+        self.options.log(f"live: handoff at {iso_utc(self.handoff)}; running in real time"
                          + (f" x{self.options.speed:g}" if self.options.speed != 1 else ""))
 
     def _advance(self, seg: SegmentRun, until: float) -> float:
@@ -422,8 +415,8 @@ class LiveRun:
                 continue
             if prev is None or pinned != prev.pinned:
                 changed = True
-                self.options.log(f"fault {fault_id}: {pinned.type} {_iso(pinned.start_epoch)} "
-                                 f".. {_iso(pinned.end_epoch)} (simulated)")
+                self.options.log(f"fault {fault_id}: {pinned.type} {iso_utc(pinned.start_epoch)} "
+                                 f".. {iso_utc(pinned.end_epoch)} (simulated)")
             self._runtime[fault_id] = _RuntimeFault(new if new is not None else prev.source,  # type: ignore[union-attr]
                                                     pinned)
         if changed:
@@ -477,14 +470,14 @@ class LiveRun:
     def _live_summary(self, stop_epoch: float | None) -> dict[str, Any]:
         handoff = getattr(self, "handoff", None)
         return {
-            "handoff": _iso(handoff) if handoff is not None else None,
-            "stopped": _iso(stop_epoch) if stop_epoch is not None else None,
+            "handoff": iso_utc(handoff) if handoff is not None else None,
+            "stopped": iso_utc(stop_epoch) if stop_epoch is not None else None,
             "speed": self.options.speed,
             "bucket_s": self.options.bucket_s,
             "max_lag_s": round(self.max_lag_s / self.options.speed, 2),
             "runtime_faults": [
-                {"id": f.fault_id, "type": f.type, "start": _iso(f.start_epoch),
-                 "end": _iso(f.end_epoch), "magnitude": f.magnitude, "target": f.target}
+                {"id": f.fault_id, "type": f.type, "start": iso_utc(f.start_epoch),
+                 "end": iso_utc(f.end_epoch), "magnitude": f.magnitude, "target": f.target}
                 for f in self.runtime_faults()
             ],
         }
@@ -533,8 +526,8 @@ def _merged(parts: Iterable[dict[int, Minute]]) -> dict[int, Minute]:
 
 # ---------------------------------------------------------------------- replay.yaml
 def _fault_dict(f: ActiveFault) -> dict[str, Any]:
-    return {"id": f.fault_id, "type": f.type, "start": _iso(f.start_epoch),
-            "end": _iso(f.end_epoch), "start_epoch": f.start_epoch, "end_epoch": f.end_epoch,
+    return {"id": f.fault_id, "type": f.type, "start": iso_utc(f.start_epoch),
+            "end": iso_utc(f.end_epoch), "start_epoch": f.start_epoch, "end_epoch": f.end_epoch,
             "ramp_s": f.ramp_s, "magnitude": f.magnitude, "target": f.target,
             "incident_type": f.incident_type}
 
@@ -571,7 +564,7 @@ def future_notice(window: Window, now_epoch: float) -> str | None:
     """One line for a batch run whose window reaches past the wall clock."""
     if window.end.timestamp() <= now_epoch:
         return None
-    return (f"note: the window ends {_iso(window.end.timestamp())}, after the wall clock: "
+    return (f"note: the window ends {iso_utc(window.end.timestamp())}, after the wall clock: "
             "documents will be dated in the future (--live runs up to now, then in real time)")
 
 
