@@ -25,13 +25,8 @@ from sim.config import Scenario, ScenarioError, check_times, load_scenario
 from sim.console import EXIT_FAILED, OneLineParser, bad_input, one_line, program_name
 from sim.core.clock import default_today, resolve_time_expression
 from sim.outputs.files import OutputError, check_output_dir
-from sim.run.batch import (
-    RunResult,
-    faults_outside_window,
-    print_summary,
-    resolve_run_window,
-    simulate,
-)
+from sim.run.batch import RunResult, print_summary, simulate
+from sim.run.plan import faults_outside_window, resolve_run_window
 
 LIVE_GIVE_UP_S = 6 * 3600.0
 # streaming into a node on this machine, one worker was fastest: the node needs the other

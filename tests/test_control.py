@@ -16,7 +16,7 @@ from sim.cli import main
 from sim.config import Scenario, ScenarioError, load_scenario, parse_scenario
 from sim.live.control import ControlFile, ControlUpdate, pinned_fault, read_control, state_path
 from sim.model.faults import ActiveFault
-from sim.run.batch import resolve_faults
+from sim.run.plan import resolve_faults
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 28)

@@ -25,7 +25,7 @@ distributed = pytest.importorskip("distributed")
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = str(ROOT / "scenarios" / "baseline.yaml")
-# two segments (split where half of 08:00-16:00's load has arrived: see run.split_points)
+# two segments (split where half of 08:00-16:00's load has arrived: see sim.run.plan.split_points)
 ARGS = ["--today", "2026-11-27", "--start", "today 08:00", "--end", "today 16:00",
         "--base-tps", "1", "--quiet"]
 FILES = ("all_data.ndjson", "incidents.ndjson")  # split files: off by default (#15)

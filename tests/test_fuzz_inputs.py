@@ -169,7 +169,8 @@ def stop_before_simulating(monkeypatch):
     """``simulate`` stub: what a run does before its first event (window, faults, random
     incidents, the summary's fault times), then stop."""
     from sim.model.random_incidents import draw_random_incidents
-    from sim.run.batch import RunResult, in_window, resolve_faults, resolve_run_window
+    from sim.run.batch import RunResult
+    from sim.run.plan import in_window, resolve_faults, resolve_run_window
 
     def stub(scenario: Scenario, today: Any, output_dir: Any, *args: Any, **kwargs: Any) -> Any:
         window = resolve_run_window(scenario, today)

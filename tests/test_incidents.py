@@ -13,7 +13,8 @@ from sim.config import parse_scenario
 from sim.core.clock import resolve_window
 from sim.model.faults import ActiveFault
 from sim.model.random_incidents import RECOVERY_ALLOWANCE_MIN, draw_random_incidents
-from sim.run.batch import resolve_faults, simulate
+from sim.run.batch import simulate
+from sim.run.plan import resolve_faults
 from sim.telemetry.minutes import Minute
 from sim.truth.records import observe_window, write_split_files
 

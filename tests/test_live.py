@@ -81,6 +81,8 @@ class WallClockCheck:
     """A sink that measures how far documents are dated after the wall clock when emitted."""
 
     accepts_encoded = True
+    remote = False
+    send_when_idle = False
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
@@ -100,6 +102,9 @@ class WallClockCheck:
         self.worst_ahead_s = max(self.worst_ahead_s, ts.timestamp() - self.clock.now)
         self.summary.generated += 1
         self.summary.indexed += 1
+
+    def flush(self) -> None:
+        pass
 
     def close(self, ok: bool = True) -> SinkSummary:
         return self.summary

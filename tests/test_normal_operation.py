@@ -78,6 +78,10 @@ def test_bulk_format_ids_unique_and_summary_matches(busy_hour):
 
 
 class _ExplodingSink:
+    accepts_encoded = False
+    remote = False
+    send_when_idle = False
+
     def __init__(self, after):
         self.after = after
         self.n = 0
@@ -91,6 +95,9 @@ class _ExplodingSink:
     def emit_raw(self, lines, count):
         for _ in range(count):
             self.emit(None, None)
+
+    def flush(self):
+        pass
 
     def close(self, ok=True):
         from sim.outputs.sink import SinkSummary

@@ -13,7 +13,7 @@ Why it looks like this:
   sim.live.control, or a test's function) polled at every bucket boundary. They take effect at
   that boundary (a traffic surge at the first arrival block not yet drawn) and are pinned
   with those times, so ``replay.yaml`` repeats the run as a batch with the same bytes
-  (``storefront-sim replay``; see ``sim.run.batch.PinnedPlan``).
+  (``storefront-sim replay``; see ``sim.run.plan.PinnedPlan``).
 * A sink that cannot keep up blocks ``emit`` (back-pressure); the loop then falls behind
   the wall clock and catches up without sleeping once it can. The summary reports the lag.
 """
@@ -40,25 +40,23 @@ import yaml
 from sim.config import Scenario
 from sim.core.clock import Window
 from sim.model.faults import ActiveFault
-from sim.model.random_incidents import draw_random_incidents
 from sim.outputs.ndjson import NdjsonSink
 from sim.outputs.sink import EventSink
-from sim.run.batch import (
+from sim.run.batch import RunResult, write_json_atomic
+from sim.run.parallel import customers_for, default_workers, run_segments, sink_emitter
+from sim.run.plan import (
     PinnedPlan,
-    RunResult,
-    _clear_of_faults,
-    _iso,
+    clear_of_faults,
+    iso_utc,
     pinned_plans,
-    resolve_faults,
     resolve_run_window,
+    run_faults,
     run_key,
     split_points,
     with_runtime,
-    write_json_atomic,
 )
-from sim.run.parallel import _decoding, customers_for, default_workers, run_segments
 from sim.run.segment import SegmentResult, SegmentRun
-from sim.telemetry.encoding import EncodedDoc, doc_id_prefix
+from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import BASELINE_S, TRAILING_S, Minute, minutes_needed
 from sim.truth.records import build_incident_records, write_split_files
 
@@ -188,10 +186,11 @@ class LiveRun:
         self._last_error: str | None = None  # logged once, not at every bucket
         self._state_written = -math.inf
         self.max_lag_s = 0.0
+        self._behind = False  # said so; say when caught up
         self.window = resolve_run_window(scenario, today)
         if self.window.end.timestamp() <= self.options.clock.time():
             raise LiveWindowError(
-                f"window ends {_iso(self.window.end.timestamp())}, before the wall clock: "
+                f"window ends {iso_utc(self.window.end.timestamp())}, before the wall clock: "
                 "nothing to run live (drop --live, or give a later --end)")
 
     def request_stop(self) -> None:
@@ -201,20 +200,15 @@ class LiveRun:
     # ------------------------------------------------------------------ plan
     def _plan(self) -> None:
         scenario, window = self.scenario, self.window
-        lo, hi = window.start.timestamp(), window.end.timestamp()
-        pinned = [f for f in resolve_faults(scenario, self.today)
-                  if f.end_epoch > lo and f.start_epoch < hi]
-        drawn = draw_random_incidents(scenario, window, pinned)
-        self.faults = sorted(pinned + drawn, key=lambda f: f.start_epoch)
-        self.origin = {f.fault_id: "random" for f in drawn}
+        self.faults, self.origin = run_faults(scenario, self.today, window)
         now = self.options.clock.time()
         splits = [p for p in split_points(scenario, window, self.faults) if p <= now]
         # the live segment starts shortly before now, so this process has little to catch
         # up with while the earlier segments run on the workers (clear of any fault)
-        earliest = max([lo, *splits]) + MIN_LIVE_LEAD_S
+        earliest = max([window.start.timestamp(), *splits]) + MIN_LIVE_LEAD_S
         if now - LIVE_LEAD_S > earliest:
-            split = _clear_of_faults(_grid(now - LIVE_LEAD_S, 60.0), self.faults, earliest,
-                                     now - LIVE_LEAD_S)
+            split = clear_of_faults(_grid(now - LIVE_LEAD_S, 60.0), self.faults, earliest,
+                                    now - LIVE_LEAD_S)
             if split is not None:  # and the backfill is cut as a batch run of it would be
                 backfill = Window(window.start, dt.datetime.fromtimestamp(split, dt.UTC))
                 splits = [*split_points(scenario, backfill, self.faults), split]
@@ -291,35 +285,15 @@ class LiveRun:
                     write_json_atomic(out / "run_summary.json", result.summary())
         return result
 
-    def _emitter(self, index: int) -> Callable[[dict[str, Any] | EncodedDoc], None]:
-        seq = 0
-        prefix = doc_id_prefix(self.key, index)
-        emitters = [sink.emit if getattr(sink, "accepts_encoded", False) else _decoding(sink)
-                    for sink in self.sinks]
-
-        def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-            nonlocal seq
-            seq += 1
-            doc_id = f"{prefix}{seq:09d}"
-            for sink_emit in emitters:
-                sink_emit(doc_id, doc)
-
-        return emit
-
     def _run_live_segment(self, backfill: list[SegmentResult]
                           ) -> tuple[SegmentRun, SegmentResult, float]:
+        """Step the last segment up to the wall clock (the handoff), then one bucket at a
+        time behind it, until stopped or the window ends; then drain it."""
         opts = self.options
         clock, speed, bucket = opts.clock, opts.speed, opts.bucket_s
-        plan = self.plans[-1]
-        seg = SegmentRun(self.scenario, plan, customers_for(self.scenario),
-                         self._emitter(plan.index), live=True)
-        self.seg = seg
-        self._base_faults = list(plan.faults)
-        self._base_needed = set(seg.minutes.keep)
-        self._keep_needed = set(self._base_needed)
-        self._keep_next = int(seg.now_epoch() // 60)
+        seg = self._build_live_segment()
         hi = self.window.end.timestamp()
-        window_start = plan.window.start.timestamp()
+        window_start = seg.plan.window.start.timestamp()
         anchor = [0.0, 0.0]  # (simulated, wall) time of the handoff
 
         def target() -> float:
@@ -332,16 +306,12 @@ class LiveRun:
 
         b = seg.now_epoch()
         self.handoff: float | None = None
-        behind_notice = False
         while b < hi and not self._stop.is_set():
             t = target()
             if self.handoff is None:
                 if t - b > 2 * bucket:  # still catching up: large steps, no buckets
                     nxt = min(_grid(b + CATCH_UP_STEP_S, bucket), _grid(t, bucket), hi)
-                    if nxt <= b:
-                        nxt = min(b + bucket, hi)
-                    self._advance(seg, nxt)
-                    b = nxt
+                    b = self._advance(seg, nxt if nxt > b else min(b + bucket, hi))
                     continue
                 self.handoff = b
                 anchor[:] = [b, max(clock.time(), b)]  # a later window: wait for it
@@ -349,43 +319,59 @@ class LiveRun:
                 t = target()
             nxt = min(_grid(b, bucket) + bucket, hi)
             if nxt > t:
-                if behind_notice:
-                    opts.log(f"live: caught up; it was {self.max_lag_s:.1f} s behind at most")
-                    behind_notice = False
+                self._note_lag(None)
                 clock.sleep((nxt - t) / speed)
                 continue
-            lag = t - nxt
-            self.max_lag_s = max(self.max_lag_s, lag)
-            if lag > LAG_NOTICE_S * speed and not behind_notice:
-                opts.log(f"live: {lag / speed:.0f} s behind the wall clock (a sink is slow); "
-                         "catching up")
-                behind_notice = True
+            self._note_lag(t - nxt)
             self._poll_faults(seg, b)
-            self._advance(seg, nxt)
-            b = nxt
-            for sink in self.sinks:
-                flush = getattr(sink, "flush", None)
-                if flush is not None:
-                    flush()
+            b = self._advance(seg, nxt)
+            _flush(self.sinks)
             self._write_due_records(lambda: [*backfill, self._partial(seg)], b)
         if self.handoff is None:  # stopped (or the window ended) before reaching the clock
             self.handoff = b
         seg.stop(b)
         return seg, seg.finish(), b
 
+    def _build_live_segment(self) -> SegmentRun:
+        """The last segment, built here to be stepped; its ground-truth minutes are kept as
+        ``_advance`` needs them."""
+        plan = self.plans[-1]
+        seg = SegmentRun(self.scenario, plan, customers_for(self.scenario),
+                         sink_emitter(self.key, plan.index, self.sinks), live=True)
+        self.seg = seg
+        self._base_faults = list(plan.faults)
+        self._base_needed = set(seg.minutes.keep)
+        self._keep_needed = set(self._base_needed)
+        self._keep_next = int(seg.now_epoch() // 60)
+        return seg
+
+    def _note_lag(self, lag: float | None) -> None:
+        """Keep the largest lag behind the wall clock (simulated seconds); say once when the
+        run falls behind and once when it has caught up (``lag`` None: ahead again)."""
+        speed = self.options.speed
+        if lag is None:
+            if self._behind:
+                self.options.log(f"live: caught up; it was {self.max_lag_s:.1f} s behind at most")
+                self._behind = False
+            return
+        self.max_lag_s = max(self.max_lag_s, lag)
+        if lag > LAG_NOTICE_S * speed and not self._behind:
+            self.options.log(f"live: {lag / speed:.0f} s behind the wall clock (a sink is slow); "
+                             "catching up")
+            self._behind = True
+
     def _go_live(self) -> None:
         assert self.handoff is not None
         for sink in [*self.sinks, *self.incident_sinks]:
-            if hasattr(sink, "send_when_idle"):
-                sink.send_when_idle = True  # type: ignore[attr-defined]
+            sink.send_when_idle = True
         if self.options.on_handoff is not None:
             self.options.on_handoff()
-        self.options.log(f"live: handoff at {_iso(self.handoff)}; running in real time"
+        self.options.log(f"live: handoff at {iso_utc(self.handoff)}; running in real time"
                          + (f" x{self.options.speed:g}" if self.options.speed != 1 else ""))
 
-    def _advance(self, seg: SegmentRun, until: float) -> None:
-        """Simulate to ``until``, keeping the ground-truth minutes a fault applied later
-        may still need (the half hour before it), and no more."""
+    def _advance(self, seg: SegmentRun, until: float) -> float:
+        """Simulate to ``until`` (returned), keeping the ground-truth minutes a fault applied
+        later may still need (the half hour before it), and no more."""
         keep = seg.minutes.keep
         last = int((until + 180.0) // 60)
         if last >= self._keep_next:
@@ -399,6 +385,7 @@ class LiveRun:
                 keep.discard(k)
                 minutes.pop(k, None)
         seg.run_until(until)
+        return until
 
     def _poll_faults(self, seg: SegmentRun, boundary: float) -> None:
         source = self.options.fault_source
@@ -428,8 +415,8 @@ class LiveRun:
                 continue
             if prev is None or pinned != prev.pinned:
                 changed = True
-                self.options.log(f"fault {fault_id}: {pinned.type} {_iso(pinned.start_epoch)} "
-                                 f".. {_iso(pinned.end_epoch)} (simulated)")
+                self.options.log(f"fault {fault_id}: {pinned.type} {iso_utc(pinned.start_epoch)} "
+                                 f".. {iso_utc(pinned.end_epoch)} (simulated)")
             self._runtime[fault_id] = _RuntimeFault(new if new is not None else prev.source,  # type: ignore[union-attr]
                                                     pinned)
         if changed:
@@ -470,10 +457,8 @@ class LiveRun:
                                          + b"\n" + orjson.dumps(rec) + b"\n")
                 self._incidents_fh.flush()
             for sink in self.incident_sinks:
-                sink.emit(f"{self.key}-{rec['incident_id']}", rec)
-                flush = getattr(sink, "flush", None)
-                if flush is not None:
-                    flush()
+                sink.emit(incident_doc_id(self.key, rec["incident_id"]), rec)
+                sink.flush()
             self.options.log(f"incident {rec['incident_id']}: ground truth written")
 
     # ------------------------------------------------------------------ files, summary
@@ -485,14 +470,14 @@ class LiveRun:
     def _live_summary(self, stop_epoch: float | None) -> dict[str, Any]:
         handoff = getattr(self, "handoff", None)
         return {
-            "handoff": _iso(handoff) if handoff is not None else None,
-            "stopped": _iso(stop_epoch) if stop_epoch is not None else None,
+            "handoff": iso_utc(handoff) if handoff is not None else None,
+            "stopped": iso_utc(stop_epoch) if stop_epoch is not None else None,
             "speed": self.options.speed,
             "bucket_s": self.options.bucket_s,
             "max_lag_s": round(self.max_lag_s / self.options.speed, 2),
             "runtime_faults": [
-                {"id": f.fault_id, "type": f.type, "start": _iso(f.start_epoch),
-                 "end": _iso(f.end_epoch), "magnitude": f.magnitude, "target": f.target}
+                {"id": f.fault_id, "type": f.type, "start": iso_utc(f.start_epoch),
+                 "end": iso_utc(f.end_epoch), "magnitude": f.magnitude, "target": f.target}
                 for f in self.runtime_faults()
             ],
         }
@@ -516,6 +501,12 @@ class LiveRun:
             signal.signal(signum, previous)
 
 
+def _flush(sinks: Iterable[EventSink]) -> None:
+    """Everything emitted so far goes on to the file or the server (a bucket's end)."""
+    for sink in sinks:
+        sink.flush()
+
+
 def _grid(t: float, bucket: float) -> float:
     """The bucket boundary at or before ``t`` (boundaries are multiples of the bucket)."""
     return math.floor(t / bucket) * bucket
@@ -535,8 +526,8 @@ def _merged(parts: Iterable[dict[int, Minute]]) -> dict[int, Minute]:
 
 # ---------------------------------------------------------------------- replay.yaml
 def _fault_dict(f: ActiveFault) -> dict[str, Any]:
-    return {"id": f.fault_id, "type": f.type, "start": _iso(f.start_epoch),
-            "end": _iso(f.end_epoch), "start_epoch": f.start_epoch, "end_epoch": f.end_epoch,
+    return {"id": f.fault_id, "type": f.type, "start": iso_utc(f.start_epoch),
+            "end": iso_utc(f.end_epoch), "start_epoch": f.start_epoch, "end_epoch": f.end_epoch,
             "ramp_s": f.ramp_s, "magnitude": f.magnitude, "target": f.target,
             "incident_type": f.incident_type}
 
@@ -573,7 +564,7 @@ def future_notice(window: Window, now_epoch: float) -> str | None:
     """One line for a batch run whose window reaches past the wall clock."""
     if window.end.timestamp() <= now_epoch:
         return None
-    return (f"note: the window ends {_iso(window.end.timestamp())}, after the wall clock: "
+    return (f"note: the window ends {iso_utc(window.end.timestamp())}, after the wall clock: "
             "documents will be dated in the future (--live runs up to now, then in real time)")
 
 

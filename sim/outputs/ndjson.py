@@ -76,7 +76,11 @@ def read_lines(path: Path, gz: bool | None = None) -> Iterator[bytes]:
 
 
 class NdjsonSink:
+    """An :class:`~sim.outputs.sink.EventSink` that writes one file."""
+
     accepts_encoded = True  # an EncodedDoc's body is copied as is
+    remote = False  # fed the finished part files, in order
+    send_when_idle = False  # nothing batched: ``flush`` writes through
 
     def __init__(self, path: Path, in_place: bool = False):
         self.path = Path(path)

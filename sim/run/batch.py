@@ -1,15 +1,17 @@
 """The run lifecycle: plan segments, simulate them, feed the sinks, always close and summarise.
 
-Like desmod's simulate(): whatever happens inside, the ``finally`` closes every sink (a
-failed run leaves no complete-looking file behind) and the summary says what was written.
+``simulate`` is a sequence of named steps: plan (``sim.run.plan``), open the workspace (the
+directory's lock, fresh or resumed part files), open the NDJSON file, simulate the segments
+(here, on worker processes or on Dask), merge their ground truth into incident records,
+stage every output file, and, whatever happened, remove the parts, close the sinks and
+commit the files. Like desmod's simulate(): the ``finally`` closes every sink (a failed run
+leaves no complete-looking file behind) and the summary says what was written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -21,13 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sim.config import Scenario
-from sim.core.clock import Window, resolve_time_expression, resolve_window
-from sim.model.faults import ActiveFault, active_fault
-from sim.model.random_incidents import draw_random_incidents
-from sim.model.traffic import DailySchedule
+from sim.core.clock import Window
+from sim.model.faults import ActiveFault
 from sim.outputs.files import OutputError, WriteFailure
 from sim.outputs.ndjson import NdjsonSink
 from sim.outputs.sink import EventSink, SinkStopped, SinkSummary
@@ -40,11 +38,11 @@ from sim.run.parallel import (
     merge_summaries,
     run_segments,
 )
-from sim.run.segment import SegmentPlan, SegmentResult
-from sim.telemetry.minutes import BASELINE_S, TRAILING_S, Minute, merge_minutes
+from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
+from sim.run.segment import SegmentResult
+from sim.telemetry.encoding import incident_doc_id
+from sim.telemetry.minutes import merge_minutes
 from sim.truth.records import SPLIT_NAMES, build_incident_records, write_incidents, write_split_files
-
-DRAIN_S = 180.0
 
 
 @dataclass
@@ -75,7 +73,7 @@ class RunResult:
             "total_documents": self.total,
             "faults": [
                 {"id": f.fault_id, "type": f.type, "incident_type": f.incident_type,
-                 "start": _iso(f.start_epoch), "end": _iso(f.end_epoch),
+                 "start": iso_utc(f.start_epoch), "end": iso_utc(f.end_epoch),
                  "magnitude": f.magnitude, "target": f.target}
                 for f in self.faults
             ],
@@ -91,131 +89,22 @@ class RunResult:
         }
 
 
-def _iso(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat().replace("+00:00", "Z")
+@dataclass
+class _Run:
+    """What the steps of one batch run share: its plan, where it writes, and what it has
+    opened so far (every exit path closes it)."""
 
-
-def resolve_run_window(scenario: Scenario, today: dt.date) -> Window:
-    w = scenario.window
-    return resolve_window(w.days, today, w.start, w.end)
-
-
-def resolve_faults(scenario: Scenario, today: dt.date) -> list[ActiveFault]:
-    """The scenario's pinned faults in absolute time."""
-    return [active_fault(f, f"{scenario.name}-f{i + 1}",
-                         resolve_time_expression(f.start, today).timestamp())
-            for i, f in enumerate(scenario.faults)]
-
-
-def in_window(fault: ActiveFault, window: Window) -> bool:
-    """Whether any of the fault's time lies inside the simulated window."""
-    return fault.end_epoch > window.start.timestamp() and fault.start_epoch < window.end.timestamp()
-
-
-def faults_outside_window(scenario: Scenario, today: dt.date) -> list[str]:
-    """A warning per pinned fault that the run ignores because it lies outside the window:
-    ``faults[i]: ...`` (the caller adds the file name)."""
-    window = resolve_run_window(scenario, today)
-    return [f"faults[{i}]: {_iso(f.start_epoch)} .. {_iso(f.end_epoch)} lies outside the window "
-            f"{_iso(window.start.timestamp())} .. {_iso(window.end.timestamp())}; it is ignored"
-            for i, f in enumerate(resolve_faults(scenario, today)) if not in_window(f, window)]
-
-
-SPLIT_CLEARANCE_S = 45 * 60.0  # keep splits this far from any fault (and its recovery)
-MIN_SEGMENT_S = 3 * 3600.0
-
-
-def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault]) -> list[float]:
-    """Where the window is cut into independently simulated segments (epoch seconds).
-
-    At every UTC midnight (the quietest time), and inside each day where half of that
-    day's expected traffic has arrived, so two cores share a day evenly. A split is moved
-    away from any fault so that no incident is ever cut; the warm-up of the segment after
-    it restores steady state. Depends on the scenario only, never on the worker count.
-    """
-    t = scenario.traffic
-    schedule = DailySchedule(t.base_tps, t.peak_multiplier, t.weekend_factor)
-    lo, hi = window.start.timestamp(), window.end.timestamp()
-    points = []
-    for part in window.segments():
-        a, b = part.start.timestamp(), part.end.timestamp()
-        if b - a >= 2 * MIN_SEGMENT_S:
-            steps = np.arange(a, b, 60.0)
-            load = np.cumsum([schedule.rate(x) for x in steps])
-            mid = float(steps[int(np.searchsorted(load, load[-1] / 2))])
-            mid = _clear_of_faults(mid, faults, a + MIN_SEGMENT_S, b - MIN_SEGMENT_S)
-            if mid is not None:
-                points.append(mid)
-        if b < hi:
-            points.append(b)
-    return sorted(p for p in points if lo < p < hi)
-
-
-def _clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
-                     latest: float) -> float | None:
-    """The time nearest ``t`` within [earliest, latest] that no fault is near, if any."""
-    for shift in range(0, int(latest - earliest) + 1, 300):
-        for cand in (t - shift, t + shift):
-            if earliest <= cand <= latest and all(
-                    cand < f.start_epoch - SPLIT_CLEARANCE_S or cand > f.end_epoch + SPLIT_CLEARANCE_S
-                    for f in faults):
-                return cand
-    return None
-
-
-def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault],
-                  engine: str = "fast") -> list[SegmentPlan]:
-    return plans_from_splits(scenario, window, split_points(scenario, window, faults), faults,
-                             engine)
-
-
-def plans_from_splits(scenario: Scenario, window: Window, splits: Sequence[float],
-                      faults: list[ActiveFault], engine: str = "fast") -> list[SegmentPlan]:
-    warmup = scenario.window.warmup_minutes * 60.0
-    edges = [window.start, *(dt.datetime.fromtimestamp(p, dt.UTC) for p in splits), window.end]
-    plans = []
-    for i, (start, end) in enumerate(zip(edges, edges[1:], strict=False)):
-        part = Window(start, end)
-        lo = part.start.timestamp() - warmup
-        hi = part.end.timestamp() + DRAIN_S
-        # a segment also gets the faults whose aftermath it may hold, for the ground truth
-        active = tuple(f for f in faults
-                       if f.start_epoch - BASELINE_S < hi and f.end_epoch + TRAILING_S > lo)
-        plans.append(SegmentPlan(i, part, warmup, active, engine))
-    return plans
-
-
-@dataclass(frozen=True)
-class PinnedPlan:
-    """What a live run decided while it ran, so a batch run can repeat it exactly: its
-    splits (those before the wall clock when it started), where it stopped, and the faults
-    applied at runtime (they belong to the last segment only, the one that ran live)."""
-
-    splits: tuple[float, ...]
-    stop_epoch: float | None = None
-    runtime_faults: tuple[ActiveFault, ...] = ()
-
-
-def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
-                 pinned: PinnedPlan, engine: str = "fast") -> list[SegmentPlan]:
-    """The segments of a live run (its last one is the live segment)."""
-    plans = plans_from_splits(scenario, window, pinned.splits, faults, engine)
-    last = plans[-1]
-    plans[-1] = dataclasses.replace(
-        last, faults=tuple(with_runtime(list(last.faults), pinned.runtime_faults)),
-        stop_epoch=pinned.stop_epoch)
-    return plans
-
-
-def with_runtime(base: list[ActiveFault], runtime: Sequence[ActiveFault]) -> list[ActiveFault]:
-    """The live segment's faults in the order their factors add up (live and replay alike)."""
-    return sorted([*base, *runtime], key=lambda f: f.start_epoch)
-
-
-def run_key(scenario: Scenario, window: Window) -> str:
-    """Part of every document id: same scenario, seed and window -> same ids."""
-    text = f"{scenario.name}|{scenario.seed}|{window.start.isoformat()}|{window.end.isoformat()}"
-    return hashlib.blake2b(text.encode(), digest_size=5).hexdigest()
+    scenario: Scenario
+    plan: RunPlan
+    output_dir: Path | None
+    run_dir: Path | None  # the lock and the part files
+    sinks: list[EventSink]
+    incident_sinks: Sequence[EventSink]
+    ndjson: NdjsonSink | None = None
+    parts_dir: Path | None = None
+    finished: dict[int, SegmentResult] = field(default_factory=dict)  # a resumed run's
+    task_summaries: list[SinkSummary] = field(default_factory=list)  # Dask tasks' streams
+    ok: bool = False
 
 
 def simulate(
@@ -243,92 +132,112 @@ def simulate(
     the run's lock and part files; ``resume`` continues a killed run from them
     (``sim.run.workspace``). ``pinned`` repeats a live run (sim.live.loop) as a batch."""
     t0 = time.perf_counter()
-    window = resolve_run_window(scenario, today)
-    pinned_faults = [f for f in resolve_faults(scenario, today) if in_window(f, window)]
-    drawn = draw_random_incidents(scenario, window, pinned_faults)
-    faults = sorted(pinned_faults + drawn, key=lambda f: f.start_epoch)
-    if pinned is None:
-        plans = plan_segments(scenario, window, faults, engine)
-    else:
-        plans = pinned_plans(scenario, window, faults, pinned, engine)
-        faults = with_runtime(faults, pinned.runtime_faults)
-        if pinned.stop_epoch is not None:  # the live run stopped before these began
-            faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
-    key = run_key(scenario, window)
-    result = RunResult(scenario.name, scenario.seed, window, faults=faults)
-    minutes: list[dict[int, Minute]] = []
-    sinks: list[EventSink] = list(extra_sinks)
-    ndjson: NdjsonSink | None = None
-    ext = ".ndjson.gz" if scenario.output.gzip else ".ndjson"
-    run_dir = run_dir or output_dir
-    parts_dir: Path | None = None
-    finished: dict[int, SegmentResult] = {}  # segments a resumed run takes from their records
-    task_summaries: list[SinkSummary] = []
-    ok = False
+    plan = plan_run(scenario, today, engine, pinned)
+    result = RunResult(scenario.name, scenario.seed, plan.window, faults=plan.faults)
+    run = _Run(scenario, plan, output_dir, run_dir or output_dir, list(extra_sinks),
+               incident_sinks)
     with contextlib.ExitStack() as held:
         try:
-            if run_dir is not None:  # before any file is opened: one live run per directory
-                held.enter_context(workspace.locked(run_dir))
-                ident = workspace.identity(scenario, window, key, plans)
-                if resume:
-                    parts_dir, finished = workspace.resumed_parts(run_dir, ident, plans)
-                else:
-                    parts_dir, finished = workspace.fresh_parts(run_dir, ident), {}
-            elif resume:
-                raise workspace.RunDirError("--resume needs an output directory")
-            if output_dir is not None:
-                ndjson = NdjsonSink(output_dir / f"all_data{ext}")
-                sinks.insert(0, ndjson)
-            workers = workers or default_workers()
-            if parts_dir is None and dask is None and workers <= 1:
-                segments = [in_process(scenario, plan, key, sinks, progress) for plan in plans]
-            else:
-                if parts_dir is None:
-                    parts_dir = Path(tempfile.mkdtemp(prefix="storefront-sim-"))
-                segments, task_summaries = run_segments(
-                    scenario, plans, key, sinks, workers, parts_dir, progress, finished,
-                    dask=dask, stream=stream)
-            for seg in segments:
-                for kind, n in seg.counts.items():
-                    result.counts[kind] = result.counts.get(kind, 0) + n
-                result.state_log.extend(seg.state_log)
-                minutes.append(seg.minutes)
-            origin = {f.fault_id: "random" for f in drawn}
-            if pinned is not None:
-                origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
-            result.incidents = build_incident_records(faults, merge_minutes(minutes),
-                                                      result.state_log, origin)
-            for record in result.incidents:
-                for sink in incident_sinks:
-                    sink.emit(f"{key}-{record['incident_id']}", record)
-            if ndjson is not None and output_dir is not None:
-                result.files = _stage_files(scenario, window, output_dir, ndjson,
-                                            result.incidents, write_summary)
-            ok = True
+            _open_workspace(run, held, resume)
+            _open_ndjson(run)
+            segments = _simulate_segments(run, workers, progress, dask, stream)
+            _merge_ground_truth(result, run.plan, segments)
+            _emit_incidents(run, result.incidents)
+            result.files = _stage_files(run, result.incidents, write_summary)
+            run.ok = True
         except SinkStopped:
             pass  # a sink cannot go on (its summary says why): the run stops here, as failed
         except (OSError, WriteFailure) as exc:  # a write failed: disk full, size limit, read-only
-            raise OutputError(_disk_failure_line(scenario, window, output_dir, parts_dir, ndjson,
-                                                 exc)) from None
+            raise OutputError(_disk_failure_line(run, exc)) from None
         finally:
-            if parts_dir is not None:
-                _collect_dead_letters(parts_dir, run_dir or Path("."))
-                shutil.rmtree(parts_dir, ignore_errors=True)
-            closed = False
-            try:
-                for sink in [*sinks, *incident_sinks]:
-                    # the NDJSON file is renamed into place with the others, below
-                    result.sinks.append(sink.summary if ok and sink is ndjson else sink.close(ok))
-                if stream is not None:
-                    result.sinks.append(merge_summaries("opensearch", task_summaries))
-                # a sink that stopped while closing (e.g. out of retries) fails the run too,
-                # as one that stopped while it ran: no file of the run is kept
-                closed = ok and not any(s.details.get("stopped") for s in result.sinks)
-            finally:  # a sink that fails to close fails the run: no file of it is kept
-                result.wall_time_s = time.perf_counter() - t0
-                if output_dir is not None:
-                    _commit_files(output_dir, ndjson, result if closed else None)
+            _remove_parts(run)
+            _close_and_commit(run, result, stream, t0)
     return result
+
+
+def _open_workspace(run: _Run, held: contextlib.ExitStack, resume: bool) -> None:
+    """Lock the run's directory before any file is opened (one live run per directory) and
+    take its part directory: a fresh one, or a killed run's finished segments."""
+    if run.run_dir is None:
+        if resume:
+            raise workspace.RunDirError("--resume needs an output directory")
+        return
+    held.enter_context(workspace.locked(run.run_dir))
+    plan = run.plan
+    ident = workspace.identity(run.scenario, plan.window, plan.key, plan.segments)
+    if resume:
+        run.parts_dir, run.finished = workspace.resumed_parts(run.run_dir, ident, plan.segments)
+    else:
+        run.parts_dir = workspace.fresh_parts(run.run_dir, ident)
+
+
+def _open_ndjson(run: _Run) -> None:
+    """The run's ``all_data`` file, the first sink, when it writes files."""
+    if run.output_dir is not None:
+        ext = ".ndjson.gz" if run.scenario.output.gzip else ".ndjson"
+        run.ndjson = NdjsonSink(run.output_dir / f"all_data{ext}")
+        run.sinks.insert(0, run.ndjson)
+
+
+def _simulate_segments(run: _Run, workers: int | None, progress: Callable[[float], None] | None,
+                       dask: str | None, stream: StreamTarget | None) -> list[SegmentResult]:
+    """Every segment, into the sinks in order: here, when one process without part files
+    will do; else on worker processes or Dask tasks through part files."""
+    workers = workers or default_workers()
+    scenario, plan = run.scenario, run.plan
+    if run.parts_dir is None and dask is None and workers <= 1:
+        return [in_process(scenario, p, plan.key, run.sinks, progress) for p in plan.segments]
+    if run.parts_dir is None:
+        run.parts_dir = Path(tempfile.mkdtemp(prefix="storefront-sim-"))
+    segments, run.task_summaries = run_segments(
+        scenario, plan.segments, plan.key, run.sinks, workers, run.parts_dir, progress,
+        run.finished, dask=dask, stream=stream)
+    return segments
+
+
+def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[SegmentResult]) -> None:
+    """The segments' counts and state logs added up, and an incident record per fault
+    from their merged ground-truth minutes."""
+    for seg in segments:
+        for kind, n in seg.counts.items():
+            result.counts[kind] = result.counts.get(kind, 0) + n
+        result.state_log.extend(seg.state_log)
+    minutes = merge_minutes(seg.minutes for seg in segments)
+    result.incidents = build_incident_records(plan.faults, minutes, result.state_log, plan.origin)
+
+
+def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:
+    """Every incident record into the incident sinks (e.g. their own index)."""
+    for record in incidents:
+        for sink in run.incident_sinks:
+            sink.emit(incident_doc_id(run.plan.key, record["incident_id"]), record)
+
+
+def _remove_parts(run: _Run) -> None:
+    """The part directory goes on every exit path (its Dask dead letters kept first)."""
+    if run.parts_dir is not None:
+        _collect_dead_letters(run.parts_dir, run.run_dir or Path("."))
+        shutil.rmtree(run.parts_dir, ignore_errors=True)
+
+
+def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
+                      t0: float) -> None:
+    """Close every sink, then rename the run's files into place, or remove them when the
+    run failed: a sink that fails or stops while closing (e.g. out of retries) fails the
+    run too, as one that stopped while it ran: no file of the run is kept."""
+    closed = False
+    try:
+        for sink in [*run.sinks, *run.incident_sinks]:
+            # the NDJSON file is renamed into place with the others, below
+            result.sinks.append(run.ndjson.summary if run.ok and sink is run.ndjson
+                                else sink.close(run.ok))
+        if stream is not None:
+            result.sinks.append(merge_summaries("opensearch", run.task_summaries))
+        closed = run.ok and not any(s.details.get("stopped") for s in result.sinks)
+    finally:
+        result.wall_time_s = time.perf_counter() - t0
+        if run.output_dir is not None:
+            _commit_files(run.output_dir, run.ndjson, result if closed else None)
 
 
 def _staged_names(output_dir: Path) -> list[Path]:
@@ -337,10 +246,12 @@ def _staged_names(output_dir: Path) -> list[Path]:
             for gz in ("", ".gz")] + [output_dir / "run_summary.json"]
 
 
-def _stage_files(scenario: Scenario, window: Window, output_dir: Path, ndjson: NdjsonSink,
-                 incidents: list[dict[str, Any]], write_summary: bool) -> list[str]:
+def _stage_files(run: _Run, incidents: list[dict[str, Any]], write_summary: bool) -> list[str]:
     """Write every output file as ``.partial`` (nothing renamed yet: a full disk here leaves
     the previous run's files as they were); the files the run will have."""
+    scenario, output_dir, ndjson = run.scenario, run.output_dir, run.ndjson
+    if output_dir is None or ndjson is None:
+        return []
     ndjson.finish()
     files = [str(ndjson.path)]
     try:
@@ -354,7 +265,7 @@ def _stage_files(scenario: Scenario, window: Window, output_dir: Path, ndjson: N
         # all_data is complete: the split files need as much again, and the bytes per
         # window are known exactly
         raise WriteFailure(str(exc.filename or output_dir), exc.strerror or str(exc),
-                           ndjson.partial.stat().st_size, window.end.timestamp()) from None
+                           ndjson.partial.stat().st_size, run.plan.window.end.timestamp()) from None
     if write_summary:
         files.append(str(output_dir / "run_summary.json"))
     return files
@@ -387,22 +298,21 @@ def _commit_files(output_dir: Path, ndjson: NdjsonSink | None, result: RunResult
         raise OutputError(error)
 
 
-def _disk_failure_line(scenario: Scenario, window: Window, output_dir: Path | None,
-                       scratch: Path | None, ndjson: NdjsonSink | None,
-                       exc: OSError | WriteFailure) -> str:
+def _disk_failure_line(run: _Run, exc: OSError | WriteFailure) -> str:
     """The one line for a failed write: measured before anything is removed. The estimate
     goes by what the failed file holds (bytes and how far in time), else, when nothing of
     it reached the disk, by what the NDJSON file was handed."""
+    output_dir, scratch, ndjson = run.output_dir, run.parts_dir, run.ndjson
     failure = exc if isinstance(exc, WriteFailure) else \
         WriteFailure(str(exc.filename or output_dir or scratch), exc.strerror or str(exc), 0, None)
     ours = [*(output_dir.glob("*.partial") if output_dir is not None else ()),
             *(scratch.glob("*") if scratch is not None else ())]
     written = sum(p.stat().st_size for p in ours if p.is_file())
-    lo, hi = window.start.timestamp(), window.end.timestamp()
-    needed = estimate_run_bytes(scenario, lo, hi, failure.written, failure.reached,
+    lo, hi = run.plan.window.start.timestamp(), run.plan.window.end.timestamp()
+    needed = estimate_run_bytes(run.scenario, lo, hi, failure.written, failure.reached,
                                 failure.covers_from)
     if needed is None and ndjson is not None:
-        needed = estimate_run_bytes(scenario, lo, hi, *ndjson.progress())
+        needed = estimate_run_bytes(run.scenario, lo, hi, *ndjson.progress())
     return failure_message(failure, max(written, failure.written), needed)
 
 

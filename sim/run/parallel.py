@@ -17,6 +17,7 @@ is identical for any number of workers and any backend.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -35,7 +36,8 @@ from sim.model.customers import Customer, make_customer_pool
 from sim.outputs.files import WriteFailure
 from sim.outputs.sink import EventSink, SinkSummary
 from sim.run.segment import SegmentPlan, SegmentResult, simulate_segment
-from sim.telemetry.encoding import EncodedDoc, bulk_lines, doc_id_prefix
+from sim.telemetry.encoding import EncodedDoc, bulk_lines, doc_ids
+from sim.telemetry.minutes import Minute
 
 _POLL_S = 0.05
 _READ = 4 << 20
@@ -84,17 +86,39 @@ def read_record(parts_dir: Path, index: int) -> SegmentResult | None:
     path = record_path(parts_dir, index)
     part = part_path(parts_dir, index)
     try:
-        record = pickle.loads(path.read_bytes())
+        record = _load_record(path)
         ok = (part.stat().st_size == record["part_size"]
               and file_hash(part) == record["part_hash"])
     except FileNotFoundError:
         return None
-    except Exception as exc:  # noqa: BLE001 - an unreadable record: the caller says so in one line
-        raise SegmentError(f"{path}: unreadable result record ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise SegmentError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if not ok:
         raise SegmentError(f"{part}: does not match its result record (size or hash differ)")
-    result: SegmentResult = record["result"]
-    return result
+    return record["result"]
+
+
+class ForeignRecord(SegmentError):
+    """A result record this version cannot read: written by another version (it names
+    classes that have moved or changed since). This version writes a record atomically,
+    so one of its own is either whole or not there."""
+
+
+def _load_record(path: Path) -> dict[str, Any]:
+    """A record as ``write_record`` left it, checked to be of this version's shape."""
+    data = path.read_bytes()
+    try:
+        record = pickle.loads(data)
+    except Exception as exc:  # noqa: BLE001 - a module or class not (or no longer) there, ...
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ForeignRecord(f"{path.name}: {detail[:200]}") from None
+    result = record.get("result") if isinstance(record, dict) else None
+    if not isinstance(result, SegmentResult) or \
+            any(f.name not in vars(result) for f in dataclasses.fields(SegmentResult)) or \
+            not all(isinstance(m, Minute) for m in result.minutes.values()) or \
+            not {"part_size", "part_hash"} <= record.keys():
+        raise ForeignRecord(f"{path.name}: not a segment result of this version")
+    return record
 
 
 # ---------------------------------------------------------------- simulating one segment
@@ -106,24 +130,19 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
     if the task is retried), then leave its result record beside it. ``also`` receives
     every document too (a Dask worker's own OpenSearch sink). A failed write, e.g. a full
     disk, comes back to the parent as a WriteFailure naming the part file."""
-    seq = 0
-    prefix = doc_id_prefix(run_key, plan.index)
+    next_id = doc_ids(run_key, plan.index)
     pool = customers_for(scenario) if customers is None else [Customer(*c) for c in customers]
     try:
         with open(part, "wb", buffering=1 << 20) as fh:
             write = fh.write
             if also is None:
                 def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-                    nonlocal seq
-                    seq += 1
-                    write(bulk_lines(f"{prefix}{seq:09d}", doc))
+                    write(bulk_lines(next_id(), doc))
             else:
                 also_emit = also.emit
 
                 def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-                    nonlocal seq
-                    seq += 1
-                    doc_id = f"{prefix}{seq:09d}"
+                    doc_id = next_id()
                     write(bulk_lines(doc_id, doc))
                     also_emit(doc_id, doc)
 
@@ -263,8 +282,8 @@ def run_segments(
     segments are Dask tasks, and with ``stream`` each task also streams into OpenSearch."""
     finished = dict(finished or {})
     parts_dir.mkdir(parents=True, exist_ok=True)
-    followers = [s for s in sinks if getattr(s, "remote", False)]
-    joined = [s for s in sinks if not getattr(s, "remote", False)]
+    followers = [s for s in sinks if s.remote]
+    joined = [s for s in sinks if not s.remote]
     if dask is not None:
         results, summaries = _run_on_dask(dask, scenario, plans, run_key, parts_dir, progress,
                                           finished, stream)
@@ -456,19 +475,23 @@ def in_process(scenario: Scenario, plan: SegmentPlan, run_key: str,
                sinks: Sequence[EventSink], progress: Callable[[float], None] | None
                ) -> SegmentResult:
     """A segment simulated here, its documents straight into the sinks (no part file)."""
-    seq = 0
-    prefix = doc_id_prefix(run_key, plan.index)
-    emitters = [sink.emit if getattr(sink, "accepts_encoded", False) else _decoding(sink)
-                for sink in sinks]
+    return simulate_segment(scenario, plan, customers_for(scenario),
+                            sink_emitter(run_key, plan.index, sinks), progress)
+
+
+def sink_emitter(run_key: str, index: int, sinks: Sequence[EventSink]
+                 ) -> Callable[[dict[str, Any] | EncodedDoc], None]:
+    """A segment's ``emit`` that gives every document its id and hands it to each sink
+    (a sink that does not take encoded documents gets them decoded)."""
+    next_id = doc_ids(run_key, index)
+    emitters = [sink.emit if sink.accepts_encoded else _decoding(sink) for sink in sinks]
 
     def emit(doc: dict[str, Any] | EncodedDoc) -> None:
-        nonlocal seq
-        seq += 1
-        doc_id = f"{prefix}{seq:09d}"  # doc_id_for(run_key, plan.index, seq)
+        doc_id = next_id()
         for sink_emit in emitters:
             sink_emit(doc_id, doc)
 
-    return simulate_segment(scenario, plan, customers_for(scenario), emit, progress)
+    return emit
 
 
 def _decoding(sink: EventSink) -> Callable[[str, dict[str, Any] | EncodedDoc], None]:

@@ -32,6 +32,14 @@ from sim.telemetry.recorder import Recorder
 ENGINES: dict[str, Callable[[], Any]] = {"fast": engine.Environment, "simpy": simpy.Environment}
 
 
+def drain_s(scenario: Scenario) -> float:
+    """How long a segment runs on after its last document, so a request that started before
+    it ends: twice the load balancer's timeout (a request and a shopper's retry), plus a
+    minute. The plan (``sim.run.plan``) also gives a segment the faults whose aftermath
+    reaches into its drain."""
+    return 2 * scenario.storefront.lb_timeout_ms / 1000.0 + 60.0
+
+
 @dataclass(frozen=True)
 class SegmentPlan:
     index: int
@@ -119,7 +127,7 @@ class SegmentRun:
         env.process(self.sampler.run(env))
         env.process(shoppers_arrive(env, scenario, streams, self.shop, customers, origin_s,
                                     planned_until, self.faults, progress, self.halt))
-        self.drain_s = 2 * scenario.storefront.lb_timeout_ms / 1000.0 + 60.0
+        self.drain_s = drain_s(scenario)
 
     def now_epoch(self) -> float:
         return self.origin_s + self.env.now

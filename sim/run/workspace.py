@@ -25,7 +25,7 @@ from typing import Any
 
 from sim.config import Scenario
 from sim.core.clock import Window
-from sim.run.parallel import SegmentError, read_record
+from sim.run.parallel import ForeignRecord, SegmentError, read_record
 from sim.run.segment import SegmentPlan, SegmentResult
 
 PARTS = ".segments-run"
@@ -110,6 +110,10 @@ def resumed_parts(run_dir: Path, ident: dict[str, Any], plans: Sequence[SegmentP
     for plan in plans:
         try:
             result = read_record(parts, plan.index)
+        except ForeignRecord as exc:
+            raise RunDirError(f"{parts}: --resume: the parts here were written by another version "
+                              f"of storefront-sim ({exc}); run without --resume to start again"
+                              ) from None
         except SegmentError as exc:
             raise RunDirError(f"--resume: {exc}; run without --resume to start again") from None
         if result is not None:

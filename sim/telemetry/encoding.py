@@ -6,7 +6,8 @@ sink, the live loop) uses these, so an id and a pair of ``_bulk`` lines have one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -40,14 +41,27 @@ class EncodedDoc(Mapping[str, Any]):
         return len(self.as_dict())
 
 
+def _id_format(run_key: str, segment: int) -> str:
+    """The one format of a document id (``%`` takes the sequence): run (scenario, seed,
+    window), segment, sequence from 1 in the segment's document order."""
+    return f"{run_key}-{segment:03d}-".replace("%", "%%") + "%09d"
+
+
 def doc_id_for(run_key: str, segment: int, seq: int) -> str:
-    """Deterministic document id: run (scenario, seed, window), segment, sequence."""
-    return f"{doc_id_prefix(run_key, segment)}{seq:09d}"
+    """Deterministic document id: the same run writes the same ids, so a document sent
+    again is recognised (answered 409), not duplicated."""
+    return _id_format(run_key, segment) % seq
 
 
-def doc_id_prefix(run_key: str, segment: int) -> str:
-    """The part of ``doc_id_for`` before the sequence, for writers that make one per document."""
-    return f"{run_key}-{segment:03d}-"
+def doc_ids(run_key: str, segment: int) -> Callable[[], str]:
+    """The next ``doc_id_for`` of a segment at every call (1, 2, ...): what writers call
+    once per document (as fast as formatting the sequence inline)."""
+    return map(_id_format(run_key, segment).__mod__, itertools.count(1)).__next__
+
+
+def incident_doc_id(run_key: str, incident_id: str) -> str:
+    """An incident record's id in an incident sink (one index may hold several runs)."""
+    return f"{run_key}-{incident_id}"
 
 
 def bulk_lines(doc_id: str, doc: dict[str, Any] | EncodedDoc) -> bytes:

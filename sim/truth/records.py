@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from sim.model.endpoints import ENDPOINTS
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import open_partial, read_lines
 from sim.telemetry.minutes import SEARCH_AFTER_FAULT_S, Minute
@@ -156,10 +157,7 @@ def _affected(minutes: dict[int, Minute], win: ObservedWindow, attr: str) -> lis
     return out
 
 
-SERVICE_OF_ENDPOINT = {
-    "home": "storefront-web", "search": "catalog-service", "product": "catalog-service",
-    "cart": "cart-service", "checkout": "checkout-service",
-}
+SERVICE_OF_ENDPOINT = {name: endpoint.service for name, endpoint in ENDPOINTS.items()}
 
 
 def build_incident_records(
@@ -168,75 +166,93 @@ def build_incident_records(
     state_log: list[tuple[str, str, str, str]],
     origin: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One ground-truth record per fault, in start order."""
+    """One ground-truth record per fault, in start order. A fault's symptoms are looked for
+    after those of the fault before it have ended (a minute is never claimed twice)."""
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
     records = []
     claimed = 0.0
     for fault in sorted(faults, key=lambda f: (f.start_epoch, f.fault_id)):
         win = observe_window(fault, minutes, claimed)
-        rec: dict[str, Any] = {
-            "incident_id": fault.fault_id,
-            "incident_type": fault.incident_type,
-            "origin": (origin or {}).get(fault.fault_id, "pinned"),
-            "cause": {"fault_type": fault.type, "magnitude": fault.magnitude,
-                      "target": fault.target, "ramp_s": fault.ramp_s},
-            "fault_start": _iso(fault.start_epoch),
-            "fault_end": _iso(fault.end_epoch),
-            "observed": win is not None,
-        }
+        rec = _cause(fault, (origin or {}).get(fault.fault_id, "pinned"), win is not None)
         if win is None:
-            rec.update(symptom_start=None, incident_end=None, symptom_end=None,
-                       duration_min=0.0, recovery_after_cause_min=None, peak_p95_ms=0.0,
-                       peak_error_rate_pct=0.0, affected_services=[], affected_endpoints=[],
-                       affected_hosts=[], first_saturated=None, chain=[],
-                       impact={"requests": 0, "errors": 0, "slow_errors": 0,
-                               "errors_by_kind": {}, "failed_orders": 0, "lost_revenue": 0.0})
-            records.append(rec)
-            continue
-        claimed = win.end
-        keys = range(int(win.start // 60), int(win.end // 60))
-        ms = [minutes[k] for k in keys if k in minutes]
-        total = Minute()
-        for m in ms:
-            total.merge(m)
-        endpoints = _affected(minutes, win, "endpoints")
-        chain = [
-            {"at": _iso(t), "component": comp, "event": ev, "detail": detail}
-            for t, comp, ev, detail in log
-            if fault.start_epoch - 60 <= t < win.end and ev in CHAIN_EVENTS
-        ]
-        first_by_event: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for entry in chain:
-            if entry["event"] not in seen:
-                seen.add(entry["event"])
-                first_by_event.append(entry)
-        rec.update(
-            symptom_start=_iso(win.start),
-            incident_end=_iso(win.incident_end),
-            symptom_end=_iso(win.end),
-            duration_min=round((win.end - win.start) / 60.0, 1),
-            incident_phase_min=round((win.incident_end - win.start) / 60.0, 1),
-            recovery_after_cause_min=round(max(0.0, win.end - fault.end_epoch) / 60.0, 1),
-            peak_p95_ms=round(max(m.p95_ms() for m in ms), 0),
-            peak_error_rate_pct=round(max(m.error_pct() for m in ms if m.requests), 1),
-            affected_endpoints=endpoints,
-            affected_services=sorted({SERVICE_OF_ENDPOINT.get(e, e) for e in endpoints}),
-            affected_hosts=_affected(minutes, win, "hosts"),
-            first_saturated=first_by_event[0] if first_by_event else None,
-            saturation_order=first_by_event,
-            chain=chain[:200],
-            impact={
-                "requests": total.requests,
-                "errors": total.errors,
-                "slow_errors": total.slow_errors,
-                "errors_by_kind": dict(sorted(total.kinds.items())),
-                "failed_orders": total.failed_orders,
-                "lost_revenue": round(total.lost_revenue, 2),
-            },
-        )
+            rec.update(_not_observed())
+        else:
+            claimed = win.end
+            rec.update(_observed(fault, win, minutes, log))
         records.append(rec)
     return records
+
+
+def _cause(fault: ActiveFault, origin: str, observed: bool) -> dict[str, Any]:
+    """What was injected, and when."""
+    return {
+        "incident_id": fault.fault_id,
+        "incident_type": fault.incident_type,
+        "origin": origin,
+        "cause": {"fault_type": fault.type, "magnitude": fault.magnitude,
+                  "target": fault.target, "ramp_s": fault.ramp_s},
+        "fault_start": _iso(fault.start_epoch),
+        "fault_end": _iso(fault.end_epoch),
+        "observed": observed,
+    }
+
+
+def _observed(fault: ActiveFault, win: ObservedWindow, minutes: dict[int, Minute],
+              log: list[tuple[float, str, str, str]]) -> dict[str, Any]:
+    """Where and how the fault showed: its symptom window, peaks, what it touched, the
+    order in which resources gave way, and its impact."""
+    ms = [minutes[k] for k in range(int(win.start // 60), int(win.end // 60)) if k in minutes]
+    total = Minute()
+    for m in ms:
+        total.merge(m)
+    endpoints = _affected(minutes, win, "endpoints")
+    chain = [
+        {"at": _iso(t), "component": comp, "event": ev, "detail": detail}
+        for t, comp, ev, detail in log
+        if fault.start_epoch - 60 <= t < win.end and ev in CHAIN_EVENTS
+    ]
+    first: dict[str, dict[str, Any]] = {}
+    for entry in chain:
+        first.setdefault(entry["event"], entry)
+    first_by_event = list(first.values())
+    return {
+        "symptom_start": _iso(win.start),
+        "incident_end": _iso(win.incident_end),
+        "symptom_end": _iso(win.end),
+        "duration_min": round((win.end - win.start) / 60.0, 1),
+        "incident_phase_min": round((win.incident_end - win.start) / 60.0, 1),
+        "recovery_after_cause_min": round(max(0.0, win.end - fault.end_epoch) / 60.0, 1),
+        "peak_p95_ms": round(max(m.p95_ms() for m in ms), 0),
+        "peak_error_rate_pct": round(max(m.error_pct() for m in ms if m.requests), 1),
+        "affected_endpoints": endpoints,
+        "affected_services": sorted({SERVICE_OF_ENDPOINT.get(e, e) for e in endpoints}),
+        "affected_hosts": _affected(minutes, win, "hosts"),
+        "first_saturated": first_by_event[0] if first_by_event else None,
+        "saturation_order": first_by_event,
+        "chain": chain[:200],
+        "impact": _impact(total),
+    }
+
+
+def _not_observed() -> dict[str, Any]:
+    """A record's fields when its fault never showed."""
+    return {
+        "symptom_start": None, "incident_end": None, "symptom_end": None, "duration_min": 0.0,
+        "recovery_after_cause_min": None, "peak_p95_ms": 0.0, "peak_error_rate_pct": 0.0,
+        "affected_services": [], "affected_endpoints": [], "affected_hosts": [],
+        "first_saturated": None, "chain": [], "impact": _impact(Minute()),
+    }
+
+
+def _impact(total: Minute) -> dict[str, Any]:
+    return {
+        "requests": total.requests,
+        "errors": total.errors,
+        "slow_errors": total.slow_errors,
+        "errors_by_kind": dict(sorted(total.kinds.items())),
+        "failed_orders": total.failed_orders,
+        "lost_revenue": round(total.lost_revenue, 2),
+    }
 
 
 def write_incidents(path: Path, records: list[dict[str, Any]], commit: bool = True) -> None:
