@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -90,12 +90,12 @@ SHAPE_ANCHORS: tuple[tuple[float, float], ...] = (
     (12.0, 0.72), (13.0, 0.95), (14.0, 0.75), (15.5, 0.68), (17.0, 0.8),
     (18.5, 1.15), (20.0, 0.8), (22.0, 0.3), (24.0, 0.02),
 )
-NIGHT_SHARE = 0.5  # of base_tps: the seed's 10 TPS nights at its 20 TPS base
+NIGHT_SHARE: Final = 0.5  # of base_tps: the seed's 10 TPS nights at its 20 TPS base
 # traffic.noise is slow: a knot every 5 minutes, AR(1)-correlated over about 30 minutes (a
 # newsletter, the weather): days differ by swings of tens of minutes, not second to second
-NOISE_KNOT_S = 300.0
-NOISE_CORRELATION_S = 1800.0
-SESSION_IDLE_S = 1800.0  # a shopper idle this long starts a new session (web analytics' 30 min)
+NOISE_KNOT_S: Final = 300.0
+NOISE_CORRELATION_S: Final = 1800.0
+SESSION_IDLE_S: Final = 1800.0  # a shopper idle this long starts a new session (web analytics' 30 min)
 
 
 class DbPoolConfig(_Model):
@@ -149,15 +149,15 @@ class HeapConfig(_Model):
 
 # The endpoints' heap allocations (``alloc_mb`` in sim/model/endpoints.py) average about
 # 1.8 MB a request at the default mix: heap.alloc_kb_per_request scales them against this
-ALLOC_KB_REFERENCE = 1800.0
+ALLOC_KB_REFERENCE: Final = 1800.0
 # HotSpot's GC overhead limit (-XX:GCTimeLimit=98, -XX:GCHeapFreeLimit=2): collections that
 # free under 2% of the heap end in OutOfMemoryError; here, a live set at 98% of the old gen
-OOM_LIVE_SHARE = 0.98
+OOM_LIVE_SHARE: Final = 0.98
 # the adaptive size policy shrinks the young generation as the live set fills the old one:
 # to this share of the old generation's free room plus a floor (so allocation still goes on),
 # which makes a filling heap collect ever more often, the GC death spiral before an OOM
-YOUNG_HEADROOM_SHARE = 0.5
-YOUNG_MIN_MB = 16.0
+YOUNG_HEADROOM_SHARE: Final = 0.5
+YOUNG_MIN_MB: Final = 16.0
 
 
 class GatewayConfig(_Model):
@@ -177,7 +177,7 @@ class GatewayConfig(_Model):
 
 # a failing gateway answers fast with a 5xx (an error from its edge, no charge processed):
 # in this share of its median latency
-GATEWAY_ERROR_LATENCY_SHARE = 0.3
+GATEWAY_ERROR_LATENCY_SHARE: Final = 0.3
 
 
 class BreakerConfig(_Model):
@@ -199,7 +199,7 @@ class BreakerConfig(_Model):
     half_open_calls: PositiveInt = 3
 
 
-BREAKER_REFUSAL_S = 0.001  # CallNotPermittedException is thrown in-process: next to no time
+BREAKER_REFUSAL_S: Final = 0.001  # CallNotPermittedException is thrown in-process: next to no time
 
 
 class UpstreamConfig(_Model):
@@ -229,7 +229,7 @@ class HealthCheckConfig(_Model):
 # instance i's first probe comes (i * HEALTH_CHECK_PHASE_STEP mod 1) of an interval in: each
 # target's checks run on their own timer, and a step near 1 - 1/golden ratio (0.382) spreads
 # any number of instances over the interval with no two in lockstep
-HEALTH_CHECK_PHASE_STEP = 0.37
+HEALTH_CHECK_PHASE_STEP: Final = 0.37
 
 
 class JitConfig(_Model):
@@ -285,20 +285,20 @@ class StorefrontConfig(_Model):
 # When a resource announces itself saturated or recovered (its ``on_state``, into the
 # StateLog: the ground truth reads from it which resource gave way first). Recovery sits
 # below saturation, as in alerting rules, so a resource at the edge does not flap.
-THREADS_RECOVERED_BUSY = 0.8  # worker threads busy, with an empty accept queue
-CPU_SATURATED_BUSY = 0.95  # app work kept this share of the cores busy ...
-CPU_HOT_WINDOWS = 2  # ... for this many windows in a row (GC pauses aside: their own symptom)
-CPU_WINDOW_S = 2.0  # the busy share is measured over windows this long
-CPU_RECOVERED_BUSY = 0.8  # a window below this
-DB_POOL_EXHAUSTED_WAITERS = 0.5  # waiters per pooled connection ...
-DB_POOL_EXHAUSTED_WAIT = 0.25  # ... the oldest waiting this share of the connection timeout
-DB_RECOVERED_ACTIVE = 0.8  # a pool's (or the DB's) busy share, with nobody waiting
-HEAP_PRESSURE_SHARE = 0.6  # live set share of the old generation after a full GC
-LONG_GC_PAUSE_S = 1.5  # a full GC this long (everyday full GCs of the default heap take ~1.2 s)
-QUIET_BEFORE_TIMEOUTS_START_S = 120.0  # a dependency timeout after this long without one
+THREADS_RECOVERED_BUSY: Final = 0.8  # worker threads busy, with an empty accept queue
+CPU_SATURATED_BUSY: Final = 0.95  # app work kept this share of the cores busy ...
+CPU_HOT_WINDOWS: Final = 2  # ... for this many windows in a row (GC pauses aside: their own symptom)
+CPU_WINDOW_S: Final = 2.0  # the busy share is measured over windows this long
+CPU_RECOVERED_BUSY: Final = 0.8  # a window below this
+DB_POOL_EXHAUSTED_WAITERS: Final = 0.5  # waiters per pooled connection ...
+DB_POOL_EXHAUSTED_WAIT: Final = 0.25  # ... the oldest waiting this share of the connection timeout
+DB_RECOVERED_ACTIVE: Final = 0.8  # a pool's (or the DB's) busy share, with nobody waiting
+HEAP_PRESSURE_SHARE: Final = 0.6  # live set share of the old generation after a full GC
+LONG_GC_PAUSE_S: Final = 1.5  # a full GC this long (everyday full GCs of the default heap take ~1.2 s)
+QUIET_BEFORE_TIMEOUTS_START_S: Final = 120.0  # a dependency timeout after this long without one
 # a cache this warm counts as fully warm: a call costs its warm time exactly again (it
 # refills a share of what is missing per call, so it would otherwise never quite get there)
-CACHE_WARM_RATIO = 0.999
+CACHE_WARM_RATIO: Final = 0.999
 
 
 class BackgroundErrorsConfig(_Model):
@@ -368,10 +368,10 @@ class RandomIncidentsConfig(_Model):
 # recommendations (the rest inventory); a random fault ramps up like a pinned one by default
 # (ramp_minutes 2); a load-bound cause is scaled by the traffic this far into the incident,
 # when it has taken hold
-RANDOM_MAGNITUDE_SIGMA = 0.12
-RECOMMENDATIONS_SHARE = 0.35
-RANDOM_RAMP_S = 120.0
-LOAD_SAMPLE_AFTER_S = 300.0
+RANDOM_MAGNITUDE_SIGMA: Final = 0.12
+RECOMMENDATIONS_SHARE: Final = 0.35
+RANDOM_RAMP_S: Final = 120.0
+LOAD_SAMPLE_AFTER_S: Final = 300.0
 
 
 class OutputConfig(_Model):
