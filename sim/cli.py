@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from sim.config import Scenario, ScenarioError, check_times, load_scenario
 from sim.console import EXIT_FAILED, OneLineParser, bad_input, one_line, program_name
-from sim.core.clock import default_today, resolve_time_expression
+from sim.core.clock import default_today, resolve_time_expression, resolve_window
 from sim.outputs.files import OutputError, check_output_dir
 from sim.run.batch import RunResult, print_summary, simulate
 from sim.run.plan import faults_outside_window, resolve_run_window
@@ -84,7 +84,8 @@ def _add_scenario_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=int, help="days to simulate, ending at 24:00 UTC of --today")
     p.add_argument("--today", help="the date runs end on and relative fault times resolve "
                                    "against (YYYY-MM-DD; default: current UTC date)")
-    p.add_argument("--start", help="window start (ISO datetime or 'today 14:00'); with --end")
+    p.add_argument("--start", help="window start (ISO datetime or 'today 14:00'); with --end, "
+                                   "or alone with --live (then until stopped)")
     p.add_argument("--end", help="window end (ISO datetime or 'today 15:00'); with --start")
     p.add_argument("--incidents-per-day", type=float, help="random incidents drawn per day")
     p.add_argument("--base-tps", type=float, help="base transactions per second (default 20)")
@@ -132,7 +133,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--live", action="store_true",
                    help="backfill the window up to the wall clock, then go on in real time "
-                        "until the window ends or SIGINT/SIGTERM")
+                        "until the window ends (--end, or 24:00 UTC of --today) or "
+                        "SIGINT/SIGTERM")
     p.add_argument("--speed", type=float, default=1.0,
                    help="with --live: simulated seconds per wall-clock second (default 1)")
     p.add_argument("--bucket", type=float, default=1.0, metavar="SECONDS",
@@ -165,26 +167,50 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
         if value is not None:
             overrides[path] = value
             flags[path] = "--" + attr.replace("_", "-")
-    if args.start is not None or args.end is not None:
-        if args.start is None or args.end is None:
-            raise ScenarioError(f"{source}: --start/--end: give both or neither")
-        for flag in ("start", "end"):
-            try:
-                resolve_time_expression(getattr(args, flag), dt.date(2000, 1, 3))
-            except ValueError as exc:
-                raise ScenarioError(f"{source}: --{flag}: {exc}") from None
-    scenario = load_scenario(source, overrides, flags)
-    if args.today is not None:
+    open_end = bool(args.live) and args.start is not None and args.end is None
+    if (args.start is None) != (args.end is None) and not open_end:
+        raise ScenarioError(f"{source}: --start/--end: give both or neither")
+    for flag in ("start", "end"):
         try:
-            today = dt.date.fromisoformat(args.today)
-        except ValueError:
-            raise ScenarioError(
-                f"{source}: --today: invalid date {args.today!r} (expected YYYY-MM-DD)"
-            ) from None
-    else:
-        today = scenario.window.today or default_today()
+            if getattr(args, flag) is not None:
+                resolve_time_expression(getattr(args, flag), dt.date(2000, 1, 3))
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: --{flag}: {exc}") from None
+    if open_end:  # the window's end needs today, which may come from the scenario
+        del overrides["window.start"]
+    scenario = load_scenario(source, overrides, flags)
+    today = _today(args, scenario)
+    if open_end:
+        scenario = _until_stopped(scenario, args.start, today, source)
     check_times(scenario, today, source)
     return scenario, today
+
+
+def _today(args: argparse.Namespace, scenario: Scenario) -> dt.date:
+    """The date the run ends on: --today, else the scenario's, else the current UTC date."""
+    if args.today is None:
+        return scenario.window.today or default_today()
+    try:
+        return dt.date.fromisoformat(args.today)
+    except ValueError:
+        raise ScenarioError(
+            f"{args.scenario}: --today: invalid date {args.today!r} (expected YYYY-MM-DD)"
+        ) from None
+
+
+def _until_stopped(scenario: Scenario, start: str, today: dt.date, source: str) -> Scenario:
+    """``--live --start T`` without ``--end``: from T until stopped, that is up to the end a
+    live run of whole days has (24:00 UTC of ``today``)."""
+    try:
+        end = resolve_window(1, today).end
+        begins = resolve_time_expression(start, today)
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: --start: {exc}") from None
+    if begins >= end:
+        raise ScenarioError(f"{source}: --start: {start!r} is not before 24:00 UTC of {today}, "
+                            "where a --live run without --end stops; give --end too")
+    window = scenario.window.model_copy(update={"start": start, "end": end.isoformat()})
+    return scenario.model_copy(update={"window": window})
 
 
 def _future_notice(scenario: Scenario, today: dt.date) -> None:

@@ -28,6 +28,7 @@ CASES = {
     "bad_flag_value": ("name: x\n", ["--base-tps", "-3"],
                        "--base-tps (traffic.base_tps): Input should be greater than 0"),
     "start_without_end": ("name: x\n", ["--start", "today 10:00"], "--start/--end"),
+    "live_end_without_start": ("name: x\n", ["--live", "--end", "today 10:00"], "--start/--end"),
     "end_before_start": ("name: x\n", ["--start", "today 10:00", "--end", "today 09:00"],
                          "window: end must be after start"),
     "not_a_mapping": ("- just\n- a list\n", [], "(top level): expected a mapping"),

@@ -260,14 +260,17 @@ def test_pinning_runtime_faults_never_changes_the_past() -> None:
     assert pin_runtime_fault(_RuntimeFault(surge, delayed), surge, 130.0, drawn=220.0) == delayed
 
 
-def _live_cli(out: Path, *extra: str) -> subprocess.Popen[str]:
+def _live_cli(out: Path, *extra: str, end: bool = True) -> subprocess.Popen[str]:
+    """A live run from half an hour ago (to four hours from now, or ``end`` False: until
+    stopped), 20 times as fast as the wall clock after the handoff."""
     now = time.time()
     start = dt.datetime.fromtimestamp(now - 1800, dt.UTC).strftime("%Y-%m-%dT%H:%M:00")
-    end = dt.datetime.fromtimestamp(now + 4 * 3600, dt.UTC).strftime("%Y-%m-%dT%H:%M:00")
+    until = dt.datetime.fromtimestamp(now + 4 * 3600, dt.UTC).strftime("%Y-%m-%dT%H:%M:00")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, str(ROOT / "run_sim.py"), str(ROOT / "scenarios" / "baseline.yaml"),
-         "--start", start, "--end", end, "--base-tps", "2", "--incidents-per-day", "0",
+         "--start", start, *(("--end", until) if end else ()), "--base-tps", "2",
+         "--incidents-per-day", "0",
          "--live", "--speed", "20", "--output-dir", str(out), "--quiet", "--workers", "1",
          *extra],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -313,6 +316,28 @@ def test_sigterm_stops_at_the_next_bucket_with_a_clean_summary(tmp_path: Path) -
     assert replay.returncode == 0, replay.stderr
     assert (tmp_path / "replay" / "all_data.ndjson").read_bytes() == \
         (tmp_path / "all_data.ndjson").read_bytes()
+
+
+def test_live_with_start_alone_runs_from_there_until_stopped(tmp_path: Path) -> None:
+    """--live --start T without --end: backfill from T, then live until SIGTERM; the window
+    ends where a live run of whole days ends (24:00 UTC of --today)."""
+    today = dt.datetime.now(dt.UTC).date()
+    proc = _live_cli(tmp_path, "--today", today.isoformat(), end=False)
+    try:
+        _wait_for_line(proc, "live: handoff at")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    summary = orjson.loads((tmp_path / "run_summary.json").read_bytes())
+    start = proc.args[proc.args.index("--start") + 1]  # type: ignore[union-attr]
+    assert summary["window"]["start"] == start + "Z"
+    assert summary["window"]["end"] == f"{today + dt.timedelta(days=1)}T00:00:00Z"
+    assert summary["live"]["stopped"] is not None and summary["total_documents"] > 0
+    first = min(doc["@timestamp"] for _, doc in documents(tmp_path / "all_data.ndjson"))
+    assert start <= first < summary["live"]["handoff"]  # the backfill began at --start
 
 
 def test_speed_without_live_is_one_line_exit_2(tmp_path: Path) -> None:
