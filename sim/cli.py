@@ -25,7 +25,7 @@ from sim.config import Scenario, ScenarioError, check_times, load_scenario
 from sim.console import EXIT_FAILED, OneLineParser, bad_input, one_line, program_name
 from sim.core.clock import default_today, resolve_time_expression, resolve_window
 from sim.outputs.files import OutputError, check_output_dir
-from sim.run.batch import RunResult, print_summary, simulate
+from sim.run.batch import RunResult, print_incidents, print_summary, simulate
 from sim.run.plan import faults_outside_window, resolve_run_window
 
 LIVE_GIVE_UP_S = 6 * 3600.0
@@ -274,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     except _Exit as exit_:
         return exit_.code
     print_summary(result)
+    if not args.quiet:
+        print_incidents(result.incidents)
     code = _sink_verdict(result.sinks)
+    if code == 0 and not args.quiet:
+        _print_next_commands(args, scenario, outputs)
     if code == 0 and args.report and outputs.output_dir is not None:
         return _write_report(outputs.output_dir, args.workers)
     return code
@@ -472,6 +476,37 @@ def _write_report(output_dir: Path, workers: int | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _print_next_commands(args: argparse.Namespace, scenario: Scenario, outputs: _Outputs,
+                         stream: Any = None) -> None:
+    """What to do with the run's output next, with its real paths: the report, and loading
+    the NDJSON into OpenSearch (unless the run streamed it there already)."""
+    import shlex
+
+    from sim.outputs.mapping import MAPPING_PATH
+
+    stream = stream or sys.stderr
+    out = outputs.output_dir
+    index = args.data_stream or args.index or scenario.output.index
+    lines = []
+    if out is not None and not args.report:
+        lines.append(f"storefront-sim report {shlex.quote(str(out))}")
+    if outputs.bulk_index is not None or outputs.stream is not None:
+        lines.append(f"(the documents are in OpenSearch already: {index})")
+    elif out is not None:
+        index = f"localhost:9200/{index}"
+        gz = ".gz" if scenario.output.gzip else ""
+        lines += [f'curl -X PUT "{index}" -H "Content-Type: application/json" '
+                  f"-d @{shlex.quote(str(MAPPING_PATH))}",
+                  f'curl -X POST "{index}/_bulk" -H "Content-Type: application/x-ndjson" '
+                  + ('-H "Content-Encoding: gzip" ' if gz else "")
+                  + f"--data-binary @{shlex.quote(str(out / f'all_data.ndjson{gz}'))}",
+                  "(or stream into OpenSearch while simulating: --opensearch URL)"]
+    if lines:
+        print("next:", file=stream)
+        for line in lines:
+            print(f"  {line}", file=stream)
 
 
 def _sink_verdict(sinks: list[Any]) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from sim.console import program_name
-from sim.run.batch import print_summary, simulate
+from sim.run.batch import print_incidents, print_summary, simulate
 
 
 def main(argv: list[str]) -> int:
@@ -38,4 +38,5 @@ def main(argv: list[str]) -> int:
     result = simulate(scenario, today, Path(args.output_dir), workers=args.workers,
                       pinned=pinned)
     print_summary(result)
+    print_incidents(result.incidents)
     return 0

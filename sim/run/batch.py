@@ -355,3 +355,52 @@ def print_summary(result: RunResult, stream: Any = None) -> None:
         for f in live["runtime_faults"]:
             print(f"  runtime fault {f['id']}: {f['type']} {f['start']} .. {f['end']}",
                   file=stream)
+
+
+def print_incidents(incidents: list[dict[str, Any]], stream: Any = None) -> None:
+    """One short block per incident record, after the counts: what a newcomer looks for
+    first (what broke, why, when it showed, what gave way first, what it cost)."""
+    stream = stream or sys.stderr
+    for rec in incidents:
+        for line in incident_lines(rec):
+            print(line, file=stream)
+
+
+def incident_lines(rec: dict[str, Any]) -> list[str]:
+    """An incident record (sim.truth.records) as the summary prints it."""
+    lines = [f"  incident {rec['incident_id']}: {rec['incident_type']}",
+             f"    {'cause':<17}{_cause_text(rec)}"]
+    if not rec.get("observed"):
+        return [*lines, f"    {'symptoms':<17}none observed: no minute stood out from normal"]
+    lines.append(f"    {'symptoms':<17}{_span(rec['symptom_start'], rec['symptom_end'])} UTC "
+                 f"({rec['duration_min']:g} min)")
+    first = rec.get("first_saturated")
+    if first:
+        lines.append(f"    {'first saturated':<17}{first['component']} {first['event']} at "
+                     f"{first['at'][11:19]} ({first['detail']})")
+    impact = rec["impact"]
+    lines.append(f"    {'impact':<17}{impact['errors']:,} failed requests of "
+                 f"{impact['requests']:,}, {impact['failed_orders']:,} failed orders "
+                 f"({impact['lost_revenue']:,.2f} revenue lost)")
+    return lines
+
+
+def _cause_text(rec: dict[str, Any]) -> str:
+    """``fault TYPE magnitude M [on TARGET], START .. END``, or for a cause of another kind
+    (e.g. a change) its kind and id."""
+    cause = rec.get("cause") or {}
+    kind = cause.get("kind", "fault")
+    if kind == "fault":
+        what = f"fault {cause['fault_type']} magnitude {cause['magnitude']:g}"
+        if cause.get("target"):
+            what += f" on {cause['target']}"
+    else:
+        what = f"{kind} {cause.get('id', '?')}"
+    start, end = rec.get("fault_start"), rec.get("fault_end")
+    return f"{what}, {_span(start, end)} UTC" if start and end else what
+
+
+def _span(start: str, end: str) -> str:
+    """Two ISO times as ``2026-11-27 14:25 .. 14:40`` (the end's date only when it differs)."""
+    end_text = end[11:16] if end[:10] == start[:10] else f"{end[:10]} {end[11:16]}"
+    return f"{start[:10]} {start[11:16]} .. {end_text}"
