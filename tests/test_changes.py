@@ -4,6 +4,7 @@ documents, and deterministic across engines and segment splits."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from sim.cli import main
+from sim.config import load_scenario
+from sim.run.plan import plan_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--today", "2026-11-27", "--start", "today 10:00", "--end", "today 10:03",
@@ -111,9 +114,29 @@ def test_a_push_before_a_split_holds_in_the_later_segment(tmp_path):
     _run(tmp_path, "w2", text, "today 00:00", "today 07:00", "--workers", "2")
     assert (tmp_path / "w1" / "all_data.ndjson").read_bytes() == \
         (tmp_path / "w2" / "all_data.ndjson").read_bytes()
-    summary = json.loads((tmp_path / "w1" / "run_summary.json").read_text())
-    assert len(summary.get("segments", [0, 0])) >= 2 or True
-    threads = {(d["@timestamp"][:13], d["thread_pool"]["max"]) for d in one
-               if d.get("service", {}).get("type") == "app-instance"}
-    assert {m for h, m in threads if h >= "2026-11-27T01:01"[:13] and h > "2026-11-27T01"} == {33}
+    plan = plan_run(load_scenario(tmp_path / "w1.yaml"), dt.date(2026, 11, 27))
+    assert len(plan.segments) == 2 and plan.segments[1].changes[0].epoch < \
+        plan.segments[1].window.start.timestamp()
+    threads = [(d["@timestamp"], d["thread_pool"]["max"]) for d in one
+               if d.get("service", {}).get("type") == "app-instance"]
+    assert {m for t, m in threads if t <= "2026-11-27T01:00:00"} == {40}
+    assert {m for t, m in threads if t > "2026-11-27T01:00:00"} == {33}
     assert sum(d["event_type"] == "change" for d in one) == 4
+
+
+def test_the_bad_push_hurts_at_the_lunch_peak_and_not_at_night(tmp_path):
+    """The demo's push (the DB pools shrunk to one connection) made ten minutes before a
+    quiet night half hour leaves the pools enough; the same push before the lunch peak
+    runs them out (HikariCP's connection timeouts)."""
+    demo = (ROOT / "scenarios" / "bad_config_push.yaml").read_text()
+    assert 'at: "today 11:00"' in demo
+
+    def pool_timeouts(at: str, start: str, end: str) -> int:
+        text = demo.replace('at: "today 11:00"', f'at: "{at}"')
+        docs = _run(tmp_path, at[-5:].replace(":", ""), text, start, end, "--workers", "1")
+        assert sum(d["event_type"] == "change" for d in docs) == 4
+        return sum(d["event_type"] == "error" and
+                   d["error"]["type"] == "java.sql.SQLTransientConnectionException" for d in docs)
+
+    assert pool_timeouts("today 02:00", "today 02:00", "today 02:30") == 0
+    assert pool_timeouts("today 12:40", "today 12:40", "today 13:05") > 200
