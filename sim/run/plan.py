@@ -196,6 +196,7 @@ class RunPlan:
     faults: list[ActiveFault]  # every fault applied, in start order
     origin: dict[str, str]  # fault id -> "random" or "runtime" (absent: pinned)
     segments: list[SegmentPlan]
+    changes: list[ActiveChange] = dataclasses.field(default_factory=list)  # in time order
 
 
 def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
@@ -207,10 +208,11 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     key = run_key(scenario, window)
     if pinned is None:
         return RunPlan(window, key, faults, origin,
-                       plan_segments(scenario, window, faults, engine, changes))
+                       plan_segments(scenario, window, faults, engine, changes), changes)
     segments = pinned_plans(scenario, window, faults, pinned, engine, changes)
     faults = with_runtime(faults, pinned.runtime_faults)
     if pinned.stop_epoch is not None:  # the live run stopped before these began
         faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
+    # no ``changes``: a live run writes no change records yet, and its replay matches it
     return RunPlan(window, key, faults, origin, segments)

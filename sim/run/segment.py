@@ -119,7 +119,7 @@ class SegmentRun:
                 day_cache[day] = label
             return label
 
-        self.minutes = MinuteAggregator(origin_s, self.faults.faults)
+        self.minutes = MinuteAggregator(origin_s, self.faults.faults, plan.changes)
         self.recorder = Recorder(env, scenario.storefront, docs, self.minutes,
                                  streams.stream("orders"), counting_emit, self.emit_from,
                                  self.emit_until, day_label)

@@ -209,7 +209,7 @@ class DocumentFactory:
                diff: list[tuple[str, Any, Any]], note: str | None, restart: bool) -> dict[str, Any]:
         """A config push as the config service logs it reaching one host. Old and new values
         are written as text (``"20"``, ``"true"``): settings of every type share one field."""
-        settings = [{"name": name, "old": _setting_text(old), "new": _setting_text(new)}
+        settings = [{"name": name, "old": setting_text(old), "new": setting_text(new)}
                     for name, old, new in diff]
         shown = ", ".join(f"{s['name']} {s['old']} -> {s['new']}" for s in settings)
         how = "restarting to apply" if restart else "applied live"
@@ -275,7 +275,7 @@ class DocumentFactory:
         }
 
 
-def _setting_text(value: Any) -> str:
+def setting_text(value: Any) -> str:
     """A setting's value as its YAML reads: ``true``, ``4``, ``5000.0``."""
     return orjson.dumps(value).decode() if not isinstance(value, str) else value
 
