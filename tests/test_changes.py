@@ -125,35 +125,39 @@ def test_a_push_before_a_split_holds_in_the_later_segment(tmp_path):
 
 
 def test_the_bad_push_hurts_at_the_lunch_peak_and_not_at_night(tmp_path):
-    """The demo's push (the DB pools shrunk to one connection) made ten minutes before a
-    quiet night half hour leaves the pools enough; the same push before the lunch peak
-    runs them out (HikariCP's connection timeouts). The ground truth agrees: the lunch push
-    has one incident record, caused by the change; the night push has none."""
+    """The demo's push (the DB pools shrunk to three connections) made before a quiet night
+    half hour leaves the pools enough; made at 11:00 as in the demo, it leaves the late
+    morning enough too, and the pools run out only when the lunch peak arrives (HikariCP's
+    connection timeouts). The ground truth agrees: the demo's push has one incident record,
+    caused by the change, whose symptoms (the waits for a connection first) start after the
+    push and run through the lunch exhaustion; the night push has none."""
     demo = (ROOT / "scenarios" / "bad_config_push.yaml").read_text()
     assert 'at: "today 11:00"' in demo
 
-    def pool_timeouts(at: str, start: str, end: str) -> tuple[int, list[dict]]:
+    def pool_timeouts(at: str, start: str, end: str) -> tuple[list[str], list[dict]]:
         text = demo.replace('at: "today 11:00"', f'at: "{at}"')
         name = at[-5:].replace(":", "")
         docs = _run(tmp_path, name, text, start, end, "--workers", "1")
         assert sum(d["event_type"] == "change" for d in docs) == 4
         lines = (tmp_path / name / "incidents.ndjson").read_text().splitlines()
-        return sum(d["event_type"] == "error" and
-                   d["error"]["type"] == "java.sql.SQLTransientConnectionException"
-                   for d in docs), [json.loads(line) for line in lines[1::2]]
+        return [d["@timestamp"] for d in docs if d["event_type"] == "error" and
+                d["error"]["type"] == "java.sql.SQLTransientConnectionException"
+                ], [json.loads(line) for line in lines[1::2]]
 
-    assert pool_timeouts("today 02:00", "today 02:00", "today 02:30") == (0, [])
-    timeouts, records = pool_timeouts("today 12:40", "today 12:40", "today 13:05")
-    assert timeouts > 200
+    assert pool_timeouts("today 02:00", "today 02:00", "today 02:30") == ([], [])
+    timeouts, records = pool_timeouts("today 11:00", "today 10:55", "today 12:45")
+    morning = [t for t in timeouts if t < "2026-11-27T12:15"]
+    lunch = [t for t in timeouts if t >= "2026-11-27T12:25"]
+    assert len(morning) < 30 < 500 < len(lunch)
     (rec,) = records
-    push = dt.datetime(2026, 11, 27, 12, 40, tzinfo=dt.UTC).timestamp()
+    push = dt.datetime(2026, 11, 27, 11, 0, tzinfo=dt.UTC).timestamp()
     assert rec["incident_id"] == "cfg-2291" and rec["observed"]
     assert rec["cause"] == {"kind": "change", "id": "cfg-2291", "change_kind": "config_push",
-                            "settings": [{"name": "db_pool.max_size", "old": "10", "new": "1"}],
+                            "settings": [{"name": "db_pool.max_size", "old": "10", "new": "3"}],
                             "hosts": ["app-01", "app-02", "app-03", "app-04"],
-                            "at": "2026-11-27T12:40:00.000Z"}
+                            "at": "2026-11-27T11:00:00.000Z"}
     assert rec["incident_type"] == "db_connection_pool_exhaustion"
-    assert rec["first_saturated"]["event"] == "db_pool_exhausted"
     start = dt.datetime.fromisoformat(rec["symptom_start"]).timestamp()
-    assert start >= push and rec["delay_to_first_symptom_s"] == start - push
-    assert rec["impact"]["errors_by_kind"]["db_pool_timeout"] > 200
+    assert rec["delay_to_first_symptom_s"] == start - push >= 300  # slower first, not at once
+    assert rec["symptom_end"] >= "2026-11-27T12:40"  # one incident, through the lunch exhaustion
+    assert rec["impact"]["errors_by_kind"]["db_pool_timeout"] > 500

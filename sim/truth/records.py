@@ -265,6 +265,23 @@ INCIDENT_OF_FIRST_SATURATED: dict[str, str] = {
 CHANGE_INCIDENT_DEFAULT = "change_regression"  # symptoms, but no resource gave way
 
 
+MIN_CHANGE_SYMPTOM_S = 5 * 60.0  # shorter abnormal stretches after a change are noise, not its incident
+
+
+def _sustained_span(at: float, minutes: dict[int, Minute]) -> ObservedWindow | None:
+    """The symptoms of a change made at ``at``: from the first abnormal stretch that lasts
+    ``MIN_CHANGE_SYMPTOM_S`` (a minute's blip is skipped) to the last abnormal minute before
+    ``CHANGE_HORIZON_S``. A change does not end, so quieter minutes in between (a slower
+    morning, then the lunch peak running the pools out) are one incident, not several."""
+    horizon = at + CHANGE_HORIZON_S
+    win = observe_span(at, at, horizon, minutes)
+    while win is not None and win.end - win.start < MIN_CHANGE_SYMPTOM_S:
+        win = observe_span(at, at, horizon, minutes, claimed_until=win.end)
+    if win is None:
+        return None
+    return observe_span(at, horizon, horizon, minutes, claimed_until=win.start)
+
+
 def build_change_records(
     changes: list[ActiveChange],
     faults: list[ActiveFault],
@@ -278,7 +295,7 @@ def build_change_records(
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
     records = []
     for i, change in enumerate(changes):
-        win = observe_span(change.epoch, change.epoch, change.epoch + CHANGE_HORIZON_S, minutes)
+        win = _sustained_span(change.epoch, minutes)
         if win is None or any(f.start_epoch < win.end and win.start < f.end_epoch + SEARCH_AFTER_FAULT_S
                               for f in faults):
             continue
