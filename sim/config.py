@@ -334,19 +334,106 @@ class FaultConfig(_Model):
     incident_type: str | None = None
 
 
+def _plain_id(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+        raise ValueError(f"invalid id {value!r} (letters, digits, '_', '.', '-'; "
+                         "at most 64, starting with a letter or digit)")
+    return value
+
+
 class ControlFault(FaultConfig):
     """A fault in a live run's control file: the scenario's fault schema, an optional ``id``
     (what ``storefront-sim clear`` names) and, for ``start`` only here, "now" / "now+5m"."""
 
     id: str | None = None
 
-    @field_validator("id")
-    @classmethod
-    def _plain_id(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
-            raise ValueError(f"invalid id {value!r} (letters, digits, '_', '.', '-'; "
-                             "at most 64, starting with a letter or digit)")
-        return value
+    _id = field_validator("id")(_plain_id)
+
+
+ChangeKind = Literal["config_push"]
+
+
+class ChangeConfig(_Model):
+    """A change made to the running storefront, at ``at``: the answer to "what changed?".
+    A ``config_push`` sets storefront ``settings`` (dotted paths, as in ``storefront:``) on
+    ``hosts`` (every instance if omitted); see ``PUSH_LIVE`` for what applies without a restart."""
+
+    id: str | None = None
+    kind: ChangeKind
+    at: str
+    hosts: list[str] | None = None
+    settings: Annotated[dict[str, Any], Field(min_length=1)]
+    message: str | None = None
+
+    _id = field_validator("id")(_plain_id)
+
+
+# What a config push may set: what an app instance holds itself. These its components take
+# live (HikariCP's maximumPoolSize, Tomcat's maxThreads and acceptCount, all resizable at
+# runtime); the rest of PUSHABLE needs the JVM restarted. Settings of shared components
+# (the database, the gateway's client, the upstreams, the load balancer) are not per host.
+PUSH_LIVE: Final = ("worker_threads", "accept_queue", "db_pool.max_size")
+PUSHABLE: Final = (*PUSH_LIVE, "cpu_cores", "cpu_ms_scale", "cpu_sigma", "heap.", "jit.",
+                   "circuit_breaker.", "payment_gateway.max_retries",
+                   "payment_gateway.retry_backoff_ms")
+
+
+def pushable(path: str) -> bool:
+    return any(path == p or (p.endswith(".") and path.startswith(p)) for p in PUSHABLE)
+
+
+def setting_problem(path: str) -> str | None:
+    """Why ``path`` names no storefront setting a config push can set (None if it does)."""
+    node: Any = StorefrontConfig
+    for key in path.split("."):
+        if not (isinstance(node, type) and issubclass(node, BaseModel)) or key not in node.model_fields:
+            return "unknown storefront setting"
+        node = node.model_fields[key].annotation
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return f"a group of settings; name one of them (e.g. {path}.{next(iter(node.model_fields))})"
+    if not pushable(path):
+        return ("not held by an app instance, so a push cannot set it (pushable: "
+                f"{', '.join(p + '*' if p.endswith('.') else p for p in PUSHABLE)})")
+    return None
+
+
+def with_settings(cfg: StorefrontConfig, settings: dict[str, Any]) -> StorefrontConfig:
+    """``cfg`` with the pushed settings, validated as the scenario's own (ValueError if refused)."""
+    raw = cfg.model_dump()
+    for path, value in settings.items():
+        _set_path(raw, path, value)
+    try:
+        return StorefrontConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValueError(f"{_format_loc(tuple(err['loc']))}: {err['msg']}") from None
+
+
+def check_changes(scenario: Scenario, source: str) -> None:
+    """Every change's time, hosts and settings name something real, and the values are ones
+    the storefront's schema takes: a typo would otherwise change nothing, without a word."""
+    hosts = tuple(instance_name(i) for i in range(scenario.storefront.instances))
+    shown = ", ".join(hosts) if len(hosts) <= 6 else f"{hosts[0]} .. {hosts[-1]}"
+    for i, change in enumerate(scenario.changes):
+        where = f"{source}: changes[{i}]"
+        try:
+            if now_offset(change.at) is not None:
+                raise ValueError(f"{change.at!r} is only for a live run; a scenario needs a "
+                                 "fixed time such as 'today 11:00'")
+            resolve_time_expression(change.at, dt.date(2000, 1, 3))
+        except ValueError as exc:
+            raise ScenarioError(f"{where}.at: {exc}") from None
+        for host in change.hosts or ():
+            if host not in hosts:
+                raise ScenarioError(f"{where}.hosts: unknown instance {host!r} (valid: {shown})")
+        for path in change.settings:
+            problem = setting_problem(path)
+            if problem:
+                raise ScenarioError(f"{where}.settings.{path}: {problem}")
+        try:
+            with_settings(scenario.storefront, change.settings)
+        except ValueError as exc:
+            raise ScenarioError(f"{where}.settings.{exc}") from None
 
 
 class ControlConfig(_Model):
@@ -392,6 +479,7 @@ class Scenario(_Model):
     storefront: StorefrontConfig = StorefrontConfig()
     background_errors: BackgroundErrorsConfig = BackgroundErrorsConfig()
     faults: list[FaultConfig] = []
+    changes: list[ChangeConfig] = []
     random_incidents: RandomIncidentsConfig = RandomIncidentsConfig()
     output: OutputConfig = OutputConfig()
 
@@ -485,6 +573,7 @@ def parse_scenario(
     check_fault_starts(scenario.faults, source)
 
     check_fault_targets(scenario.faults, scenario.storefront.instances, source)
+    check_changes(scenario, source)
     for key in ("start", "end"):
         value = getattr(scenario.window, key)
         if value is not None:
@@ -539,6 +628,11 @@ def check_times(scenario: Scenario, today: dt.date, source: str) -> None:
         except OverflowError:
             raise ScenarioError(f"{source}: faults[{i}].duration_minutes: the fault would end "
                                 "after the year 9999") from None
+    for i, change in enumerate(scenario.changes):
+        try:
+            resolve_time_expression(change.at, today)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: changes[{i}].at: {exc}") from None
 
 
 UPSTREAMS = ("inventory", "recommendations")

@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HOURS = {
+    "bad_config_push": ("today 12:30", "today 13:30"),
     "baseline": ("today 18:00", "today 19:00"),
     "circuit_breaker": ("today 16:00", "today 17:00"),
     "db_pool_exhaustion": ("yesterday 12:05", "yesterday 13:05"),

@@ -46,12 +46,15 @@ def flat_mapping() -> dict[str, str]:
 
 
 def leaves(doc, prefix=""):
+    """Every field of a document; a list's items each under the list's own name (as
+    OpenSearch maps an array: by its items' type)."""
     for key, value in doc.items():
-        if isinstance(value, dict):
-            yield prefix + key, "object", value
-            yield from leaves(value, prefix + key + ".")
-        else:
-            yield prefix + key, None, value
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                yield prefix + key, "object", item
+                yield from leaves(item, prefix + key + ".")
+            else:
+                yield prefix + key, None, item
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,8 @@ def docs(tmp_path_factory):
             {"type": "memory_leak", "start": "today 14:00", "duration_minutes": 40,
              "magnitude": 3},
         ],
+        "changes": [{"kind": "config_push", "at": "today 14:20", "hosts": ["app-02"],
+                     "settings": {"db_pool.max_size": 12}}],
     }, "test")
     simulate(scenario, dt.date(2026, 11, 27), out)
     with open(out / "all_data.ndjson", "rb") as fh:
@@ -90,9 +95,10 @@ def test_every_emitted_field_is_mapped_with_compatible_type(docs):
             if mapping[path] == "date":
                 dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     kinds = {d["event_type"] for d in docs}
-    assert kinds == {"transaction", "error", "infrastructure_metric"}
+    assert kinds == {"transaction", "error", "infrastructure_metric", "change"}
     # the run covered the optional parts too, so the check above saw them
-    assert {"order.amount", "error.stack_trace", "jvm.gc.full_count", "gateway.timeouts"} <= seen
+    assert {"order.amount", "error.stack_trace", "jvm.gc.full_count", "gateway.timeouts",
+            "change.settings.old"} <= seen
 
 
 def test_every_mapped_field_is_emitted(docs):

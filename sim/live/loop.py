@@ -49,6 +49,7 @@ from sim.run.plan import (
     clear_of_faults,
     iso_utc,
     pinned_plans,
+    resolve_changes,
     resolve_run_window,
     run_faults,
     run_key,
@@ -201,20 +202,21 @@ class LiveRun:
     def _plan(self) -> None:
         scenario, window = self.scenario, self.window
         self.faults, self.origin = run_faults(scenario, self.today, window)
+        changes = resolve_changes(scenario, self.today)
         now = self.options.clock.time()
-        splits = [p for p in split_points(scenario, window, self.faults) if p <= now]
+        splits = [p for p in split_points(scenario, window, self.faults, changes) if p <= now]
         # the live segment starts shortly before now, so this process has little to catch
         # up with while the earlier segments run on the workers (clear of any fault)
         earliest = max([window.start.timestamp(), *splits]) + MIN_LIVE_LEAD_S
         if now - LIVE_LEAD_S > earliest:
             split = clear_of_faults(_grid(now - LIVE_LEAD_S, 60.0), self.faults, earliest,
-                                    now - LIVE_LEAD_S)
+                                    now - LIVE_LEAD_S, changes)
             if split is not None:  # and the backfill is cut as a batch run of it would be
                 backfill = Window(window.start, dt.datetime.fromtimestamp(split, dt.UTC))
-                splits = [*split_points(scenario, backfill, self.faults), split]
+                splits = [*split_points(scenario, backfill, self.faults, changes), split]
         self.splits = tuple(splits)
         self.plans = pinned_plans(scenario, window, self.faults, PinnedPlan(self.splits),
-                                  self.engine)
+                                  self.engine, changes)
         self.key = run_key(scenario, window)
 
     def _faults_before(self, stop_epoch: float) -> list[ActiveFault]:

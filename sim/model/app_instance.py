@@ -94,31 +94,40 @@ class AppInstance:
         def my_state(event: str, detail: str) -> None:
             on_state(name, event, detail)
 
+        self.my_state = my_state
         self.up = True
+        self.ready = True  # its readiness probe: False while it shuts down gracefully
         self.restarts = 0
         self.requests: dict[Any, Request] = {}  # in flight: process -> request
         self.workers = WorkerPool(env, cfg.worker_threads, cfg.accept_queue, my_state)
         self.db_pool = DbConnectionPool(env, cfg.db_pool.max_size,
                                         cfg.db_pool.connection_timeout_ms / 1000.0, my_state)
-        self.cpu = Cpu(env, cfg.cpu_cores, my_state)
-        self.heap = jvm_heap(cfg.heap, self._collect, my_state)
-        self.alloc_scale = cfg.heap.alloc_kb_per_request / ALLOC_KB_REFERENCE
-        self.leak_scan_s_per_mb = cfg.heap.leak_scan_ms_per_mb / 1000.0
-        self.breaker = circuit_breaker(
-            f"{name}/paymentGateway", cfg.circuit_breaker, env,
-            lambda old, new: on_state(name, f"circuit_breaker_{new.lower()}", f"{old} -> {new}"))
-        # the JIT's compiled code is a working set like any cache: lost on restart, rebuilt by use
-        self.jit = BufferCache(cfg.jit.cold_extra, 0.0, 1.0 / cfg.jit.warmup_requests)
+        self.start_jvm(cfg)
         self.jit_factor = 1.0  # CPU time factor while the JIT warms up
-        self.cpu_scale = cfg.cpu_ms_scale / 1000.0
-        self.cpu_sigma = cfg.cpu_sigma
         self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
-        self.retry_backoff_s = cfg.payment_gateway.retry_backoff_ms / 1000.0
-        self.max_charge_retries = cfg.payment_gateway.max_retries
         # per-interval figures, taken by the metrics sampler
         self.served = 0
         self.errors = 0
         self.latencies: list[float] = []
+
+    def start_jvm(self, cfg: StorefrontConfig) -> None:
+        """What a JVM reads from its settings when it starts (a push of any of these takes
+        a restart): its cores, heap, breaker, JIT and the gateway client's retries."""
+        name = self.name
+        announce = self.announce
+        self.cpu = Cpu(self.env, cfg.cpu_cores, self.my_state)
+        self.heap = jvm_heap(cfg.heap, self._collect, self.my_state)
+        self.alloc_scale = cfg.heap.alloc_kb_per_request / ALLOC_KB_REFERENCE
+        self.leak_scan_s_per_mb = cfg.heap.leak_scan_ms_per_mb / 1000.0
+        self.breaker = circuit_breaker(
+            f"{name}/paymentGateway", cfg.circuit_breaker, self.env,
+            lambda old, new: announce(name, f"circuit_breaker_{new.lower()}", f"{old} -> {new}"))
+        # the JIT's compiled code is a working set like any cache: lost on restart, rebuilt by use
+        self.jit = BufferCache(cfg.jit.cold_extra, 0.0, 1.0 / cfg.jit.warmup_requests)
+        self.cpu_scale = cfg.cpu_ms_scale / 1000.0
+        self.cpu_sigma = cfg.cpu_sigma
+        self.retry_backoff_s = cfg.payment_gateway.retry_backoff_ms / 1000.0
+        self.max_charge_retries = cfg.payment_gateway.max_retries
 
     # -- one request --------------------------------------------------------------------
     def handle(self, req: Request) -> Generator[Any, Any, str | None]:
@@ -301,6 +310,41 @@ class AppInstance:
         self.jit_factor = 1.0 + self.cfg.jit.cold_extra
         self.announce(self.name, "instance_restarted",
                       "JVM up, back in rotation after its health checks pass")
+
+    def push_live(self, cfg: StorefrontConfig) -> None:
+        """A config push reached this JVM: the settings its components take at runtime
+        (HikariCP's maximumPoolSize, Tomcat's maxThreads and acceptCount) apply now."""
+        self.cfg = cfg
+        self.workers.resize(cfg.worker_threads, cfg.accept_queue)
+        self.db_pool.resize(cfg.db_pool.max_size)
+
+    def graceful_restart(self, cfg: StorefrontConfig) -> Process:
+        """A restart to take settings a JVM reads only at start (Spring's graceful shutdown):
+        its readiness fails, the load balancer takes it out after its health checks, the
+        requests in flight finish (at most the load balancer's timeout), then the JVM is
+        down for ``restart_seconds`` and starts with ``cfg``, cold."""
+        env = self.env
+        checks = cfg.health_check
+        self.ready = False
+        self.announce(self.name, "instance_stopping", "config push: graceful restart to apply settings")
+        yield env.timeout(checks.interval_s * (checks.fails_to_remove + 1))
+        give_up = env.now + self.lb_timeout_s
+        while self.requests and env.now < give_up:
+            yield env.timeout(1.0)
+        self.cfg = cfg
+        if not self.up:  # it died meanwhile: its own restart brings it back, with cfg
+            self.start_jvm(cfg)
+            self.ready = True
+            return
+        self.up = False
+        self.restarts += 1
+        for process in list(self.requests):
+            process.interrupt("shutdown timeout")
+        self.workers.reset()
+        self.db_pool.reset()
+        self.start_jvm(cfg)
+        self.ready = True
+        yield from self.restart()
 
     def take_interval(self) -> InstanceFigures:
         """Its figures and its resources' for the sampler; every counter starts again."""

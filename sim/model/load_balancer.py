@@ -51,7 +51,7 @@ class LoadBalancer:
         yield self.env.timeout(checks.interval_s * (i * HEALTH_CHECK_PHASE_STEP % 1.0))
         passes = fails = 0
         while True:
-            if instance.up:
+            if instance.up and instance.ready:
                 passes, fails = passes + 1, 0
                 if not self.in_rotation[i] and passes >= checks.passes_to_add:
                     self.in_rotation[i] = True

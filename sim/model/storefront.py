@@ -12,12 +12,14 @@ time, leaked bytes, the arrival rate): symptoms are whatever the resources then 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sim.config import UPSTREAMS, CacheConfig, Scenario, instance_name
 from sim.core.rng import StreamSource
 from sim.model.app_instance import AppInstance
+from sim.model.changes import ActiveChange, applied
 from sim.model.everyday import EverydayFailures
 from sim.model.faults import FaultSchedule
 from sim.model.load_balancer import LoadBalancer
@@ -58,7 +60,10 @@ class Storefront:
     """Builds and wires every component of one simulated segment."""
 
     def __init__(self, env: Any, scenario: Scenario, streams: StreamSource,
-                 faults: FaultSchedule, outcomes: Outcomes) -> None:
+                 faults: FaultSchedule, outcomes: Outcomes,
+                 changed: Sequence[ActiveChange] = ()) -> None:
+        """``changed``: the changes made before the segment starts, in time order (its
+        instances start with their settings)."""
         cfg = scenario.storefront
         self.env = env
         self.cfg = cfg
@@ -88,7 +93,7 @@ class Storefront:
                                     scenario.traffic.endpoints.model_dump(),
                                     streams.stream("background-errors"))
         self.instances = [
-            AppInstance(env, i, cfg, self.backends, everyday.draw,
+            AppInstance(env, i, applied(cfg, list(changed), instance_name(i)), self.backends, everyday.draw,
                         faults.additive("memory_leak", instance_name(i)),
                         streams.stream(f"app-time:{i}"), record)
             for i in range(cfg.instances)

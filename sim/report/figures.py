@@ -256,7 +256,8 @@ def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str,
 def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetime64) -> None:
     """The cause, the first resource to give way and each step after it, on the time axis."""
     steps: list[tuple[float, str, str]] = [
-        (epoch_s(rec["fault_start"]), "cause", f"{rec['cause']['fault_type']} starts"
+        (epoch_s(rec["fault_start"]), "cause",
+         f"{rec['cause'].get('fault_type') or rec['cause'].get('id')} starts"
          if isinstance(rec.get("cause"), dict) else "cause starts"),
     ]
     for i, e in enumerate(rec.get("saturation_order") or []):

@@ -57,7 +57,8 @@ def _incident_context(n: int, rec: dict[str, Any], s: Series, lo: int, hi: int) 
               "lost_revenue": 0.0, **(rec.get("impact") or {})}
     first = rec.get("saturation_order", [None])[0] if rec.get("saturation_order") else None
     if observed:
-        summary = (f"Cause {cause.get('fault_type', '?')} from {_iso(rec['fault_start'])} to "
+        name = cause.get("fault_type") or cause.get("id", "?")
+        summary = (f"Cause {name} from {_iso(rec['fault_start'])} to "
                    f"{_iso(rec['fault_end'])}; symptoms {_iso(rec['symptom_start'])} to "
                    f"{_iso(rec['symptom_end'])}"
                    + (f"; first to saturate: {first['component']} {first['event']} at "

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.config import Scenario
+from sim.config import Scenario, StorefrontConfig
 from sim.core.clock import Window
 from sim.model.faults import ActiveFault
 from sim.outputs.files import OutputError, WriteFailure
@@ -42,7 +42,13 @@ from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
 from sim.run.segment import SegmentResult
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
-from sim.truth.records import SPLIT_NAMES, build_incident_records, write_incidents, write_split_files
+from sim.truth.records import (
+    SPLIT_NAMES,
+    build_change_records,
+    build_incident_records,
+    write_incidents,
+    write_split_files,
+)
 
 
 @dataclass
@@ -141,7 +147,7 @@ def simulate(
             _open_workspace(run, held, resume)
             _open_ndjson(run)
             segments = _simulate_segments(run, workers, progress, dask, stream)
-            _merge_ground_truth(result, run.plan, segments)
+            _merge_ground_truth(result, run.plan, segments, run.scenario.storefront)
             _emit_incidents(run, result.incidents)
             result.files = _stage_files(run, result.incidents, write_summary)
             run.ok = True
@@ -195,15 +201,18 @@ def _simulate_segments(run: _Run, workers: int | None, progress: Callable[[float
     return segments
 
 
-def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[SegmentResult]) -> None:
-    """The segments' counts and state logs added up, and an incident record per fault
-    from their merged ground-truth minutes."""
+def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[SegmentResult],
+                       storefront: StorefrontConfig) -> None:
+    """The segments' counts and state logs added up, and an incident record per fault and
+    per change that showed symptoms, from their merged ground-truth minutes."""
     for seg in segments:
         for kind, n in seg.counts.items():
             result.counts[kind] = result.counts.get(kind, 0) + n
         result.state_log.extend(seg.state_log)
     minutes = merge_minutes(seg.minutes for seg in segments)
-    result.incidents = build_incident_records(plan.faults, minutes, result.state_log, plan.origin)
+    records = build_incident_records(plan.faults, minutes, result.state_log, plan.origin)
+    records += build_change_records(plan.changes, plan.faults, minutes, result.state_log, storefront)
+    result.incidents = sorted(records, key=lambda r: r["fault_start"])  # stable: faults keep their order
 
 
 def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.config import Scenario
 from sim.core.clock import Window, resolve_time_expression, resolve_window
+from sim.model.changes import ActiveChange, active_change
 from sim.model.faults import ActiveFault, active_fault
 from sim.model.random_incidents import draw_random_incidents
 from sim.model.traffic import DailySchedule
@@ -71,6 +72,16 @@ def run_faults(scenario: Scenario, today: dt.date, window: Window
     return sorted(pinned + drawn, key=lambda f: f.start_epoch), {f.fault_id: "random" for f in drawn}
 
 
+def resolve_changes(scenario: Scenario, today: dt.date) -> list[ActiveChange]:
+    """The scenario's changes in absolute time, in time order (a stable sort: two at the
+    same time apply in the order written)."""
+    changes = [active_change(c, f"{scenario.name}-c{i + 1}",
+                             resolve_time_expression(c.at, today).timestamp(),
+                             scenario.storefront.instances)
+               for i, c in enumerate(scenario.changes)]
+    return sorted(changes, key=lambda c: c.epoch)
+
+
 def with_runtime(base: list[ActiveFault], runtime: Sequence[ActiveFault]) -> list[ActiveFault]:
     """The live segment's faults in the order their factors add up (live and replay alike)."""
     return sorted([*base, *runtime], key=lambda f: f.start_epoch)
@@ -78,13 +89,16 @@ def with_runtime(base: list[ActiveFault], runtime: Sequence[ActiveFault]) -> lis
 
 # ---------------------------------------------------------------- segments
 
-def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault]) -> list[float]:
+def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault],
+                 changes: Sequence[ActiveChange] = ()) -> list[float]:
     """Where the window is cut into independently simulated segments (epoch seconds).
 
     At every UTC midnight (the quietest time), and inside each day where half of that
     day's expected traffic has arrived, so two cores share a day evenly. A split is moved
     away from any fault so that no incident is ever cut; the warm-up of the segment after
-    it restores steady state. Depends on the scenario only, never on the worker count.
+    it restores steady state; and away from any change, so that none falls in a warm-up
+    (a segment starts with the changes made before it already applied). Depends on the
+    scenario only, never on the worker count.
     """
     t = scenario.traffic
     schedule = DailySchedule(t.base_tps, t.peak_multiplier, t.weekend_factor)
@@ -96,7 +110,7 @@ def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault]) 
             steps = np.arange(a, b, 60.0)
             load = np.cumsum([schedule.rate(x) for x in steps])
             mid = float(steps[int(np.searchsorted(load, load[-1] / 2))])
-            mid = clear_of_faults(mid, faults, a + MIN_SEGMENT_S, b - MIN_SEGMENT_S)
+            mid = clear_of_faults(mid, faults, a + MIN_SEGMENT_S, b - MIN_SEGMENT_S, changes)
             if mid is not None:
                 points.append(mid)
         if b < hi:
@@ -105,25 +119,26 @@ def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault]) 
 
 
 def clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
-                    latest: float) -> float | None:
-    """The time nearest ``t`` within [earliest, latest] that no fault is near, if any."""
+                    latest: float, changes: Sequence[ActiveChange] = ()) -> float | None:
+    """The time nearest ``t`` within [earliest, latest] that no fault or change is near, if any."""
+    spans = [(f.start_epoch, f.end_epoch) for f in faults] + [(c.epoch, c.epoch) for c in changes]
     for shift in range(0, int(latest - earliest) + 1, 300):
         for cand in (t - shift, t + shift):
             if earliest <= cand <= latest and all(
-                    cand < f.start_epoch - SPLIT_CLEARANCE_S or cand > f.end_epoch + SPLIT_CLEARANCE_S
-                    for f in faults):
+                    cand < a - SPLIT_CLEARANCE_S or cand > b + SPLIT_CLEARANCE_S for a, b in spans):
                 return cand
     return None
 
 
 def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault],
-                  engine: str = "fast") -> list[SegmentPlan]:
-    return plans_from_splits(scenario, window, split_points(scenario, window, faults), faults,
-                             engine)
+                  engine: str = "fast", changes: Sequence[ActiveChange] = ()) -> list[SegmentPlan]:
+    return plans_from_splits(scenario, window, split_points(scenario, window, faults, changes),
+                             faults, engine, changes)
 
 
 def plans_from_splits(scenario: Scenario, window: Window, splits: Sequence[float],
-                      faults: list[ActiveFault], engine: str = "fast") -> list[SegmentPlan]:
+                      faults: list[ActiveFault], engine: str = "fast",
+                      changes: Sequence[ActiveChange] = ()) -> list[SegmentPlan]:
     warmup = scenario.window.warmup_minutes * 60.0
     drain = drain_s(scenario)
     edges = [window.start, *(dt.datetime.fromtimestamp(p, dt.UTC) for p in splits), window.end]
@@ -135,7 +150,9 @@ def plans_from_splits(scenario: Scenario, window: Window, splits: Sequence[float
         # a segment also gets the faults whose aftermath it may hold, for the ground truth
         active = tuple(f for f in faults
                        if f.start_epoch - BASELINE_S < hi and f.end_epoch + TRAILING_S > lo)
-        plans.append(SegmentPlan(i, part, warmup, active, engine))
+        # and every change made before it ends: those before its start are already applied
+        made = tuple(c for c in changes if c.epoch < hi)
+        plans.append(SegmentPlan(i, part, warmup, active, engine, changes=made))
     return plans
 
 
@@ -151,9 +168,10 @@ class PinnedPlan:
 
 
 def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
-                 pinned: PinnedPlan, engine: str = "fast") -> list[SegmentPlan]:
+                 pinned: PinnedPlan, engine: str = "fast",
+                 changes: Sequence[ActiveChange] = ()) -> list[SegmentPlan]:
     """The segments of a live run (its last one is the live segment)."""
-    plans = plans_from_splits(scenario, window, pinned.splits, faults, engine)
+    plans = plans_from_splits(scenario, window, pinned.splits, faults, engine, changes)
     last = plans[-1]
     plans[-1] = dataclasses.replace(
         last, faults=tuple(with_runtime(list(last.faults), pinned.runtime_faults)),
@@ -178,6 +196,7 @@ class RunPlan:
     faults: list[ActiveFault]  # every fault applied, in start order
     origin: dict[str, str]  # fault id -> "random" or "runtime" (absent: pinned)
     segments: list[SegmentPlan]
+    changes: list[ActiveChange] = dataclasses.field(default_factory=list)  # in time order
 
 
 def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
@@ -185,12 +204,15 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     """The run's plan; ``pinned`` repeats a live run (its splits, stop and runtime faults)."""
     window = resolve_run_window(scenario, today)
     faults, origin = run_faults(scenario, today, window)
+    changes = resolve_changes(scenario, today)
     key = run_key(scenario, window)
     if pinned is None:
-        return RunPlan(window, key, faults, origin, plan_segments(scenario, window, faults, engine))
-    segments = pinned_plans(scenario, window, faults, pinned, engine)
+        return RunPlan(window, key, faults, origin,
+                       plan_segments(scenario, window, faults, engine, changes), changes)
+    segments = pinned_plans(scenario, window, faults, pinned, engine, changes)
     faults = with_runtime(faults, pinned.runtime_faults)
     if pinned.stop_epoch is not None:  # the live run stopped before these began
         faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
+    # no ``changes``: a live run writes no change records yet, and its replay matches it
     return RunPlan(window, key, faults, origin, segments)

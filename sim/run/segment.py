@@ -19,6 +19,7 @@ from sim.config import Scenario
 from sim.core import engine
 from sim.core.clock import Window, epoch_ms
 from sim.core.rng import RandomStreams
+from sim.model.changes import ActiveChange, config_push
 from sim.model.customers import Customer
 from sim.model.faults import ActiveFault, FaultSchedule
 from sim.model.storefront import Storefront
@@ -48,6 +49,7 @@ class SegmentPlan:
     faults: tuple[ActiveFault, ...]
     engine: str = "fast"  # a key of ENGINES
     stop_epoch: float | None = None  # documents end here, before window.end (a live run's)
+    changes: tuple[ActiveChange, ...] = ()  # in time order, every one made before it ends
 
 
 @dataclass
@@ -117,17 +119,27 @@ class SegmentRun:
                 day_cache[day] = label
             return label
 
-        self.minutes = MinuteAggregator(origin_s, self.faults.faults)
+        self.minutes = MinuteAggregator(origin_s, self.faults.faults, plan.changes)
         self.recorder = Recorder(env, scenario.storefront, docs, self.minutes,
                                  streams.stream("orders"), counting_emit, self.emit_from,
                                  self.emit_until, day_label)
-        self.shop = Storefront(env, scenario, streams, self.faults, self.recorder)
+        made = [c for c in plan.changes if c.epoch < origin_s]
+        self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
+        self.schedule_changes(plan.changes[len(made):])
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
                                       counting_emit, self.emit_from, self.emit_until)
         env.process(self.sampler.run(env))
         env.process(shoppers_arrive(env, scenario, streams, self.shop, customers, origin_s,
                                     planned_until, self.faults, progress, self.halt))
         self.drain_s = drain_s(scenario)
+
+    def schedule_changes(self, changes: tuple[ActiveChange, ...]) -> None:
+        """The changes made during the segment, each a process per host it reaches."""
+        by_name = {instance.name: instance for instance in self.shop.instances}
+        for change in changes:
+            for host in change.hosts:
+                self.env.process(config_push(self.env, by_name[host], change,
+                                             change.epoch - self.origin_s, self.recorder.change))
 
     def now_epoch(self) -> float:
         return self.origin_s + self.env.now

@@ -205,6 +205,24 @@ class DocumentFactory:
                          orjson.dumps(payment_status))
         return text, amount
 
+    def change(self, at_s: float, host: str, change_id: str, kind: str,
+               diff: list[tuple[str, Any, Any]], note: str | None, restart: bool) -> dict[str, Any]:
+        """A config push as the config service logs it reaching one host. Old and new values
+        are written as text (``"20"``, ``"true"``): settings of every type share one field."""
+        settings = [{"name": name, "old": setting_text(old), "new": setting_text(new)}
+                    for name, old, new in diff]
+        shown = ", ".join(f"{s['name']} {s['old']} -> {s['new']}" for s in settings)
+        how = "restarting to apply" if restart else "applied live"
+        return {
+            "@timestamp": self.timestamp(at_s), "event_type": "change",
+            "event": {"kind": "event", "category": ["configuration"], "type": ["change"],
+                      "action": "config_change"},
+            "service": {"name": "storefront-app"}, "host": {"name": host},
+            "change": {"id": change_id, "kind": kind, "settings": settings},
+            "message": f"config push {change_id} to {host}: {shown} ({how})"
+                       + (f": {note}" if note else ""),
+        }
+
     # -- infrastructure metrics: dicts (a few per interval), orjson-encoded downstream -------
     def instance_metrics(self, ts: str, interval_s: float, f: InstanceFigures) -> dict[str, Any]:
         """One app instance's interval: its host, JVM, pools, breaker and requests."""
@@ -255,6 +273,11 @@ class DocumentFactory:
             "gateway": {"latency_p95_ms": round(p95(gw.latencies) * 1000.0, 1),
                         "calls": gw.calls, "timeouts": gw.timeouts, "failures": gw.failures},
         }
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value as its YAML reads: ``true``, ``4``, ``5000.0``."""
+    return orjson.dumps(value).decode() if not isinstance(value, str) else value
 
 
 def p95(values: list[float]) -> float:

@@ -12,6 +12,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from sim.model.changes import ActiveChange
 from sim.model.faults import ActiveFault
 
 # latency histogram: log-spaced bins, 8 per doubling, from 1 ms
@@ -84,27 +85,34 @@ def _quantile(hist: Sequence[int], n: int, q: float) -> float:
 
 BASELINE_S = 35 * 60.0  # observe_window compares with the half hour before a fault
 TRAILING_S = SEARCH_AFTER_FAULT_S + 65 * 60.0  # ...and follows symptoms this long after it
+# A push does not end: its symptoms may wait for the traffic it cannot take (a pool shrunk in
+# the morning runs out at the lunch or the evening peak). Symptoms are looked for this long
+# after a change; the minutes kept span it, its baseline before and a trailing tail after.
+CHANGE_HORIZON_S = 6 * 3600.0
 
 
-def minutes_needed(faults: Iterable[ActiveFault]) -> set[int]:
-    """The epoch minutes the incident records can look at: around faults, nowhere else."""
+def minutes_needed(faults: Iterable[ActiveFault], changes: Iterable[ActiveChange] = ()) -> set[int]:
+    """The epoch minutes the incident records can look at: around faults and after changes,
+    nowhere else."""
+    spans = [(f.start_epoch, f.end_epoch) for f in faults]
+    spans += [(c.epoch, c.epoch + CHANGE_HORIZON_S) for c in changes]
     keys: set[int] = set()
-    for f in faults:
-        keys.update(range(int((f.start_epoch - BASELINE_S) // 60),
-                          int((f.end_epoch + TRAILING_S) // 60) + 1))
+    for start, end in spans:
+        keys.update(range(int((start - BASELINE_S) // 60), int((end + TRAILING_S) // 60) + 1))
     return keys
 
 
 class MinuteAggregator:
     """Collects ``Minute`` buckets keyed by epoch minute during one segment.
 
-    Only the minutes around this segment's faults are kept, so memory grows with the
-    number of incidents, not with the number of simulated days."""
+    Only the minutes around this segment's faults and after its changes are kept, so memory
+    grows with the number of incidents and changes, not with the number of simulated days."""
 
-    def __init__(self, origin_epoch_s: float, faults: Iterable[ActiveFault] = ()):
+    def __init__(self, origin_epoch_s: float, faults: Iterable[ActiveFault] = (),
+                 changes: Iterable[ActiveChange] = ()):
         self.origin_s = origin_epoch_s
         self.minutes: dict[int, Minute] = {}
-        self.keep = minutes_needed(faults)
+        self.keep = minutes_needed(faults, changes)
 
     def add(self, arrival_s: float, endpoint: str, host: str, response_ms: float,
             failure_kind: str | None, failed_order_amount: float | None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sim.config import StorefrontConfig
 from sim.core.rng import RandomStream
+from sim.model.changes import ActiveChange
 from sim.model.failures import Failure, build_catalog
 from sim.model.request import Request
 from sim.telemetry.documents import DocumentFactory
@@ -63,3 +64,10 @@ class Recorder:
                                    response_ms, order))
         if failure is not None:
             self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code))
+
+    def change(self, at_s: float, host: str, change: ActiveChange,
+               diff: list[tuple[str, Any, Any]], restart: bool) -> None:
+        """A change reached a host: its document, inside the emitted window only."""
+        if self.emit_from <= at_s < self.emit_until:
+            self.emit(self.docs.change(at_s, host, change.change_id, change.kind, diff,
+                                       change.message, restart))

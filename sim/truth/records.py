@@ -21,10 +21,13 @@ from typing import Any
 
 import orjson
 
+from sim.config import StorefrontConfig, with_settings
+from sim.model.changes import ActiveChange, applied, setting
 from sim.model.endpoints import ENDPOINTS
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import open_partial, read_lines
-from sim.telemetry.minutes import SEARCH_AFTER_FAULT_S, Minute
+from sim.telemetry.documents import setting_text
+from sim.telemetry.minutes import CHANGE_HORIZON_S, SEARCH_AFTER_FAULT_S, Minute
 
 # The seed's envelopes turned into per-minute thresholds.
 ABNORMAL_ERROR_PCT = 5.0  # normal is 1-2 %
@@ -89,17 +92,26 @@ class ObservedWindow:
 
 def observe_window(fault: ActiveFault, minutes: dict[int, Minute],
                    claimed_until: float = 0.0) -> ObservedWindow | None:
-    """Where this fault's symptoms showed in the telemetry, or None if they never did.
+    """Where this fault's symptoms showed in the telemetry, or None if they never did:
+    from its start to ``SEARCH_AFTER_FAULT_S`` after its end (see ``observe_span``)."""
+    return observe_span(fault.start_epoch, fault.end_epoch, fault.end_epoch + SEARCH_AFTER_FAULT_S,
+                        minutes, claimed_until)
+
+
+def observe_span(start_s: float, end_s: float, search_until_s: float, minutes: dict[int, Minute],
+                 claimed_until: float = 0.0) -> ObservedWindow | None:
+    """Where the symptoms of a cause active from ``start_s`` to ``end_s`` showed, looking
+    until ``search_until_s``; None if they never did.
 
     A minute is abnormal when the fleet's error rate or p95 (absolute, or relative to the
-    half hour before the fault) or one host's error/slow share crosses its threshold.
-    Symptoms start at the first abnormal minute from the fault's start on; they end once
-    ``NORMAL_MINUTES_TO_RECOVER`` consecutive normal minutes follow. The incident phase
-    ends after the last severe minute (or the first abnormal one if none was severe); the
-    rest of the symptom window is recovery."""
-    first = int(max(fault.start_epoch, claimed_until) // 60)
-    last = int((fault.end_epoch + SEARCH_AFTER_FAULT_S) // 60)
-    limit = _baseline_p95_limit(minutes, int(fault.start_epoch // 60))
+    half hour before the cause) or one host's error/slow share crosses its threshold.
+    Symptoms start at the first abnormal minute from the cause's start on; they end once
+    ``NORMAL_MINUTES_TO_RECOVER`` consecutive normal minutes follow after ``end_s``. The
+    incident phase ends after the last severe minute (or the first abnormal one if none
+    was severe); the rest of the symptom window is recovery."""
+    first = int(max(start_s, claimed_until) // 60)
+    last = int(search_until_s // 60)
+    limit = _baseline_p95_limit(minutes, int(start_s // 60))
     start = None
     for key in range(first, last + 1):
         m = minutes.get(key)
@@ -123,7 +135,7 @@ def observe_window(fault: ActiveFault, minutes: dict[int, Minute],
                 last_severe = key
         else:
             normal_run += 1
-            if normal_run >= NORMAL_MINUTES_TO_RECOVER and key * 60 >= fault.end_epoch:
+            if normal_run >= NORMAL_MINUTES_TO_RECOVER and key * 60 >= end_s:
                 break
         key += 1
     incident_end = (last_severe + 1) if last_severe is not None else start + 1
@@ -178,7 +190,7 @@ def build_incident_records(
             rec.update(_not_observed())
         else:
             claimed = win.end
-            rec.update(_observed(fault, win, minutes, log))
+            rec.update(_observed(fault.start_epoch, fault.end_epoch, win, minutes, log))
         records.append(rec)
     return records
 
@@ -197,10 +209,11 @@ def _cause(fault: ActiveFault, origin: str, observed: bool) -> dict[str, Any]:
     }
 
 
-def _observed(fault: ActiveFault, win: ObservedWindow, minutes: dict[int, Minute],
-              log: list[tuple[float, str, str, str]]) -> dict[str, Any]:
-    """Where and how the fault showed: its symptom window, peaks, what it touched, the
-    order in which resources gave way, and its impact."""
+def _observed(cause_start: float, cause_end: float | None, win: ObservedWindow,
+              minutes: dict[int, Minute], log: list[tuple[float, str, str, str]]) -> dict[str, Any]:
+    """Where and how a cause (a fault, or a change: ``cause_end`` None, it lasts) showed:
+    its symptom window, peaks, what it touched, the order in which resources gave way, and
+    its impact."""
     ms = [minutes[k] for k in range(int(win.start // 60), int(win.end // 60)) if k in minutes]
     total = Minute()
     for m in ms:
@@ -209,7 +222,7 @@ def _observed(fault: ActiveFault, win: ObservedWindow, minutes: dict[int, Minute
     chain = [
         {"at": _iso(t), "component": comp, "event": ev, "detail": detail}
         for t, comp, ev, detail in log
-        if fault.start_epoch - 60 <= t < win.end and ev in CHAIN_EVENTS
+        if cause_start - 60 <= t < win.end and ev in CHAIN_EVENTS
     ]
     first: dict[str, dict[str, Any]] = {}
     for entry in chain:
@@ -221,7 +234,8 @@ def _observed(fault: ActiveFault, win: ObservedWindow, minutes: dict[int, Minute
         "symptom_end": _iso(win.end),
         "duration_min": round((win.end - win.start) / 60.0, 1),
         "incident_phase_min": round((win.incident_end - win.start) / 60.0, 1),
-        "recovery_after_cause_min": round(max(0.0, win.end - fault.end_epoch) / 60.0, 1),
+        "recovery_after_cause_min": None if cause_end is None else
+        round(max(0.0, win.end - cause_end) / 60.0, 1),
         "peak_p95_ms": round(max(m.p95_ms() for m in ms), 0),
         "peak_error_rate_pct": round(max(m.error_pct() for m in ms if m.requests), 1),
         "affected_endpoints": endpoints,
@@ -231,6 +245,87 @@ def _observed(fault: ActiveFault, win: ObservedWindow, minutes: dict[int, Minute
         "saturation_order": first_by_event,
         "chain": chain[:200],
         "impact": _impact(total),
+    }
+
+
+# What a change's incident is called, after the resource that gave way first (the fault
+# catalogue's names where one fits).
+INCIDENT_OF_FIRST_SATURATED: dict[str, str] = {
+    "db_pool_exhausted": "db_connection_pool_exhaustion",
+    "db_server_saturated": "db_server_saturation",
+    "thread_pool_saturated": "thread_pool_exhaustion",
+    "cpu_saturated": "cpu_saturation",
+    "gateway_timeouts_started": "payment_gateway_timeout",
+    "upstream_timeouts_started": "upstream_service_degradation",
+    "heap_pressure": "memory_pressure",
+    "long_gc_pause": "memory_pressure",
+    "out_of_memory": "memory_pressure",
+    "circuit_breaker_open": "circuit_breaker_activation",
+}
+CHANGE_INCIDENT_DEFAULT = "change_regression"  # symptoms, but no resource gave way
+
+
+MIN_CHANGE_SYMPTOM_S = 5 * 60.0  # shorter abnormal stretches after a change are noise, not its incident
+
+
+def _sustained_span(at: float, minutes: dict[int, Minute]) -> ObservedWindow | None:
+    """The symptoms of a change made at ``at``: from the first abnormal stretch that lasts
+    ``MIN_CHANGE_SYMPTOM_S`` (a minute's blip is skipped) to the last abnormal minute before
+    ``CHANGE_HORIZON_S``. A change does not end, so quieter minutes in between (a slower
+    morning, then the lunch peak running the pools out) are one incident, not several."""
+    horizon = at + CHANGE_HORIZON_S
+    win = observe_span(at, at, horizon, minutes)
+    while win is not None and win.end - win.start < MIN_CHANGE_SYMPTOM_S:
+        win = observe_span(at, at, horizon, minutes, claimed_until=win.end)
+    if win is None:
+        return None
+    return observe_span(at, horizon, horizon, minutes, claimed_until=win.start)
+
+
+def build_change_records(
+    changes: list[ActiveChange],
+    faults: list[ActiveFault],
+    minutes: dict[int, Minute],
+    state_log: list[tuple[str, str, str, str]],
+    storefront: StorefrontConfig,
+) -> list[dict[str, Any]]:
+    """A ground-truth record per change whose symptoms showed within ``CHANGE_HORIZON_S``,
+    in time order. A change whose symptoms overlap a fault's span leaves them to the fault's
+    record (telling two causes apart is not done yet); one without symptoms gets no record."""
+    log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
+    records = []
+    for i, change in enumerate(changes):
+        win = _sustained_span(change.epoch, minutes)
+        if win is None or any(f.start_epoch < win.end and win.start < f.end_epoch + SEARCH_AFTER_FAULT_S
+                              for f in faults):
+            continue
+        rec = _change_cause(change, applied(storefront, changes[:i], change.hosts[0]))
+        rec.update(_observed(change.epoch, None, win, minutes, log))
+        first = rec["first_saturated"]
+        rec["incident_type"] = INCIDENT_OF_FIRST_SATURATED.get(
+            first["event"] if first else "", CHANGE_INCIDENT_DEFAULT)
+        # the first abnormal minute may have begun a few seconds before the push reached it
+        rec["delay_to_first_symptom_s"] = round(max(0.0, win.start - change.epoch), 1)
+        records.append(rec)
+    return records
+
+
+def _change_cause(change: ActiveChange, before: StorefrontConfig) -> dict[str, Any]:
+    """What was changed, where and when (``before``: its first host's settings until then).
+    A push has no end: ``fault_end`` is its time too."""
+    at = _iso(change.epoch)
+    after = with_settings(before, dict(change.settings))
+    settings = [{"name": path, "old": setting_text(setting(before, path)),
+                 "new": setting_text(setting(after, path))} for path, _ in change.settings]
+    return {
+        "incident_id": change.change_id,
+        "incident_type": CHANGE_INCIDENT_DEFAULT,
+        "origin": "pinned",
+        "cause": {"kind": "change", "id": change.change_id, "change_kind": change.kind,
+                  "settings": settings, "hosts": list(change.hosts), "at": at},
+        "fault_start": at,
+        "fault_end": at,
+        "observed": True,
     }
 
 

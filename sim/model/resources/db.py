@@ -84,7 +84,7 @@ class DbConnectionPool:
         the queue). Connections of a pool reset since (a restarted JVM) are simply gone."""
         if req in self.users:
             self.users.remove(req)
-            if self.queue:
+            if self.queue and len(self.users) < self.max_size:
                 waiter, _ = self.queue.popleft()
                 self.users.add(waiter)
                 waiter.succeed()
@@ -96,6 +96,16 @@ class DbConnectionPool:
             if waiter is req:
                 del self.queue[i]
                 return
+
+    def resize(self, max_size: int) -> None:
+        """HikariConfigMXBean.setMaximumPoolSize, live: a bigger pool hands its new
+        connections to waiters at once; a smaller one retires connections as their holders
+        give them back (nobody holding one is interrupted)."""
+        self.max_size = max_size
+        while self.queue and len(self.users) < max_size:
+            waiter, _ = self.queue.popleft()
+            self.users.add(waiter)
+            waiter.succeed()
 
     def reset(self) -> None:
         """The owning JVM died: a fresh, empty pool."""

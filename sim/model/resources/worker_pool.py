@@ -61,7 +61,7 @@ class WorkerPool:
         stops waiting; threads of a pool reset since (a dead JVM) are simply gone."""
         if req in self.users:
             self.users.remove(req)
-            if self.queue:
+            if self.queue and len(self.users) < self.max_threads:
                 waiter = self.queue.popleft()
                 self.users.add(waiter)
                 waiter.succeed()
@@ -72,6 +72,17 @@ class WorkerPool:
             return
         with contextlib.suppress(ValueError):
             self.queue.remove(req)
+
+    def resize(self, max_threads: int, accept_queue: int) -> None:
+        """Tomcat's maxThreads and acceptCount set live: more threads take queued requests
+        at once; with fewer, busy threads end as their requests finish. Queued requests stay
+        queued even past a smaller acceptCount (it only refuses new ones)."""
+        self.max_threads = max_threads
+        self.accept_queue = accept_queue
+        while self.queue and len(self.users) < max_threads:
+            waiter = self.queue.popleft()
+            self.users.add(waiter)
+            waiter.succeed()
 
     def reset(self) -> None:
         """The process died: every thread and queued request is gone."""
