@@ -124,8 +124,9 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path, reference, capsys):
     assert _leftovers(out) == []
 
 
-def test_resume_refuses_parts_of_another_run_or_incomplete_parts(tmp_path, capsys):
-    out = tmp_path / "out"
+def _killed_after_first_segment(out: Path) -> Path:
+    """A run into ``out`` killed with SIGKILL once its first segment has its result record,
+    as a crash leaves it; its part directory."""
     proc = _start(out)
     parts = out / workspace.PARTS
     try:
@@ -133,6 +134,12 @@ def test_resume_refuses_parts_of_another_run_or_incomplete_parts(tmp_path, capsy
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    return parts
+
+
+def test_resume_refuses_parts_of_another_run_or_incomplete_parts(tmp_path, capsys):
+    out = tmp_path / "out"
+    parts = _killed_after_first_segment(out)
     capsys.readouterr()
     # another seed is another run: one line, exit 2, the parts left as they were
     assert _run(out, "--resume", "--seed", "7") == 2
@@ -174,13 +181,7 @@ FOREIGN_RECORDS = {
 
 def test_resume_of_parts_written_by_another_version_is_one_line(tmp_path, capsys):
     out = tmp_path / "out"
-    proc = _start(out)
-    parts = out / workspace.PARTS
-    try:
-        _wait_for(parts / "segment-000.result", proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    parts = _killed_after_first_segment(out)
     record_file = parts / "segment-000.result"
     record = record_file.read_bytes()
     for problem, forge in FOREIGN_RECORDS.items():
