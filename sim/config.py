@@ -270,6 +270,8 @@ class StorefrontConfig(_Model):
     # spread of one app work step's CPU time around that median (lognormal sigma): payloads
     # and code paths differ; about a fifth of the steps take over 1.5x the median
     cpu_sigma: NonNegFloat = 0.45
+    # the build every instance runs when the window starts (a deploy changes it per host)
+    version: Annotated[str, Field(min_length=1, max_length=64)] = "2.13.4"
     health_check: HealthCheckConfig = HealthCheckConfig()
     jit: JitConfig = JitConfig()
     shoppers: ShopperConfig = ShopperConfig()
@@ -350,22 +352,66 @@ class ControlFault(FaultConfig):
     _id = field_validator("id")(_plain_id)
 
 
-ChangeKind = Literal["config_push"]
+ChangeKind = Literal["config_push", "deploy", "feature_flag"]
+
+# The storefront's feature flags (sim/model/feature_flags.py): each one's effect goes through
+# the model's own mechanisms, never painted on.
+FEATURE_FLAGS: Final = {
+    "recommended_for_you": "product pages add a 'recommended for you' widget: one more "
+                           "recommendations call per page",
+    "checkout_fraud_check": "checkout runs a fraud-score query inside the order's transaction, "
+                            "holding its pooled connection longer",
+    "search_personalization": "search re-ranks results per shopper: one more CPU step per search",
+}
+# A deploy's warm-up replays its synthetic requests at this rate (requests per second)
+DEPLOY_WARMUP_RPS: Final = 200.0
+# Faults a build can carry in its code: active on exactly the hosts running that version
+CODE_FAULTS: Final = ("memory_leak",)
+
+
+class CodeFault(_Model):
+    """A fault in a deployed build's code (``magnitude`` in the fault type's unit)."""
+
+    type: Literal["memory_leak"]
+    magnitude: PositiveFloat | None = None
 
 
 class ChangeConfig(_Model):
     """A change made to the running storefront, at ``at``: the answer to "what changed?".
-    A ``config_push`` sets storefront ``settings`` (dotted paths, as in ``storefront:``) on
-    ``hosts`` (every instance if omitted); see ``PUSH_LIVE`` for what applies without a restart."""
+
+    - ``config_push`` sets storefront ``settings`` (dotted paths, as in ``storefront:``) on
+      ``hosts``; see ``PUSH_LIVE`` for what applies without a restart.
+    - ``deploy`` rolls ``version`` out to ``hosts``, one at a time, ``pause_seconds`` apart;
+      each step is a graceful restart. ``fault`` is a bug the build carries in its code.
+    - ``feature_flag`` switches ``flag`` on (``enabled``) for a ``share`` of shoppers, or off.
+    ``hosts`` means every instance if omitted (a flag is fleet-wide: it takes no hosts)."""
 
     id: str | None = None
     kind: ChangeKind
     at: str
-    hosts: list[str] | None = None
-    settings: Annotated[dict[str, Any], Field(min_length=1)]
+    hosts: Annotated[list[str], Field(min_length=1)] | None = None
+    settings: Annotated[dict[str, Any], Field(min_length=1)] | None = None
+    version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    pause_seconds: NonNegFloat = 60
+    # the pipeline's warm-up: synthetic requests replayed against each restarted JVM before its
+    # readiness passes, so the JIT has compiled the hot paths (0: straight into rotation, cold)
+    warmup_requests: Annotated[int, Field(ge=0, le=1_000_000)] = 8000
+    fault: CodeFault | None = None
+    flag: str | None = None
+    enabled: bool = True
+    share: Annotated[float, Field(gt=0, le=1)] = 1.0
     message: str | None = None
 
     _id = field_validator("id")(_plain_id)
+
+
+# What each kind of change takes (besides id, kind, at, message); the rest is refused
+CHANGE_FIELDS: Final = {
+    "config_push": ("settings", "hosts"),
+    "deploy": ("version", "hosts", "pause_seconds", "warmup_requests", "fault"),
+    "feature_flag": ("flag", "enabled", "share"),
+}
+CHANGE_REQUIRED: Final = {"config_push": "settings", "deploy": "version", "feature_flag": "flag"}
 
 
 # What a config push may set: what an app instance holds itself. These its components take
@@ -391,6 +437,8 @@ def setting_problem(path: str) -> str | None:
         node = node.model_fields[key].annotation
     if isinstance(node, type) and issubclass(node, BaseModel):
         return f"a group of settings; name one of them (e.g. {path}.{next(iter(node.model_fields))})"
+    if path == "version":
+        return "the build an instance runs: change it with a deploy"
     if not pushable(path):
         return ("not held by an app instance, so a push cannot set it (pushable: "
                 f"{', '.join(p + '*' if p.endswith('.') else p for p in PUSHABLE)})")
@@ -410,12 +458,14 @@ def with_settings(cfg: StorefrontConfig, settings: dict[str, Any]) -> Storefront
 
 
 def check_changes(scenario: Scenario, source: str) -> None:
-    """Every change's time, hosts and settings name something real, and the values are ones
-    the storefront's schema takes: a typo would otherwise change nothing, without a word."""
+    """Every change's time, hosts, settings, version and flag name something real, and the
+    values are ones the storefront's schema takes: a typo would otherwise change nothing,
+    without a word."""
     hosts = tuple(instance_name(i) for i in range(scenario.storefront.instances))
     shown = ", ".join(hosts) if len(hosts) <= 6 else f"{hosts[0]} .. {hosts[-1]}"
     for i, change in enumerate(scenario.changes):
         where = f"{source}: changes[{i}]"
+        _check_change_fields(change, where)
         try:
             if now_offset(change.at) is not None:
                 raise ValueError(f"{change.at!r} is only for a live run; a scenario needs a "
@@ -426,14 +476,29 @@ def check_changes(scenario: Scenario, source: str) -> None:
         for host in change.hosts or ():
             if host not in hosts:
                 raise ScenarioError(f"{where}.hosts: unknown instance {host!r} (valid: {shown})")
-        for path in change.settings:
+        if change.flag is not None and change.flag not in FEATURE_FLAGS:
+            raise ScenarioError(f"{where}.flag: unknown feature flag {change.flag!r} "
+                                f"(valid: {', '.join(FEATURE_FLAGS)})")
+        for path in change.settings or {}:
             problem = setting_problem(path)
             if problem:
                 raise ScenarioError(f"{where}.settings.{path}: {problem}")
         try:
-            with_settings(scenario.storefront, change.settings)
+            with_settings(scenario.storefront, change.settings or {})
         except ValueError as exc:
             raise ScenarioError(f"{where}.settings.{exc}") from None
+
+
+def _check_change_fields(change: ChangeConfig, where: str) -> None:
+    """A change gives what its kind needs and nothing another kind takes."""
+    required = CHANGE_REQUIRED[change.kind]
+    if getattr(change, required) is None:
+        raise ScenarioError(f"{where}.{required}: required for a {change.kind}")
+    allowed = CHANGE_FIELDS[change.kind]
+    for name in change.model_fields_set:
+        if name not in allowed and name not in ("id", "kind", "at", "message"):
+            raise ScenarioError(f"{where}.{name}: not a field of a {change.kind} "
+                                f"(it takes: {', '.join(allowed)})")
 
 
 class ControlConfig(_Model):

@@ -77,7 +77,7 @@ def resolve_changes(scenario: Scenario, today: dt.date) -> list[ActiveChange]:
     same time apply in the order written)."""
     changes = [active_change(c, f"{scenario.name}-c{i + 1}",
                              resolve_time_expression(c.at, today).timestamp(),
-                             scenario.storefront.instances)
+                             scenario.storefront)
                for i, c in enumerate(scenario.changes)]
     return sorted(changes, key=lambda c: c.epoch)
 
@@ -121,7 +121,7 @@ def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault],
 def clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
                     latest: float, changes: Sequence[ActiveChange] = ()) -> float | None:
     """The time nearest ``t`` within [earliest, latest] that no fault or change is near, if any."""
-    spans = [(f.start_epoch, f.end_epoch) for f in faults] + [(c.epoch, c.epoch) for c in changes]
+    spans = [(f.start_epoch, f.end_epoch) for f in faults] + [c.span for c in changes]
     for shift in range(0, int(latest - earliest) + 1, 300):
         for cand in (t - shift, t + shift):
             if earliest <= cand <= latest and all(

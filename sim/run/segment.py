@@ -19,7 +19,7 @@ from sim.config import Scenario
 from sim.core import engine
 from sim.core.clock import Window, epoch_ms
 from sim.core.rng import RandomStreams
-from sim.model.changes import ActiveChange, config_push
+from sim.model.changes import ActiveChange, config_push, deploy, feature_flag
 from sim.model.customers import Customer
 from sim.model.faults import ActiveFault, FaultSchedule
 from sim.model.storefront import Storefront
@@ -125,6 +125,7 @@ class SegmentRun:
                                  self.emit_until, day_label)
         made = [c for c in plan.changes if c.epoch < origin_s]
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
+        self.recorder.versions = self.shop.versions
         self.schedule_changes(plan.changes[len(made):])
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
                                       counting_emit, self.emit_from, self.emit_until)
@@ -134,12 +135,20 @@ class SegmentRun:
         self.drain_s = drain_s(scenario)
 
     def schedule_changes(self, changes: tuple[ActiveChange, ...]) -> None:
-        """The changes made during the segment, each a process per host it reaches."""
+        """The changes made during the segment: a push is a process per host it reaches, a
+        deploy one rolling process, a flag one switch."""
+        env = self.env
+        record = self.recorder.change
         by_name = {instance.name: instance for instance in self.shop.instances}
         for change in changes:
-            for host in change.hosts:
-                self.env.process(config_push(self.env, by_name[host], change,
-                                             change.epoch - self.origin_s, self.recorder.change))
+            at_s = change.epoch - self.origin_s
+            if change.kind == "deploy":
+                env.process(deploy(env, [by_name[h] for h in change.hosts], change, at_s, record))
+            elif change.kind == "feature_flag":
+                env.process(feature_flag(env, self.shop.backends.flags, change, at_s, record))
+            else:
+                for host in change.hosts:
+                    env.process(config_push(env, by_name[host], change, at_s, record))
 
     def now_epoch(self) -> float:
         return self.origin_s + self.env.now

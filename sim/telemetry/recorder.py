@@ -34,6 +34,8 @@ class Recorder:
         self.emit_until = emit_until
         self.day_label = day_label
         self.order_seq = 0
+        # host -> the version it runs (the storefront's, once built): what served a request
+        self.versions: dict[str, str] = {}
 
     def finish(self, req: Request, retried: bool) -> None:
         """A request was answered (``Shoppers.answer`` filled in what the client saw);
@@ -60,14 +62,15 @@ class Recorder:
         response_ms = req.response_s * 1000.0
         self.minutes.add(req.arrival, endpoint.name, host, response_ms, failure_kind,
                          failed_amount)
+        version = self.versions.get(host)
         self.emit(docs.transaction(req, ids, req.customer, endpoint, host, req.status_code,
-                                   response_ms, order))
+                                   response_ms, order, version))
         if failure is not None:
-            self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code))
+            self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code, version))
 
     def change(self, at_s: float, host: str, change: ActiveChange,
-               diff: list[tuple[str, Any, Any]], restart: bool) -> None:
-        """A change reached a host: its document, inside the emitted window only."""
+               diff: list[tuple[str, Any, Any]], restart: bool, began_s: float) -> None:
+        """A change reached a host (or the fleet): its document, inside the emitted window only."""
         if self.emit_from <= at_s < self.emit_until:
-            self.emit(self.docs.change(at_s, host, change.change_id, change.kind, diff,
-                                       change.message, restart))
+            self.emit(self.docs.change(at_s, host, change, diff, restart, began_s,
+                                       self.versions.get(host)))

@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 
 from sim.config import StorefrontConfig, with_settings
-from sim.model.changes import ActiveChange, applied, setting
+from sim.model.changes import ActiveChange, applied, deployed, flag_shares, setting
 from sim.model.endpoints import ENDPOINTS
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import open_partial, read_lines
-from sim.telemetry.documents import setting_text
+from sim.telemetry.documents import change_text, setting_text
 from sim.telemetry.minutes import CHANGE_HORIZON_S, SEARCH_AFTER_FAULT_S, Minute
 
 # The seed's envelopes turned into per-minute thresholds.
@@ -293,13 +293,15 @@ def build_change_records(
     in time order. A change whose symptoms overlap a fault's span leaves them to the fault's
     record (telling two causes apart is not done yet); one without symptoms gets no record."""
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
-    records = []
+    records: list[dict[str, Any]] = []
+    claimed_until = 0.0  # a change whose symptoms start inside an earlier one's is not their cause
     for i, change in enumerate(changes):
         win = _sustained_span(change.epoch, minutes)
-        if win is None or any(f.start_epoch < win.end and win.start < f.end_epoch + SEARCH_AFTER_FAULT_S
-                              for f in faults):
+        if win is None or win.start < claimed_until or any(
+                f.start_epoch < win.end and win.start < f.end_epoch + SEARCH_AFTER_FAULT_S for f in faults):
             continue
-        rec = _change_cause(change, applied(storefront, changes[:i], change.hosts[0]))
+        claimed_until = win.end
+        rec = _change_cause(change, changes[:i], storefront)
         rec.update(_observed(change.epoch, None, win, minutes, log))
         first = rec["first_saturated"]
         rec["incident_type"] = INCIDENT_OF_FIRST_SATURATED.get(
@@ -310,19 +312,33 @@ def build_change_records(
     return records
 
 
-def _change_cause(change: ActiveChange, before: StorefrontConfig) -> dict[str, Any]:
-    """What was changed, where and when (``before``: its first host's settings until then).
-    A push has no end: ``fault_end`` is its time too."""
+def _change_cause(change: ActiveChange, before: list[ActiveChange],
+                  storefront: StorefrontConfig) -> dict[str, Any]:
+    """What was changed, where and when (``before``: the changes made until then). A change
+    has no end: ``fault_end`` is its time too."""
     at = _iso(change.epoch)
-    after = with_settings(before, dict(change.settings))
-    settings = [{"name": path, "old": setting_text(setting(before, path)),
-                 "new": setting_text(setting(after, path))} for path, _ in change.settings]
+    cause: dict[str, Any] = {"kind": "change", "id": change.change_id, "change_kind": change.kind}
+    if change.kind == "deploy":
+        old = deployed(storefront, before, change.hosts[0]).version
+        cause["settings"] = [{"name": "version", "old": old, "new": change.version}]
+        if change.leak_mb:
+            cause["code_fault"] = {"type": "memory_leak", "magnitude": change.leak_mb}
+    elif change.kind == "feature_flag":
+        flag = change.flag or ""
+        old_share = flag_shares(before).get(flag, 0.0)
+        cause["settings"] = [{"name": flag, "old": change_text(change.kind, old_share),
+                              "new": change_text(change.kind, change.share)}]
+    else:
+        was = applied(storefront, before, change.hosts[0])
+        after = with_settings(was, dict(change.settings))
+        cause["settings"] = [{"name": path, "old": setting_text(setting(was, path)),
+                              "new": setting_text(setting(after, path))} for path, _ in change.settings]
+    cause |= {"hosts": list(change.hosts), "at": at}
     return {
         "incident_id": change.change_id,
         "incident_type": CHANGE_INCIDENT_DEFAULT,
         "origin": "pinned",
-        "cause": {"kind": "change", "id": change.change_id, "change_kind": change.kind,
-                  "settings": settings, "hosts": list(change.hosts), "at": at},
+        "cause": cause,
         "fault_start": at,
         "fault_end": at,
         "observed": True,
