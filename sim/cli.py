@@ -55,6 +55,7 @@ FLAG_FIELDS: dict[str, str] = {
     "start": "window.start",
     "end": "window.end",
     "incidents_per_day": "random_incidents.per_day",
+    "distractors_per_day": "distractors.per_day",
     "error_rate_incident": "random_incidents.error_rate_incident",
     "base_tps": "traffic.base_tps",
     "peak_multiplier": "traffic.peak_multiplier",
@@ -88,6 +89,8 @@ def _add_scenario_flags(p: argparse.ArgumentParser) -> None:
                                    "or alone with --live (then until stopped)")
     p.add_argument("--end", help="window end (ISO datetime or 'today 15:00'); with --start")
     p.add_argument("--incidents-per-day", type=float, help="random incidents drawn per day")
+    p.add_argument("--distractors-per-day", type=float,
+                   help="benign changes and anomalies drawn per day (leads that are not causes)")
     p.add_argument("--base-tps", type=float, help="base transactions per second (default 20)")
     p.add_argument("--peak-multiplier", type=float, help="peak traffic multiplier (default 2.5)")
     p.add_argument("--error-rate-normal", type=float,

@@ -526,6 +526,13 @@ RANDOM_RAMP_S: Final = 120.0
 LOAD_SAMPLE_AFTER_S: Final = 300.0
 
 
+class DistractorsConfig(_Model):
+    """Benign changes and anomalies drawn per simulated day from the seed
+    (sim/model/distractors.py): leads that are not causes."""
+
+    per_day: Annotated[float, Field(ge=0, le=20)] = 0
+
+
 class OutputConfig(_Model):
     dir: str = "./output"
     index: str = "ecommerce_performance_demo"
@@ -543,6 +550,7 @@ class Scenario(_Model):
     traffic: TrafficConfig = TrafficConfig()
     storefront: StorefrontConfig = StorefrontConfig()
     background_errors: BackgroundErrorsConfig = BackgroundErrorsConfig()
+    distractors: DistractorsConfig = DistractorsConfig()
     faults: list[FaultConfig] = []
     changes: list[ChangeConfig] = []
     random_incidents: RandomIncidentsConfig = RandomIncidentsConfig()

@@ -47,6 +47,7 @@ class ActiveChange:
     share: float = 0.0  # feature_flag: the share of shoppers served it from now on (0: off)
     message: str | None = None
     settled_epoch: float = 0.0  # by when it has reached its last host, at the latest
+    benign: str | None = None  # a distractor: why it is not a cause
 
     @property
     def span(self) -> tuple[float, float]:

@@ -44,8 +44,10 @@ from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
 from sim.truth.records import (
     SPLIT_NAMES,
+    annotate_leads,
     build_change_records,
     build_incident_records,
+    distractor_records,
     write_incidents,
     write_split_files,
 )
@@ -212,6 +214,8 @@ def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[Segment
     minutes = merge_minutes(seg.minutes for seg in segments)
     records = build_incident_records(plan.faults, minutes, result.state_log, plan.origin)
     records += build_change_records(plan.changes, plan.faults, minutes, result.state_log, storefront)
+    annotate_leads(records, plan.changes, plan.distractors)
+    records += distractor_records(plan.changes, plan.distractors, records)
     result.incidents = sorted(records, key=lambda r: r["fault_start"])  # stable: faults keep their order
 
 
@@ -371,8 +375,26 @@ def print_incidents(incidents: list[dict[str, Any]], stream: Any = None) -> None
     first (what broke, why, when it showed, what gave way first, what it cost)."""
     stream = stream or sys.stderr
     for rec in incidents:
-        for line in incident_lines(rec):
-            print(line, file=stream)
+        if not rec.get("distractor"):
+            for line in incident_lines(rec):
+                print(line, file=stream)
+    distractors = [rec for rec in incidents if rec.get("distractor")]
+    if distractors:
+        print(f"  distractors ({len(distractors)}, leads that are not causes):", file=stream)
+        for rec in distractors:
+            print(f"    {distractor_line(rec)}", file=stream)
+
+
+def distractor_line(rec: dict[str, Any]) -> str:
+    """``HH:MM KIND ID on HOSTS: what`` of a distractor record, and the incident it precedes."""
+    cause = rec["cause"]
+    kind = cause.get("change_kind") or cause["kind"]
+    hosts = cause.get("hosts") or []
+    where = f" on {hosts[0]}" if len(hosts) == 1 else f" on {len(hosts)} hosts" if hosts else ""
+    what = ", ".join(f"{s['name']} -> {s['new']}" for s in cause.get("settings", []))
+    before = f" (just before {', '.join(rec['before_incident'])})" if rec.get("before_incident") else ""
+    return f"{cause['at'][5:16].replace('T', ' ')} {kind} {rec['incident_id']}{where}" + \
+        (f": {what}" if what else "") + before
 
 
 def incident_lines(rec: dict[str, Any]) -> list[str]:

@@ -21,6 +21,7 @@ from sim.core.clock import Window, epoch_ms
 from sim.core.rng import RandomStreams
 from sim.model.changes import ActiveChange, config_push, deploy, feature_flag
 from sim.model.customers import Customer
+from sim.model.distractors import Distractor, batch_job, cache_flush
 from sim.model.faults import ActiveFault, FaultSchedule
 from sim.model.storefront import Storefront
 from sim.model.traffic import shoppers_arrive
@@ -50,6 +51,7 @@ class SegmentPlan:
     engine: str = "fast"  # a key of ENGINES
     stop_epoch: float | None = None  # documents end here, before window.end (a live run's)
     changes: tuple[ActiveChange, ...] = ()  # in time order, every one made before it ends
+    distractors: tuple[Distractor, ...] = ()  # benign anomalies it holds a part of
 
 
 @dataclass
@@ -127,6 +129,7 @@ class SegmentRun:
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
         self.recorder.versions = self.shop.versions
         self.schedule_changes(plan.changes[len(made):])
+        self.schedule_distractors(plan.distractors)
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
                                       counting_emit, self.emit_from, self.emit_until)
         env.process(self.sampler.run(env))
@@ -149,6 +152,16 @@ class SegmentRun:
             else:
                 for host in change.hosts:
                     env.process(config_push(env, by_name[host], change, at_s, record))
+
+    def schedule_distractors(self, distractors: tuple[Distractor, ...]) -> None:
+        """The benign anomalies: a batch job on its host, a flush of the database's cache."""
+        env, shop = self.env, self.shop
+        by_name = {instance.name: instance for instance in shop.instances}
+        for d in distractors:
+            if d.kind == "batch_job":
+                env.process(batch_job(env, by_name[d.host], d, self.origin_s))
+            elif d.start_epoch >= self.origin_s:
+                env.process(cache_flush(env, shop.backends.db, d, self.origin_s, shop.log.record))
 
     def now_epoch(self) -> float:
         return self.origin_s + self.env.now

@@ -23,6 +23,8 @@ import orjson
 
 from sim.config import StorefrontConfig, with_settings
 from sim.model.changes import ActiveChange, applied, deployed, flag_shares, setting
+from sim.model.distractors import WHY as DISTRACTOR_WHY
+from sim.model.distractors import Distractor
 from sim.model.endpoints import ENDPOINTS
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import open_partial, read_lines
@@ -296,6 +298,8 @@ def build_change_records(
     records: list[dict[str, Any]] = []
     claimed_until = 0.0  # a change whose symptoms start inside an earlier one's is not their cause
     for i, change in enumerate(changes):
+        if change.benign:
+            continue  # a distractor: recorded as one (``distractor_records``), never a cause
         win = _sustained_span(change.epoch, minutes)
         if win is None or win.start < claimed_until or any(
                 f.start_epoch < win.end and win.start < f.end_epoch + SEARCH_AFTER_FAULT_S for f in faults):
@@ -343,6 +347,51 @@ def _change_cause(change: ActiveChange, before: list[ActiveChange],
         "fault_end": at,
         "observed": True,
     }
+
+
+LEAD_WINDOW_S = 3600.0  # how far before an incident's symptoms a change or distractor is a lead
+
+
+def distractor_records(changes: list[ActiveChange], distractors: list[Distractor],
+                       incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A record per distractor (``"distractor": true``): what it was, when and where, why it
+    is not a cause, and the incident it sits just before, if any."""
+    out = []
+    for change in changes:
+        if change.benign:
+            what = {"kind": "change", "id": change.change_id, "change_kind": change.kind,
+                    "settings": [{"name": "version", "new": change.version}] if change.version else
+                    [{"name": p, "new": setting_text(v)} for p, v in change.settings],
+                    "hosts": list(change.hosts), "at": _iso(change.epoch)}
+            out.append(_distractor(change.change_id, what, change.epoch, change.benign, incidents))
+    for d in distractors:
+        what = {"kind": d.kind, "id": d.distractor_id, "hosts": [d.host], "at": _iso(d.start_epoch),
+                "end": _iso(d.end_epoch)} | ({"cores": d.cores} if d.cores else {})
+        out.append(_distractor(d.distractor_id, what, d.start_epoch, DISTRACTOR_WHY[d.kind], incidents))
+    return out
+
+
+def _distractor(ident: str, what: dict[str, Any], at: float, why: str,
+                incidents: list[dict[str, Any]]) -> dict[str, Any]:
+    near = [r["incident_id"] for r in incidents if r.get("observed")
+            and 0.0 <= _parse_iso(r["symptom_start"]) - at <= LEAD_WINDOW_S]
+    return {"incident_id": ident, "incident_type": "distractor", "origin": "distractor",
+            "distractor": True, "cause": what, "why_not_a_cause": why, "before_incident": near,
+            "fault_start": _iso(at), "fault_end": what.get("end", _iso(at)), "observed": False}
+
+
+def annotate_leads(records: list[dict[str, Any]], changes: list[ActiveChange],
+                   distractors: list[Distractor]) -> None:
+    """Each observed incident lists the changes made and the distractors started in the hour
+    before its symptoms and during them: what an investigator asking "what changed?" finds."""
+    for rec in records:
+        if not rec.get("observed"):
+            continue
+        lo = _parse_iso(rec["symptom_start"]) - LEAD_WINDOW_S
+        hi = _parse_iso(rec["symptom_end"])
+        rec["changes_in_window"] = [c.change_id for c in changes if lo <= c.epoch <= hi]
+        rec["distractors_near"] = [c.change_id for c in changes if c.benign and lo <= c.epoch <= hi] + \
+            [d.distractor_id for d in distractors if lo <= d.start_epoch <= hi]
 
 
 def _not_observed() -> dict[str, Any]:
