@@ -41,7 +41,8 @@ DESCRIPTION = ("Run a scenario: simulate the storefront and write its observabil
 # (imported only when used), and its line in ``--help``
 COMMANDS: dict[str, tuple[str, str]] = {
     "inject": ("sim.live.commands:inject", "add a fault to a live run's control file"),
-    "faults": ("sim.live.commands:faults", "list a live run's runtime faults and what it applied"),
+    "change": ("sim.live.commands:change", "add a config push, deploy or flag to a live run's control file"),
+    "faults": ("sim.live.commands:faults", "list a live run's runtime faults, changes and what it applied"),
     "clear": ("sim.live.commands:clear", "end a runtime fault of a live run"),
     "replay": ("sim.live.replay", "repeat a live run as a batch run, from its replay.yaml"),
     "report": ("sim.report", "write the report (figures, incidents) of a run's output dir"),

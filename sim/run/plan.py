@@ -165,6 +165,8 @@ class PinnedPlan:
     splits: tuple[float, ...]
     stop_epoch: float | None = None
     runtime_faults: tuple[ActiveFault, ...] = ()
+    # changes made at runtime, each with the boundary at which the live loop scheduled it
+    runtime_changes: tuple[tuple[float, ActiveChange], ...] = ()
 
 
 def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
@@ -175,7 +177,7 @@ def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
     last = plans[-1]
     plans[-1] = dataclasses.replace(
         last, faults=tuple(with_runtime(list(last.faults), pinned.runtime_faults)),
-        stop_epoch=pinned.stop_epoch)
+        stop_epoch=pinned.stop_epoch, runtime_changes=pinned.runtime_changes)
     return plans
 
 
@@ -214,5 +216,6 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     if pinned.stop_epoch is not None:  # the live run stopped before these began
         faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
-    # no ``changes``: a live run writes no change records yet, and its replay matches it
-    return RunPlan(window, key, faults, origin, segments)
+    # the live run's records cover its scenario's changes and those made at runtime
+    changes = sorted([*changes, *(c for _, c in pinned.runtime_changes)], key=lambda c: c.epoch)
+    return RunPlan(window, key, faults, origin, segments, changes)
