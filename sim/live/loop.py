@@ -420,7 +420,8 @@ class LiveRun:
             write_state(boundary, self.faults)  # for `storefront-sim faults`
             self._state_written = wall
         if update.error != self._last_error and update.error:
-            self.options.log(f"control: {update.error} (ignored; the previous faults stay)")
+            self.options.log(f"control: {update.error} "
+                             "(ignored; the previous faults and changes stay)")
         self._last_error = update.error
         self._known_changes = tuple(getattr(update, "changes", ()))
         seen = {f.fault_id: f for f in update.faults}
@@ -462,6 +463,7 @@ class LiveRun:
             return
         seg.schedule_changes(tuple(due))
         self._made += [(boundary, c) for c in due]
+        self.origin.update({c.change_id: "runtime" for c in due})
         self._keep_needed |= minutes_needed((), due)
         seg.minutes.keep |= self._keep_needed
         for c in due:
@@ -493,7 +495,7 @@ class LiveRun:
         records = build_incident_records(faults, minutes, log, self.origin) if due else []
         if due_changes:  # a change that showed no symptoms has no record: judged once
             records += build_change_records(changes, faults, minutes, log,
-                                            self.scenario.storefront)
+                                            self.scenario.storefront, self.origin)
             self._judged |= {c.change_id for c in due_changes}
         ids = {f.fault_id for f in due} | {c.change_id for c in due_changes}
         for rec in records:

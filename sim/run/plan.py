@@ -216,6 +216,7 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     if pinned.stop_epoch is not None:  # the live run stopped before these began
         faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
+    origin.update({c.change_id: "runtime" for _, c in pinned.runtime_changes})
     # the live run's records cover its scenario's changes and those made at runtime
     changes = sorted([*changes, *(c for _, c in pinned.runtime_changes)], key=lambda c: c.epoch)
     return RunPlan(window, key, faults, origin, segments, changes)
