@@ -568,3 +568,49 @@ def test_changes_in_the_control_file_reach_the_running_storefront_and_replay(tmp
     assert (out / "all_data.ndjson").read_bytes() == (replay_dir / "all_data.ndjson").read_bytes()
     assert sorted((out / "incidents.ndjson").read_bytes().splitlines()) == \
         sorted((replay_dir / "incidents.ndjson").read_bytes().splitlines())
+
+
+def test_change_command_reaches_a_running_cli_live_run(tmp_path: Path) -> None:
+    """The wiring end to end: `storefront-sim change` writes the control file, the running
+    `--live` process makes the change at its next boundary, `faults` lists it as made, and
+    `replay` writes the same bytes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = _live_cli(tmp_path)
+    try:
+        _wait_for_line(proc, "live: handoff at")
+        made = subprocess.run(
+            [sys.executable, str(ROOT / "run_sim.py"), "change", "config_push", "--set",
+             "db_pool.max_size=2", "--hosts", "app-02", "--id", "pool", "--output-dir", str(tmp_path)],
+            capture_output=True, text=True, env=env, timeout=60)
+        assert made.returncode == 0, made.stderr
+        _wait_for_line(proc, "change baseline-live-pool: config_push db_pool.max_size=2 at ")
+        listing = ""
+        for _ in range(50):  # the state file is rewritten about once a second
+            listing = subprocess.run([sys.executable, str(ROOT / "run_sim.py"), "faults",
+                                      "--output-dir", str(tmp_path)],
+                                     capture_output=True, text=True, env=env, timeout=60).stdout
+            rows = [line.split()[:3] for line in listing.splitlines() if line.startswith("pool ")]
+            if rows == [["pool", "made", "config_push"]]:
+                break
+            time.sleep(0.2)
+        assert rows == [["pool", "made", "config_push"]], listing
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    docs = [d for _, d in documents(tmp_path / "all_data.ndjson")]
+    (change,) = [d for d in docs if d["event_type"] == "change"]
+    assert change["host"]["name"] == "app-02" and change["change"]["id"] == "baseline-live-pool"
+    after = [d["db"]["client"]["connection"]["max"] for d in docs
+             if d["event_type"] == "infrastructure_metric" and d["host"]["name"] == "app-02"
+             and d["@timestamp"] > change["@timestamp"]]
+    assert after and set(after) == {2}
+    replay = subprocess.run(
+        [sys.executable, str(ROOT / "run_sim.py"), "replay", str(tmp_path / "replay.yaml"),
+         "--output-dir", str(tmp_path / "replay"), "--workers", "1"],
+        capture_output=True, text=True, env=env)
+    assert replay.returncode == 0, replay.stderr
+    assert (tmp_path / "replay" / "all_data.ndjson").read_bytes() == \
+        (tmp_path / "all_data.ndjson").read_bytes()
