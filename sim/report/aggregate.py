@@ -71,7 +71,8 @@ class ChangeDoc:
 
 
 def _change_doc(doc: dict[str, Any], ms: int) -> ChangeDoc:
-    change = doc.get("change") if isinstance(doc.get("change"), dict) else {}
+    raw = doc.get("change")
+    change: dict[str, Any] = raw if isinstance(raw, dict) else {}
     settings = tuple((str(x.get("name")), str(x.get("old")), str(x.get("new")))
                      for x in change.get("settings") or [] if isinstance(x, dict))
     return ChangeDoc(ms, str(change.get("id", "?")), str(change.get("kind", "?")),

@@ -221,15 +221,15 @@ PANELS: list[Panel] = [
 
 
 def _mark_changes(axes: list[Axes], changes: list[dict[str, Any]], lo: np.datetime64,
-                  hi: np.datetime64) -> list[tuple[np.datetime64, str, str]]:
+                  hi: np.datetime64) -> list[tuple[Any, str, str]]:
     """Each change in view as a dashed line through every panel (a deploy's rollout also as a
     band along the bottom); returns their labels for above the top panel."""
-    labels = []
+    labels: list[tuple[Any, str, str]] = []
     for c in changes:
-        x = np.datetime64(int(c["epoch"]), "s")
+        x: Any = np.datetime64(int(c["epoch"]), "s")
         if not lo <= x < hi:
             continue
-        end = np.datetime64(int(epoch_s(c["end"])), "s")
+        end: Any = np.datetime64(int(epoch_s(c["end"])), "s")
         for ax in axes:
             ax.axvline(x, color=CHANGE_COLOR, lw=0.8, ls="--", alpha=0.8)
             if end > x:
@@ -240,7 +240,7 @@ def _mark_changes(axes: list[Axes], changes: list[dict[str, Any]], lo: np.dateti
 
 def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str, int],
            label_ax: Axes, lo: np.datetime64, hi: np.datetime64,
-           labels: list[tuple[np.datetime64, str, str]]) -> None:
+           labels: list[tuple[Any, str, str]]) -> None:
     """Incident phase red, recovery amber, the cause hatched; a label above the top panel,
     among ``labels`` (the changes')."""
     for rec in incidents:
