@@ -41,7 +41,8 @@ DESCRIPTION = ("Run a scenario: simulate the storefront and write its observabil
 # (imported only when used), and its line in ``--help``
 COMMANDS: dict[str, tuple[str, str]] = {
     "inject": ("sim.live.commands:inject", "add a fault to a live run's control file"),
-    "faults": ("sim.live.commands:faults", "list a live run's runtime faults and what it applied"),
+    "change": ("sim.live.commands:change", "add a config push, deploy or flag to a live run's control file"),
+    "faults": ("sim.live.commands:faults", "list a live run's runtime faults, changes and what it applied"),
     "clear": ("sim.live.commands:clear", "end a runtime fault of a live run"),
     "replay": ("sim.live.replay", "repeat a live run as a batch run, from its replay.yaml"),
     "report": ("sim.report", "write the report (figures, incidents) of a run's output dir"),
@@ -318,6 +319,9 @@ def _flag_problem(args: argparse.Namespace, scenario: Scenario) -> str | None:
             return f"{args.scenario}: --{flag}: must be greater than 0"
     if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
         return f"{args.scenario}: --speed, --bucket and --control need --live"
+    if args.live and args.distractors_per_day:
+        return (f"{args.scenario}: --distractors-per-day: a live run draws no distractors yet "
+                "(a scenario's distractors.per_day is left out of a live run)")
     if args.live and scenario.output.gzip:
         return (f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
                 "it grows, so it is written plain; drop --gzip with --live")

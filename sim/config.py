@@ -461,18 +461,28 @@ def check_changes(scenario: Scenario, source: str) -> None:
     """Every change's time, hosts, settings, version and flag name something real, and the
     values are ones the storefront's schema takes: a typo would otherwise change nothing,
     without a word."""
-    hosts = tuple(instance_name(i) for i in range(scenario.storefront.instances))
+    check_change_list(scenario.changes, scenario.storefront, source)
+
+
+def check_change_list(changes: list[ChangeConfig], storefront: StorefrontConfig, source: str,
+                      live: bool = False) -> None:
+    """``check_changes`` for a list of changes; ``live``: a control file's, where ``at`` may
+    also be "now" / "now+5m"."""
+    hosts = tuple(instance_name(i) for i in range(storefront.instances))
     shown = ", ".join(hosts) if len(hosts) <= 6 else f"{hosts[0]} .. {hosts[-1]}"
-    for i, change in enumerate(scenario.changes):
+    for i, change in enumerate(changes):
         where = f"{source}: changes[{i}]"
         _check_change_fields(change, where)
         try:
             if now_offset(change.at) is not None:
-                raise ValueError(f"{change.at!r} is only for a live run; a scenario needs a "
-                                 "fixed time such as 'today 11:00'")
-            resolve_time_expression(change.at, dt.date(2000, 1, 3))
+                if not live:
+                    raise ValueError(f"{change.at!r} is only for a live run; a scenario needs "
+                                     "a fixed time such as 'today 11:00'")
+            else:
+                resolve_time_expression(change.at, dt.date(2000, 1, 3))
         except ValueError as exc:
-            raise ScenarioError(f"{where}.at: {exc}") from None
+            hint = " or 'now', 'now+5m'" if live else ""
+            raise ScenarioError(f"{where}.at: {exc}{hint}") from None
         for host in change.hosts or ():
             if host not in hosts:
                 raise ScenarioError(f"{where}.hosts: unknown instance {host!r} (valid: {shown})")
@@ -484,7 +494,7 @@ def check_changes(scenario: Scenario, source: str) -> None:
             if problem:
                 raise ScenarioError(f"{where}.settings.{path}: {problem}")
         try:
-            with_settings(scenario.storefront, change.settings or {})
+            with_settings(storefront, change.settings or {})
         except ValueError as exc:
             raise ScenarioError(f"{where}.settings.{exc}") from None
 
@@ -502,9 +512,10 @@ def _check_change_fields(change: ChangeConfig, where: str) -> None:
 
 
 class ControlConfig(_Model):
-    """A live run's control file (sim/live/control.py): the runtime faults and nothing else."""
+    """A live run's control file (sim/live/control.py): runtime faults and changes."""
 
     faults: list[ControlFault] = []
+    changes: list[ChangeConfig] = []
 
 
 class RandomIncidentsConfig(_Model):

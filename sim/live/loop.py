@@ -21,6 +21,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import math
 import shutil
@@ -39,6 +40,7 @@ import yaml
 
 from sim.config import Scenario
 from sim.core.clock import Window
+from sim.model.changes import ActiveChange, change_summary
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import NdjsonSink
 from sim.outputs.sink import EventSink
@@ -58,8 +60,14 @@ from sim.run.plan import (
 )
 from sim.run.segment import SegmentResult, SegmentRun
 from sim.telemetry.encoding import incident_doc_id
-from sim.telemetry.minutes import BASELINE_S, TRAILING_S, Minute, minutes_needed
-from sim.truth.records import build_incident_records, write_split_files
+from sim.telemetry.minutes import (
+    BASELINE_S,
+    CHANGE_HORIZON_S,
+    TRAILING_S,
+    Minute,
+    minutes_needed,
+)
+from sim.truth.records import build_change_records, build_incident_records, write_split_files
 
 CATCH_UP_STEP_S = 60.0  # before the handoff: simulated seconds per step
 LIVE_LEAD_S = 30 * 60.0  # the live segment starts about this long before the wall clock...
@@ -86,12 +94,14 @@ class WallClock:
 
 class FaultUpdate(NamedTuple):
     """What a fault source returns at a bucket boundary (the shape of sim.live.control's
-    ControlUpdate): every runtime fault known so far, whether that changed, and a one-line
-    error to log (the previous faults then stay)."""
+    ControlUpdate): every runtime fault known so far, whether that changed, a one-line
+    error to log (the previous faults then stay), and every runtime change known so far
+    (one is made, for good, in the bucket its epoch falls in)."""
 
     faults: tuple[ActiveFault, ...]
     changed: bool
     error: str | None
+    changes: tuple[ActiveChange, ...] = ()
 
 
 # boundary epoch -> FaultUpdate-like: a function, or an object with ``poll`` (and, to show
@@ -184,6 +194,9 @@ class LiveRun:
         self.progress = progress
         self._stop = threading.Event()
         self._runtime: dict[str, _RuntimeFault] = {}
+        self._known_changes: tuple[ActiveChange, ...] = ()  # as the source last gave them
+        self._made: list[tuple[float, ActiveChange]] = []  # (boundary scheduled at, change)
+        self._judged: set[str] = set()  # changes whose record is written, or that have none
         self._last_error: str | None = None  # logged once, not at every bucket
         self._state_written = -math.inf
         self.max_lag_s = 0.0
@@ -215,6 +228,7 @@ class LiveRun:
                 backfill = Window(window.start, dt.datetime.fromtimestamp(split, dt.UTC))
                 splits = [*split_points(scenario, backfill, self.faults, changes), split]
         self.splits = tuple(splits)
+        self.changes = changes
         self.plans = pinned_plans(scenario, window, self.faults, PinnedPlan(self.splits),
                                   self.engine, changes)
         self.key = run_key(scenario, window)
@@ -223,11 +237,16 @@ class LiveRun:
         return [f for f in with_runtime(list(self.faults), self.runtime_faults())
                 if f.start_epoch < stop_epoch]
 
+    def all_changes(self) -> list[ActiveChange]:
+        """The scenario's changes and those made at runtime, in time order (as its replay's
+        plan has them: ``sim.run.plan.plan_run``)."""
+        return sorted([*self.changes, *(c for _, c in self._made)], key=lambda c: c.epoch)
+
     def runtime_faults(self) -> list[ActiveFault]:
         return [r.pinned for r in self._runtime.values()]
 
     def pinned_plan(self, stop_epoch: float | None) -> PinnedPlan:
-        return PinnedPlan(self.splits, stop_epoch, tuple(self.runtime_faults()))
+        return PinnedPlan(self.splits, stop_epoch, tuple(self.runtime_faults()), tuple(self._made))
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -326,6 +345,7 @@ class LiveRun:
                 continue
             self._note_lag(t - nxt)
             self._poll_faults(seg, b)
+            self._make_changes(seg, b, nxt)
             b = self._advance(seg, nxt)
             _flush(self.sinks)
             self._write_due_records(lambda: [*backfill, self._partial(seg)], b)
@@ -400,8 +420,10 @@ class LiveRun:
             write_state(boundary, self.faults)  # for `storefront-sim faults`
             self._state_written = wall
         if update.error != self._last_error and update.error:
-            self.options.log(f"control: {update.error} (ignored; the previous faults stay)")
+            self.options.log(f"control: {update.error} "
+                             "(ignored; the previous faults and changes stay)")
         self._last_error = update.error
+        self._known_changes = tuple(getattr(update, "changes", ()))
         seen = {f.fault_id: f for f in update.faults}
         changed = False
         for fault_id in sorted(set(seen) | set(self._runtime)):
@@ -424,12 +446,31 @@ class LiveRun:
         if changed:
             runtime = self.runtime_faults()
             seg.faults.apply(with_runtime(self._base_faults, runtime))
-            self._keep_needed = self._base_needed | minutes_needed(runtime)
+            self._keep_needed = self._base_needed | minutes_needed(runtime, [c for _, c in self._made])
             seg.minutes.keep |= self._keep_needed
             for f in runtime:
                 self.origin[f.fault_id] = "runtime"
             if self.output_dir is not None:
                 self._write_replay(None)
+
+    def _make_changes(self, seg: SegmentRun, boundary: float, nxt: float) -> None:
+        """Schedule on the running storefront every runtime change due before the next
+        boundary, once: from here on it is made (a later edit or removal cannot undo it)."""
+        made = {c.change_id for _, c in self._made}
+        due = sorted((c for c in self._known_changes
+                      if c.change_id not in made and c.epoch < nxt), key=lambda c: c.epoch)
+        if not due:
+            return
+        seg.schedule_changes(tuple(due))
+        self._made += [(boundary, c) for c in due]
+        self.origin.update({c.change_id: "runtime" for c in due})
+        self._keep_needed |= minutes_needed((), due)
+        seg.minutes.keep |= self._keep_needed
+        for c in due:
+            self.options.log(f"change {c.change_id}: {c.kind} {change_summary(c)} at "
+                             f"{iso_utc(c.epoch)} (simulated)")
+        if self.output_dir is not None:
+            self._write_replay(None)
 
     # ------------------------------------------------------------------ ground truth
     @staticmethod
@@ -443,13 +484,20 @@ class LiveRun:
         faults = self._faults_before(stop_epoch)
         due = [f for f in faults if f.fault_id not in self._written
                and f.end_epoch + TRAILING_S + RECORD_MARGIN_S <= now]
-        if not due:
+        changes = self.all_changes()
+        due_changes = [c for c in changes if c.change_id not in self._judged
+                       and c.epoch + CHANGE_HORIZON_S + TRAILING_S + RECORD_MARGIN_S <= now]
+        if not due and not due_changes:
             return
         segments = segments_now()
         log = [entry for s in segments for entry in s.state_log]
-        records = build_incident_records(faults, _merged([s.minutes for s in segments]), log,
-                                         self.origin)
-        ids = {f.fault_id for f in due}
+        minutes = _merged([s.minutes for s in segments])
+        records = build_incident_records(faults, minutes, log, self.origin) if due else []
+        if due_changes:  # a change that showed no symptoms has no record: judged once
+            records += build_change_records(changes, faults, minutes, log,
+                                            self.scenario.storefront, self.origin)
+            self._judged |= {c.change_id for c in due_changes}
+        ids = {f.fault_id for f in due} | {c.change_id for c in due_changes}
         for rec in records:
             if rec["incident_id"] not in ids:
                 continue
@@ -481,6 +529,11 @@ class LiveRun:
                 {"id": f.fault_id, "type": f.type, "start": iso_utc(f.start_epoch),
                  "end": iso_utc(f.end_epoch), "magnitude": f.magnitude, "target": f.target}
                 for f in self.runtime_faults()
+            ],
+            "runtime_changes": [
+                {"id": c.change_id, "kind": c.kind, "at": iso_utc(c.epoch), "hosts": list(c.hosts),
+                 "what": change_summary(c)}
+                for _, c in self._made
             ],
         }
 
@@ -534,6 +587,21 @@ def _fault_dict(f: ActiveFault) -> dict[str, Any]:
             "incident_type": f.incident_type}
 
 
+def _change_dict(boundary: float, c: ActiveChange) -> dict[str, Any]:
+    """A runtime change for replay.yaml: every field, and the boundary it was scheduled at."""
+    fields = dataclasses.asdict(c)
+    fields["hosts"] = list(c.hosts)
+    fields["settings"] = [[path, value] for path, value in c.settings]
+    return {"scheduled_at": boundary, "at": iso_utc(c.epoch), **fields}
+
+
+def _read_change(d: dict[str, Any]) -> tuple[float, ActiveChange]:
+    fields = {k: v for k, v in d.items() if k not in ("scheduled_at", "at")}
+    fields["hosts"] = tuple(fields["hosts"])
+    fields["settings"] = tuple((str(path), value) for path, value in fields["settings"])
+    return float(d["scheduled_at"]), ActiveChange(**fields)
+
+
 def write_replay(path: Path, scenario: Scenario, today: dt.date, pinned: PinnedPlan) -> None:
     """Everything a batch run needs to write the same documents as this live run."""
     data = {
@@ -542,6 +610,7 @@ def write_replay(path: Path, scenario: Scenario, today: dt.date, pinned: PinnedP
         "splits": list(pinned.splits),
         "stop_epoch": pinned.stop_epoch,
         "runtime_faults": [_fault_dict(f) for f in pinned.runtime_faults],
+        "runtime_changes": [_change_dict(b, c) for b, c in pinned.runtime_changes],
     }
     tmp = path.with_name(path.name + ".partial")
     text = ("# a live run, pinned: `storefront-sim replay " + path.name + "` writes the same "
@@ -557,9 +626,10 @@ def read_replay(path: Path) -> tuple[Scenario, dt.date, PinnedPlan]:
                                float(f["ramp_s"]), float(f["magnitude"]), f["target"],
                                f["incident_type"]) for f in data["runtime_faults"])
     stop = data.get("stop_epoch")
+    changes = tuple(_read_change(d) for d in data.get("runtime_changes") or ())
     return (scenario, dt.date.fromisoformat(data["today"]),
             PinnedPlan(tuple(float(s) for s in data["splits"]),
-                       None if stop is None else float(stop), faults))
+                       None if stop is None else float(stop), faults, changes))
 
 
 def future_notice(window: Window, now_epoch: float) -> str | None:

@@ -167,3 +167,14 @@ def feature_flag(env: Any, flags: FeatureFlags, change: ActiveChange, at_s: floa
     flag = change.flag or ""
     old = flags.set(flag, change.share)
     record(env.now, "", change, [(flag, old, change.share)], False, env.now)
+
+
+def change_summary(change: ActiveChange) -> str:
+    """What a change sets, in a few words: ``db_pool.max_size=3``, ``version 2.14.0``,
+    ``recommended_for_you 50%``."""
+    if change.kind == "deploy":
+        leak = f" (leaks {change.leak_mb:g} MB)" if change.leak_mb else ""
+        return f"version {change.version}{leak}"
+    if change.kind == "feature_flag":
+        return f"{change.flag} {'off' if not change.share else f'{change.share * 100:g}%'}"
+    return ", ".join(f"{path}={value}" for path, value in change.settings)

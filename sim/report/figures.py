@@ -3,7 +3,8 @@
 One stack of panels sharing a UTC time axis, drawn for the whole window (the overview) and
 zoomed on each incident, where a lane with the causal chain and one with the seed's "Find
 Performance Incidents" hits come on top. Every incident in view is shaded: its incident
-phase red, its recovery amber, the injected cause as a hatched band at the top.
+phase red, its recovery amber, the injected cause as a hatched band at the top. Every change
+in view (a deploy, a config push, a flag) is a dashed purple line with its label on top.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ TOP_ERROR_TYPES = 7
 HOST_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                "#bcbd22"]
 INCIDENT_COLOR = "#d62728"
+CHANGE_COLOR = "#6a3d9a"
 RECOVERY_COLOR = "#ff9f1c"
 BREAKER_COLORS = ListedColormap(["#b7e4a7", "#fde28a", "#d73027", "#222222"])
 BREAKER_LABELS = ("closed", "half-open", "open", "JVM down")
@@ -218,10 +220,29 @@ PANELS: list[Panel] = [
 ]
 
 
+def _mark_changes(axes: list[Axes], changes: list[dict[str, Any]], lo: np.datetime64,
+                  hi: np.datetime64) -> list[tuple[Any, str, str]]:
+    """Each change in view as a dashed line through every panel (a deploy's rollout also as a
+    band along the bottom); returns their labels for above the top panel."""
+    labels: list[tuple[Any, str, str]] = []
+    for c in changes:
+        x: Any = np.datetime64(int(c["epoch"]), "s")
+        if not lo <= x < hi:
+            continue
+        end: Any = np.datetime64(int(epoch_s(c["end"])), "s")
+        for ax in axes:
+            ax.axvline(x, color=CHANGE_COLOR, lw=0.8, ls="--", alpha=0.8)
+            if end > x:
+                ax.axvspan(x, end, ymin=0.0, ymax=0.03, color=CHANGE_COLOR, alpha=0.5, lw=0)
+        labels.append((x, f"{c['kind'].replace('_', ' ')} {c['id']}", CHANGE_COLOR))
+    return labels
+
+
 def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str, int],
-           label_ax: Axes, lo: np.datetime64, hi: np.datetime64) -> None:
-    """Incident phase red, recovery amber, the cause hatched; a label above the top panel."""
-    labels = []
+           label_ax: Axes, lo: np.datetime64, hi: np.datetime64,
+           labels: list[tuple[Any, str, str]]) -> None:
+    """Incident phase red, recovery amber, the cause hatched; a label above the top panel,
+    among ``labels`` (the changes')."""
     for rec in incidents:
         fs, fe = (np.datetime64(int(epoch_s(rec[k])), "s") for k in ("fault_start", "fault_end"))
         spans = []
@@ -236,13 +257,14 @@ def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str,
             ax.axvspan(fs, fe, ymin=0.97, ymax=1.0, facecolor="none", edgecolor="#555555",
                        hatch="////", lw=0)
         if lo <= fs < hi:
-            labels.append((fs, f"#{numbers[rec['incident_id']]} {rec['incident_type']}"))
+            labels.append((fs, f"#{numbers[rec['incident_id']]} {rec['incident_type']}",
+                           INCIDENT_COLOR))
     # labels in up to LABEL_ROWS rows, each placed in the lowest row where it does not
     # overlap the one before it (widths estimated from the text length)
     width_pt = label_ax.get_position().width * label_ax.figure.get_figwidth() * 72.0
     span = float((hi - lo).astype(float))
     row_ends = [-1.0] * LABEL_ROWS
-    for x, text in sorted(labels):
+    for x, text, color in sorted(labels):
         start = float((x - lo).astype(float)) / span
         row = next((r for r, end in enumerate(row_ends) if start > end), None)
         if row is None:
@@ -250,7 +272,7 @@ def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str,
         row_ends[row] = start + (len(text) * 4.3 + 6) / width_pt
         label_ax.annotate(text, xy=(x, 1.0), xycoords=("data", "axes fraction"),
                           xytext=(2, 2 + 9 * row), textcoords="offset points", fontsize=7,
-                          ha="left", va="bottom", color=INCIDENT_COLOR, annotation_clip=False)
+                          ha="left", va="bottom", color=color, annotation_clip=False)
 
 
 def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetime64) -> None:
@@ -321,6 +343,7 @@ def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]
             ax.xaxis.set_minor_locator(NullLocator())
     if focus is not None:
         _chain_lane(axes[0], focus, x_lo, x_hi)
-    _shade(list(axes), incidents, numbers, axes[0], x_lo, x_hi)
+    changes = _mark_changes(list(axes), s.changes, x_lo, x_hi)
+    _shade(list(axes), incidents, numbers, axes[0], x_lo, x_hi, changes)
     _format_time(axes[-1], x_lo, x_hi)
     fig.savefig(path, format="png", metadata={"Software": None})

@@ -34,6 +34,27 @@ def _clock(seconds: float) -> str:
     return f"{sign}{s // 60}:{s % 60:02d}"
 
 
+def cause_text(key: str, value: Any) -> str:
+    """A cause parameter as a reader wants it: a change's settings as "name old -> new", its
+    hosts and a build's bug in words, never a raw list of dicts."""
+    if key == "settings" and isinstance(value, list):
+        return "; ".join(f"{x.get('name')} {x.get('old')} -> {x.get('new')}" if isinstance(x, dict)
+                         else str(x) for x in value)
+    if isinstance(value, list):
+        return ", ".join(str(x) for x in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def _change_rows(s: Series) -> list[dict[str, Any]]:
+    """The run's changes for the page's table (from its change documents)."""
+    return [{"at": _iso(c["at"]), "end": _iso(c["end"]) if c["end"] != c["at"] else "",
+             "id": c["id"], "kind": c["kind"].replace("_", " "),
+             "hosts": ", ".join(c["hosts"]) or "fleet", "settings": c["settings"],
+             "message": c["message"]} for c in s.changes]
+
+
 def incident_range(s: Series, rec: dict[str, Any]) -> tuple[int, int]:
     """Minute indices [lo, hi) of an incident's figure: cause and symptoms, ±30 minutes."""
     times = [epoch_s(rec[k]) for k in ("fault_start", "fault_end", "symptom_start", "symptom_end")
@@ -72,7 +93,8 @@ def _incident_context(n: int, rec: dict[str, Any], s: Series, lo: int, hi: int) 
         "number": n, "anchor": f"incident-{n}", "id": rec["incident_id"],
         "type": rec["incident_type"], "origin": rec.get("origin", ""), "observed": observed,
         "summary": summary, "image": f"incident-{n}.png", "cause": cause,
-        "cause_params": [(k, v) for k, v in cause.items() if k != "fault_type" and v is not None],
+        "cause_params": [(k, cause_text(k, v)) for k, v in cause.items()
+                         if k != "fault_type" and v is not None],
         "fault_start": _iso(rec["fault_start"]), "fault_end": _iso(rec["fault_end"]),
         "symptom_start": _iso(rec.get("symptom_start")), "incident_end": _iso(rec.get("incident_end")),
         "symptom_end": _iso(rec.get("symptom_end")),
@@ -169,6 +191,7 @@ def write_report(run: RunDir, s: Series, docs: dict[str, int], workers: int = 1)
             },
             warnings=run.warnings,
             overview="overview.png",
+            changes=_change_rows(s),
             incidents=contexts,
             incidents_missing=run.incidents is None,
         )

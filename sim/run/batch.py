@@ -213,7 +213,8 @@ def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[Segment
         result.state_log.extend(seg.state_log)
     minutes = merge_minutes(seg.minutes for seg in segments)
     records = build_incident_records(plan.faults, minutes, result.state_log, plan.origin)
-    records += build_change_records(plan.changes, plan.faults, minutes, result.state_log, storefront)
+    records += build_change_records(plan.changes, plan.faults, minutes, result.state_log, storefront,
+                                    plan.origin)
     annotate_leads(records, plan.changes, plan.distractors)
     records += distractor_records(plan.changes, plan.distractors, records)
     result.incidents = sorted(records, key=lambda r: r["fault_start"])  # stable: faults keep their order

@@ -172,6 +172,8 @@ class PinnedPlan:
     splits: tuple[float, ...]
     stop_epoch: float | None = None
     runtime_faults: tuple[ActiveFault, ...] = ()
+    # changes made at runtime, each with the boundary at which the live loop scheduled it
+    runtime_changes: tuple[tuple[float, ActiveChange], ...] = ()
 
 
 def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
@@ -182,7 +184,7 @@ def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
     last = plans[-1]
     plans[-1] = dataclasses.replace(
         last, faults=tuple(with_runtime(list(last.faults), pinned.runtime_faults)),
-        stop_epoch=pinned.stop_epoch)
+        stop_epoch=pinned.stop_epoch, runtime_changes=pinned.runtime_changes)
     return plans
 
 
@@ -212,10 +214,12 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     """The run's plan; ``pinned`` repeats a live run (its splits, stop and runtime faults)."""
     window = resolve_run_window(scenario, today)
     faults, origin = run_faults(scenario, today, window)
-    benign, distractors = draw_distractors(scenario, window, faults)
-    changes = sorted([*resolve_changes(scenario, today), *benign], key=lambda c: c.epoch)
+    changes = resolve_changes(scenario, today)
     key = run_key(scenario, window)
     if pinned is None:
+        # distractors are drawn for batch runs only: a live run (and its replay) has none yet
+        benign, distractors = draw_distractors(scenario, window, faults)
+        changes = sorted([*changes, *benign], key=lambda c: c.epoch)
         return RunPlan(window, key, faults, origin,
                        plan_segments(scenario, window, faults, engine, changes, distractors),
                        changes, distractors)
@@ -224,5 +228,7 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     if pinned.stop_epoch is not None:  # the live run stopped before these began
         faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
-    # no ``changes``: a live run writes no change records yet, and its replay matches it
-    return RunPlan(window, key, faults, origin, segments)
+    origin.update({c.change_id: "runtime" for _, c in pinned.runtime_changes})
+    # the live run's records cover its scenario's changes and those made at runtime
+    changes = sorted([*changes, *(c for _, c in pinned.runtime_changes)], key=lambda c: c.epoch)
+    return RunPlan(window, key, faults, origin, segments, changes)

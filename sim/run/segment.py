@@ -52,6 +52,9 @@ class SegmentPlan:
     stop_epoch: float | None = None  # documents end here, before window.end (a live run's)
     changes: tuple[ActiveChange, ...] = ()  # in time order, every one made before it ends
     distractors: tuple[Distractor, ...] = ()  # benign anomalies it holds a part of
+    # a live run's changes made at runtime, with the bucket boundary at which the live loop
+    # scheduled them (``SegmentRun.schedule_changes``): a replay schedules them there too
+    runtime_changes: tuple[tuple[float, ActiveChange], ...] = ()
 
 
 @dataclass
@@ -121,7 +124,8 @@ class SegmentRun:
                 day_cache[day] = label
             return label
 
-        self.minutes = MinuteAggregator(origin_s, self.faults.faults, plan.changes)
+        self.minutes = MinuteAggregator(origin_s, self.faults.faults,
+                                        [*plan.changes, *(c for _, c in plan.runtime_changes)])
         self.recorder = Recorder(env, scenario.storefront, docs, self.minutes,
                                  streams.stream("orders"), counting_emit, self.emit_from,
                                  self.emit_until, day_label)
@@ -138,13 +142,14 @@ class SegmentRun:
         self.drain_s = drain_s(scenario)
 
     def schedule_changes(self, changes: tuple[ActiveChange, ...]) -> None:
-        """The changes made during the segment: a push is a process per host it reaches, a
-        deploy one rolling process, a flag one switch."""
+        """The changes made during the segment, from now on (when it is built, or at a live
+        run's bucket boundary): a push is a process per host it reaches, a deploy one
+        rolling process, a flag one switch."""
         env = self.env
         record = self.recorder.change
         by_name = {instance.name: instance for instance in self.shop.instances}
         for change in changes:
-            at_s = change.epoch - self.origin_s
+            at_s = max(0.0, change.epoch - self.origin_s - env.now)  # from now
             if change.kind == "deploy":
                 env.process(deploy(env, [by_name[h] for h in change.hosts], change, at_s, record))
             elif change.kind == "feature_flag":
@@ -180,7 +185,15 @@ class SegmentRun:
             self.halt[0] = until
 
     def finish(self) -> SegmentResult:
-        """Drain what is in flight, as the load balancer would, and hand back the results."""
+        """Drain what is in flight, as the load balancer would, and hand back the results.
+        A replayed live segment first steps to each boundary where the live run scheduled a
+        runtime change and schedules it there: the same events in the same order."""
+        stepped = None
+        for boundary, change in self.plan.runtime_changes:
+            if boundary != stepped and boundary - self.origin_s > self.env.now:
+                self.run_until(boundary)
+                stepped = boundary
+            self.schedule_changes((change,))
         shop = self.shop
         self.env.run(until=self.emit_until + self.drain_s)
         for instance, request in shop.in_flight():

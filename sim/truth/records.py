@@ -290,9 +290,11 @@ def build_change_records(
     minutes: dict[int, Minute],
     state_log: list[tuple[str, str, str, str]],
     storefront: StorefrontConfig,
+    origin: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """A ground-truth record per change whose symptoms showed within ``CHANGE_HORIZON_S``,
-    in time order. A change whose symptoms overlap a fault's span leaves them to the fault's
+    in time order (``origin``: "runtime" for a live run's changes; absent: "pinned"). A
+    change whose symptoms overlap a fault's span leaves them to the fault's
     record (telling two causes apart is not done yet); one without symptoms gets no record."""
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
     records: list[dict[str, Any]] = []
@@ -306,6 +308,7 @@ def build_change_records(
             continue
         claimed_until = win.end
         rec = _change_cause(change, changes[:i], storefront)
+        rec["origin"] = (origin or {}).get(change.change_id, "pinned")
         rec.update(_observed(change.epoch, None, win, minutes, log))
         first = rec["first_saturated"]
         rec["incident_type"] = INCIDENT_OF_FIRST_SATURATED.get(
