@@ -67,6 +67,7 @@ from sim.telemetry.minutes import (
     Minute,
     minutes_needed,
 )
+from sim.truth.overlap import split_impact
 from sim.truth.records import build_change_records, build_incident_records, write_split_files
 
 CATCH_UP_STEP_S = 60.0  # before the handoff: simulated seconds per step
@@ -497,6 +498,7 @@ class LiveRun:
             records += build_change_records(changes, faults, minutes, log,
                                             self.scenario.storefront, self.origin)
             self._judged |= {c.change_id for c in due_changes}
+        split_impact(records, minutes)
         ids = {f.fault_id for f in due} | {c.change_id for c in due_changes}
         for rec in records:
             if rec["incident_id"] not in ids:

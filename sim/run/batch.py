@@ -42,6 +42,7 @@ from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
 from sim.run.segment import SegmentResult
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
+from sim.truth.overlap import split_impact
 from sim.truth.records import (
     SPLIT_NAMES,
     annotate_leads,
@@ -215,6 +216,7 @@ def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[Segment
     records = build_incident_records(plan.faults, minutes, result.state_log, plan.origin)
     records += build_change_records(plan.changes, plan.faults, minutes, result.state_log, storefront,
                                     plan.origin)
+    split_impact(records, minutes)
     annotate_leads(records, plan.changes, plan.distractors)
     records += distractor_records(plan.changes, plan.distractors, records)
     result.incidents = sorted(records, key=lambda r: r["fault_start"])  # stable: faults keep their order

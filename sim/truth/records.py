@@ -181,12 +181,17 @@ def build_incident_records(
     origin: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One ground-truth record per fault, in start order. A fault's symptoms are looked for
-    after those of the fault before it have ended (a minute is never claimed twice)."""
+    after those of the fault before it have ended, unless the two causes overlap in time."""
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
     records = []
     claimed = 0.0
+    cause_end = 0.0
     for fault in sorted(faults, key=lambda f: (f.start_epoch, f.fault_id)):
-        win = observe_window(fault, minutes, claimed)
+        # a fault that begins while another is still active overlaps it: both keep their own
+        # window (``sim.truth.overlap`` shares out the failures); one that begins after looks
+        # for its symptoms once the earlier one's have ended
+        win = observe_window(fault, minutes, 0.0 if fault.start_epoch < cause_end else claimed)
+        cause_end = max(cause_end, fault.end_epoch)
         rec = _cause(fault, (origin or {}).get(fault.fault_id, "pinned"), win is not None)
         if win is None:
             rec.update(_not_observed())
@@ -294,8 +299,9 @@ def build_change_records(
 ) -> list[dict[str, Any]]:
     """A ground-truth record per change whose symptoms showed within ``CHANGE_HORIZON_S``,
     in time order (``origin``: "runtime" for a live run's changes; absent: "pinned"). A
-    change whose symptoms overlap a fault's span leaves them to the fault's
-    record (telling two causes apart is not done yet); one without symptoms gets no record."""
+    change made while a fault's symptoms fade is left out (they are the fault's); one that
+    overlaps a fault gets its own record, and ``sim.truth.overlap`` shares out the failures;
+    one without symptoms gets no record."""
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
     records: list[dict[str, Any]] = []
     claimed_until = 0.0  # a change whose symptoms start inside an earlier one's is not their cause
@@ -304,8 +310,8 @@ def build_change_records(
             continue  # a distractor: recorded as one (``distractor_records``), never a cause
         win = _sustained_span(change.epoch, minutes)
         if win is None or win.start < claimed_until or any(
-                f.start_epoch < win.end and win.start < f.end_epoch + SEARCH_AFTER_FAULT_S for f in faults):
-            continue
+                f.end_epoch <= change.epoch < f.end_epoch + SEARCH_AFTER_FAULT_S for f in faults):
+            continue  # an earlier change's symptoms, or a fault's recovery it was made in
         claimed_until = win.end
         rec = _change_cause(change, changes[:i], storefront)
         rec["origin"] = (origin or {}).get(change.change_id, "pinned")
