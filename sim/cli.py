@@ -43,10 +43,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inject": ("sim.live.commands:inject", "add a fault to a live run's control file"),
     "faults": ("sim.live.commands:faults", "list a live run's runtime faults and what it applied"),
     "clear": ("sim.live.commands:clear", "end a runtime fault of a live run"),
+    "alerts": ("sim.live.alert_list", "list a run's active and recently resolved alerts"),
     "replay": ("sim.live.replay", "repeat a live run as a batch run, from its replay.yaml"),
     "report": ("sim.report", "write the report (figures, incidents) of a run's output dir"),
     "split": ("sim.truth.split", "write a finished run's normal/incident/recovery files"),
     "dashboards": ("sim.outputs.dashboards", "import the OpenSearch Dashboards saved objects"),
+    "monitors": ("sim.outputs.alert_monitors", "the alert rules as OpenSearch Alerting monitors"),
 }
 
 # CLI flag -> scenario field it overrides

@@ -513,6 +513,7 @@ class AlertRule(_Model):
     interval_minutes: PositiveInt = 1
     for_minutes: PositiveInt = 1
     resolve_after: PositiveInt = 2
+    min_requests: Annotated[int, Field(ge=0)] = 0  # transactions: fewer in an interval never breach
     unit: str = ""
 
     _id = field_validator("id")(_plain_id)
@@ -529,7 +530,8 @@ def _alert_rule_problem(r: AlertRule) -> str | None:
     """Why a rule's query or timing cannot be a monitor, as ".field: problem" (None when it
     can)."""
     keywords = ALERT_KEYWORDS[r.source]
-    for key, name in [*(("where", k) for k in r.where), *([("group_by", r.group_by)] if r.group_by else [])]:
+    named = [("where", k) for k in r.where] + ([("group_by", r.group_by)] if r.group_by else [])
+    for key, name in named:
         if name not in keywords:
             return f".{key}: {r.source} have no {name!r} to filter or group on ({', '.join(keywords)})"
     transactions = r.source == "transactions"
@@ -542,6 +544,8 @@ def _alert_rule_problem(r: AlertRule) -> str | None:
             return f".{key}: transactions rules read response_time_ms and the status; no {key}"
         if name is not None and name not in ALERT_METRIC_FIELDS:
             return f".{key}: unknown metric field {name!r}"
+    if not transactions and r.min_requests:
+        return ".min_requests: only for transactions rules"
     if not transactions and r.field is None:
         return ".field: a metrics rule needs the field it aggregates"
     if r.for_minutes < r.interval_minutes or r.for_minutes % r.interval_minutes:
@@ -577,10 +581,10 @@ DEFAULT_ALERT_RULES: Final = (
     _rule(id="checkout-latency", name="Checkout p95 over 2 s", severity="critical",
           source="transactions", aggregation="p95",
           where={"service.name": "checkout-service", "transaction.name": "checkout"},
-          threshold=2000, unit="ms", for_minutes=2, resolve_after=3),
+          threshold=2000, unit="ms", for_minutes=2, resolve_after=3, min_requests=20),
     _rule(id="service-error-rate", name="Service error rate (5xx) over 5%", severity="critical",
           source="transactions", group_by="service.name", aggregation="error_rate",
-          threshold=5, unit="%", for_minutes=2, resolve_after=3),
+          threshold=5, unit="%", for_minutes=2, resolve_after=3, min_requests=20),
     _rule(id="db-pool-pending", name="DB pool requests pending", severity="warning",
           source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
           aggregation="min", field="db.client.connection.pending_requests", threshold=0,

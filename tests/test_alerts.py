@@ -151,6 +151,7 @@ BASE_RULE = {"id": "x", "name": "x", "source": "metrics", "aggregation": "max",
     ({"field": "cpu"}, "alerts.rules[0].field: unknown metric field 'cpu'"),
     ({"where": {"region": "eu"}}, "alerts.rules[0].where: metrics have no 'region'"),
     ({"aggregation": "p95"}, "alerts.rules[0].aggregation: 'p95' is not for metrics"),
+    ({"min_requests": 20}, "alerts.rules[0].min_requests: only for transactions rules"),
 ])
 def test_a_bad_rule_is_one_line_naming_file_and_field(tmp_path, capsys, rule, problem):
     scenario = tmp_path / "bad.yaml"
@@ -162,3 +163,21 @@ def test_a_bad_rule_is_one_line_naming_file_and_field(tmp_path, capsys, rule, pr
     assert err.splitlines() == [err]
     assert err.startswith(f"error: {scenario}: {problem}")
     assert not (tmp_path / "out").exists()
+
+
+def test_alerts_command_lists_active_then_recent(payment, capsys):
+    """``storefront-sim alerts DIR``: an alert whose resolution is not written yet (a live
+    run's file as it grows) is active; resolved ones are listed newest first."""
+    out = Path(payment.files[0]).parent
+    assert main(["alerts", str(out), "--recent", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "active: none"
+    assert lines[1].startswith("recently resolved (3 of ")
+    assert len(lines) == 5
+    text = (out / "alerts.ndjson").read_bytes().splitlines()
+    last_resolved = max(i for i, line in enumerate(text) if b'"state":"resolved"' in line)
+    (out / "alerts.ndjson").write_bytes(b"\n".join(text[:last_resolved - 1]) + b"\n")
+    assert main(["alerts", str(out), "--recent", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "active (1):" and "CRITICAL" in lines[1]
+    assert main(["alerts", str(out / "nowhere")]) == 2

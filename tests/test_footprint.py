@@ -57,7 +57,7 @@ def test_default_run_writes_about_all_data_only(runs: dict[str, Path]) -> None:
     all_data = (out / "all_data.ndjson").stat().st_size
     assert all_data > 1_000_000
     assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == [
-        "all_data.ndjson", "incidents.ndjson", "run_summary.json"]
+        "alerts.ndjson", "all_data.ndjson", "incidents.ndjson", "run_summary.json"]
     assert _bytes_on_disk(out) <= 1.1 * all_data
     # the seed's layout, when asked for, is more than twice that
     assert _bytes_on_disk(runs["split"]) > 1.9 * (runs["split"] / "all_data.ndjson").stat().st_size

@@ -39,6 +39,7 @@ import yaml
 
 from sim.config import Scenario
 from sim.core.clock import Window
+from sim.live.alerts import LiveAlerts
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import NdjsonSink
 from sim.outputs.sink import EventSink
@@ -172,12 +173,14 @@ class LiveRun:
                  extra_sinks: Iterable[EventSink] = (), incident_sinks: Sequence[EventSink] = (),
                  workers: int | None = None, engine: str = "fast",
                  options: LiveOptions | None = None,
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None,
+                 alert_sinks: Sequence[EventSink] = ()) -> None:
         self.scenario = scenario
         self.today = today
         self.output_dir = output_dir
         self.extra_sinks = list(extra_sinks)
         self.incident_sinks = list(incident_sinks)
+        self.alert_sinks = list(alert_sinks)
         self.workers = workers or default_workers()
         self.engine = engine
         self.options = options or LiveOptions()
@@ -242,6 +245,8 @@ class LiveRun:
         self.sinks = sinks
         self._incidents_fh = open(out / "incidents.ndjson", "wb") if out else None  # noqa: SIM115
         self._written: dict[str, dict[str, Any]] = {}
+        self.alerts = LiveAlerts(self.scenario, self.key, self.window.start.timestamp(), out,
+                                 self.alert_sinks)
         scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=out)) if out else \
             Path(tempfile.mkdtemp(prefix="storefront-sim-"))
         ok = False
@@ -266,19 +271,22 @@ class LiveRun:
             ok = True
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            for sink in [*sinks, *self.incident_sinks]:
+            for sink in [*sinks, *self.incident_sinks, *self.alert_sinks]:
                 result.sinks.append(sink.close(ok))
             if self._incidents_fh is not None:
                 self._incidents_fh.close()
+            self.alerts.close()
             result.faults = self._faults_before(math.inf if stop_epoch is None else stop_epoch)
             result.incidents = sorted(self._written.values(),
                                       key=lambda r: (r["fault_start"], r["incident_id"]))
+            result.alerts = self.alerts.docs
+            result.false_alarms = self.alerts.link(result.incidents)
             result.live = self._live_summary(stop_epoch)
             result.wall_time_s = time.perf_counter() - t0
             if out is not None:
                 self._write_replay(stop_epoch)
                 result.files += [str(out / "all_data.ndjson"), str(out / "incidents.ndjson"),
-                                 str(out / "replay.yaml")]
+                                 str(out / "alerts.ndjson"), str(out / "replay.yaml")]
                 if ok and self.scenario.output.split_files:
                     for path in write_split_files(out / "all_data.ndjson", result.incidents):
                         result.files.append(str(path))
@@ -294,6 +302,7 @@ class LiveRun:
         opts = self.options
         clock, speed, bucket = opts.clock, opts.speed, opts.bucket_s
         seg = self._build_live_segment()
+        self.alerts.backfilled([s.alert_cells for s in backfill])
         hi = self.window.end.timestamp()
         window_start = seg.plan.window.start.timestamp()
         anchor = [0.0, 0.0]  # (simulated, wall) time of the handoff
@@ -327,12 +336,15 @@ class LiveRun:
             self._note_lag(t - nxt)
             self._poll_faults(seg, b)
             b = self._advance(seg, nxt)
+            self.alerts.advance(seg.alerts.cells, b)
             _flush(self.sinks)
             self._write_due_records(lambda: [*backfill, self._partial(seg)], b)
         if self.handoff is None:  # stopped (or the window ended) before reaching the clock
             self.handoff = b
         seg.stop(b)
-        return seg, seg.finish(), b
+        finished = seg.finish()
+        self.alerts.advance(finished.alert_cells, b, final=True)
+        return seg, finished, b
 
     def _build_live_segment(self) -> SegmentRun:
         """The last segment, built here to be stepped; its ground-truth minutes are kept as
@@ -449,6 +461,7 @@ class LiveRun:
         log = [entry for s in segments for entry in s.state_log]
         records = build_incident_records(faults, _merged([s.minutes for s in segments]), log,
                                          self.origin)
+        self.alerts.link(records)
         ids = {f.fault_id for f in due}
         for rec in records:
             if rec["incident_id"] not in ids:

@@ -17,12 +17,22 @@ alerts are the same for any worker count, engine or bucket size.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sim.config import AlertRule
-from sim.telemetry.alert_series import ALL, Cells, Signal, signal_of
+from sim.telemetry.alert_series import ALL, Signal, signal_of
+
+Key = tuple[int, str, int]
+
+
+class CellReader(Protocol):
+    """The cells an evaluator reads (a dict of them, or a live run's two dicts as one)."""
+
+    def get(self, key: Key) -> list[float] | None: ...
+
+    def __iter__(self) -> Iterator[Key]: ...
 
 SEVERITY_CODES = {"critical": 1, "warning": 3}  # ECS event.severity: lower is worse
 
@@ -64,7 +74,7 @@ class AlertEvaluator:
         self.signals = list(dict.fromkeys(signal_of(r) for r in self.rules))
         self.next_minute = math.ceil(self.start_s / 60.0) + 1
 
-    def advance(self, cells: Cells, until_s: float) -> list[AlertEvent]:
+    def advance(self, cells: CellReader, until_s: float) -> list[AlertEvent]:
         """Evaluate every boundary up to ``until_s`` (the cells of the minutes before it are
         complete); the alerts that fired or resolved, in time order."""
         self._learn_groups(cells)
@@ -83,12 +93,12 @@ class AlertEvaluator:
             self.next_minute += 1
         return events
 
-    def _learn_groups(self, cells: Cells) -> None:
+    def _learn_groups(self, cells: CellReader) -> None:
         for s, group, _minute in cells:
             self.groups.setdefault(s, set()).add(group)
 
     def _evaluate(self, r: int, rule: AlertRule, s: int, group: str, boundary: int,
-                  cells: Cells) -> AlertEvent | None:
+                  cells: CellReader) -> AlertEvent | None:
         """One evaluation of one rule for one group: the event it makes, if any."""
         value = rule_value(rule, [cells.get((s, group, m)) for m in
                                   range(boundary - rule.interval_minutes, boundary)])
@@ -122,18 +132,18 @@ def rule_value(rule: AlertRule, cells: Sequence[list[float] | None]) -> float | 
     n = sum(c[0] for c in got)
     if rule.aggregation == "count":
         return n
-    if not n:
-        return None
+    if not n or n < rule.min_requests:
+        return None  # no document, or too few requests to judge
     total = sum(c[1] for c in got)
     agg = rule.aggregation
     if agg in ("p95", "p99", "error_rate"):
-        return round(100.0 * total / n, 4)  # percent slower than the threshold / answered 5xx
+        return 100.0 * total / n  # percent slower than the threshold / answered 5xx
     value = (max(c[2] for c in got) if agg == "max" else min(c[3] for c in got) if agg == "min"
              else total / n if agg == "avg" else total)
     if rule.relative_to is not None:
         limit = max(c[4] for c in got)
-        return round(100.0 * value / limit, 4) if limit else None
-    return round(value, 6)
+        return 100.0 * value / limit if limit else None
+    return value
 
 
 def allowed_share(rule: AlertRule) -> float:
@@ -184,7 +194,8 @@ def alert_document(event: AlertEvent, timestamp: Any) -> dict[str, Any]:
                   "start": timestamp(event.start_s)},
         "rule": {"id": rule.id, "name": rule.name},
         "alert": {"id": alert_id(event), "state": event.state, "severity": rule.severity,
-                  "observed": event.observed, "peak": event.peak, "threshold": rule.threshold,
+                  "observed": round(event.observed, 4), "peak": round(event.peak, 4),
+                  "threshold": rule.threshold,
                   "comparison": rule.comparison, "aggregation": rule.aggregation},
         "message": pager_message(event),
     }

@@ -66,8 +66,9 @@ def _epoch(text: str) -> float:
 
 
 def _span(record: dict[str, Any]) -> tuple[float, float] | None:
-    """When an incident's alerts may fire: from its cause until its symptoms (or the fault)
-    ended, plus ``LINK_GRACE_S``; None for a change that showed nothing."""
+    """When an incident's alerts may fire: after its cause began (an alert firing at that
+    instant judged only the minutes before) until its symptoms (or the fault) ended, plus
+    ``LINK_GRACE_S``; None for a change that showed nothing."""
     start = _epoch(record["fault_start"])
     ends = [_epoch(t) for t in (record.get("fault_end"), record.get("symptom_end")) if t]
     if not ends:
@@ -85,7 +86,7 @@ def link_alerts(records: list[dict[str, Any]], docs: Sequence[dict[str, Any]]) -
     raised: dict[str, list[dict[str, Any]]] = {rec["incident_id"]: [] for rec in records}
     for doc in fired:
         at = _epoch(doc["@timestamp"])
-        owner = next((rec for rec, span in spans if span and span[0] <= at <= span[1]), None)
+        owner = next((rec for rec, span in spans if span and span[0] < at <= span[1]), None)
         entry = _entry(doc, resolved)
         if owner is None:
             false_alarms.append(entry)
