@@ -468,6 +468,7 @@ class OutputConfig(_Model):
     metrics_interval_s: PositiveFloat = 10
     split_files: bool = False  # the seed's normal/incident/recovery files; or `split` later
     gzip: bool = False  # write .ndjson.gz (--gzip)
+    alerts_index: str = "ecommerce_performance_alerts"  # alert documents (not telemetry)
 
 
 
@@ -576,7 +577,7 @@ def _rule(**kw: Any) -> AlertRule:
     return AlertRule.model_validate(kw)
 
 
-# What an e-commerce on-call team pages on (thresholds: docs/alerts.md says why each).
+# What an e-commerce on-call team pages on (docs/alerts.md says why each threshold).
 DEFAULT_ALERT_RULES: Final = (
     _rule(id="checkout-latency", name="Checkout p95 over 2 s", severity="critical",
           source="transactions", aggregation="p95",

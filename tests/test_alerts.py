@@ -11,6 +11,7 @@ import pytest
 
 from sim.cli import main
 from sim.config import alert_rules, load_scenario, parse_scenario
+from sim.outputs.sink import SinkSummary
 from sim.run.batch import simulate
 from sim.telemetry.alert_series import signal_of, signals_of
 from sim.telemetry.alerts import AlertEvaluator
@@ -39,10 +40,34 @@ def _resolved_at(result, alert_id: str) -> float | None:
     return ends[0] if ends else None
 
 
+class Recording:
+    """An alert sink (the OpenSearch one's contract): what it was given, by id."""
+
+    accepts_encoded = remote = send_when_idle = False
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict] = {}
+        self.summary = SinkSummary("recording")
+
+    def emit(self, doc_id: str, doc: dict) -> None:
+        assert doc_id not in self.docs
+        self.docs[doc_id] = doc
+
+    def flush(self) -> None:
+        pass
+
+    def close(self, ok: bool = True) -> SinkSummary:
+        return self.summary
+
+
 @pytest.fixture(scope="module")
 def payment(tmp_path_factory):
     sc = load_scenario(ROOT / "scenarios" / "payment_timeout.yaml")
-    return _run(tmp_path_factory.mktemp("payment"), sc, "today 14:15", "today 15:15")
+    sink = Recording()
+    result = _run(tmp_path_factory.mktemp("payment"), sc, "today 14:15", "today 15:15",
+                  alert_sinks=[sink])
+    result.streamed = sink.docs
+    return result
 
 
 def test_payment_timeout_pages_within_three_minutes_and_resolves_after_recovery(payment):
@@ -72,7 +97,10 @@ def test_the_incident_record_lists_its_alerts_and_detection_delay(payment, tmp_p
     lines = (Path(payment.files[0]).parent / "alerts.ndjson").read_bytes().splitlines()
     docs = [orjson.loads(d) for d in lines[1::2]]
     assert docs == payment.alerts
-    assert len({orjson.loads(a)["index"]["_id"] for a in lines[::2]}) == len(docs)
+    ids = [orjson.loads(a)["index"]["_id"] for a in lines[::2]]
+    assert len(set(ids)) == len(docs)
+    # streamed into their own index with the same deterministic ids (a re-sent one: 409)
+    assert payment.streamed == dict(zip(ids, docs, strict=True))
 
 
 def test_memory_leak_pages_on_the_heap_before_the_oom(tmp_path):
@@ -181,3 +209,13 @@ def test_alerts_command_lists_active_then_recent(payment, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "active (1):" and "CRITICAL" in lines[1]
     assert main(["alerts", str(out / "nowhere")]) == 2
+
+
+def test_the_report_shows_each_incidents_detection_and_its_alerts(payment):
+    out = Path(payment.files[0]).parent
+    assert main(["report", str(out), "--workers", "1"]) == 0
+    html = (out / "report" / "index.html").read_text()
+    delay = payment.incidents[0]["detection_delay_s"]
+    assert f"Detected: +{delay // 60}:{delay % 60:02d} after the cause began" in html
+    assert html.count("circuit-breaker-open") >= 4  # one row per host's alert
+    assert "0 of them false alarms" in html

@@ -586,7 +586,8 @@ def future_notice(window: Window, now_epoch: float) -> str | None:
 def live_from_args(args: Any, scenario: Scenario, today: dt.date, output_dir: Path | None,
                    extra_sinks: list[Any], incident_sinks: list[Any],
                    progress: Callable[[float], None] | None, bar: Any,
-                   bulk_index: tuple[Any, str] | None) -> RunResult:
+                   bulk_index: tuple[Any, str] | None,
+                   alert_sinks: Sequence[EventSink] = ()) -> RunResult:
     """``--live`` from the command line: the index's bulk-load settings last until the
     handoff, the progress bar covers the backfill, runtime faults come from the control
     file."""
@@ -610,4 +611,4 @@ def live_from_args(args: Any, scenario: Scenario, today: dt.date, output_dir: Pa
         options = LiveOptions(speed=args.speed, bucket_s=args.bucket, fault_source=source,
                               on_handoff=handoff)
         return LiveRun(scenario, today, output_dir, extra_sinks, incident_sinks,
-                       args.workers, args.engine, options, progress).run()
+                       args.workers, args.engine, options, progress, alert_sinks).run()

@@ -43,7 +43,7 @@ from sim.run.segment import SegmentResult
 from sim.telemetry.alert_series import merge_cells
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
-from sim.truth.alerts import alert_docs, evaluate_run, link_alerts, write_alerts
+from sim.truth.alerts import alert_doc_id, alert_docs, evaluate_run, link_alerts, write_alerts
 from sim.truth.records import (
     SPLIT_NAMES,
     build_change_records,
@@ -111,6 +111,7 @@ class _Run:
     run_dir: Path | None  # the lock and the part files
     sinks: list[EventSink]
     incident_sinks: Sequence[EventSink]
+    alert_sinks: Sequence[EventSink]
     ndjson: NdjsonSink | None = None
     parts_dir: Path | None = None
     finished: dict[int, SegmentResult] = field(default_factory=dict)  # a resumed run's
@@ -134,6 +135,7 @@ def simulate(
     resume: bool = False,
     dask: str | None = None,
     stream: StreamTarget | None = None,
+    alert_sinks: Sequence[EventSink] = (),
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
@@ -146,7 +148,7 @@ def simulate(
     plan = plan_run(scenario, today, engine, pinned)
     result = RunResult(scenario.name, scenario.seed, plan.window, faults=plan.faults)
     run = _Run(scenario, plan, output_dir, run_dir or output_dir, list(extra_sinks),
-               incident_sinks)
+               incident_sinks, alert_sinks)
     with contextlib.ExitStack() as held:
         try:
             _open_workspace(run, held, resume)
@@ -155,6 +157,7 @@ def simulate(
             _merge_ground_truth(result, run.plan, segments, run.scenario.storefront)
             _judge_alerts(result, run, segments)
             _emit_incidents(run, result.incidents)
+            _emit_alerts(run, result.alerts)
             result.files = _stage_files(run, result, write_summary)
             run.ok = True
         except SinkStopped:
@@ -248,6 +251,13 @@ def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:
             sink.emit(incident_doc_id(run.plan.key, record["incident_id"]), record)
 
 
+def _emit_alerts(run: _Run, alerts: list[dict[str, Any]]) -> None:
+    """Every alert document into the alert sinks (their own index)."""
+    for doc in alerts:
+        for sink in run.alert_sinks:
+            sink.emit(alert_doc_id(run.plan.key, doc), doc)
+
+
 def _remove_parts(run: _Run) -> None:
     """The part directory goes on every exit path (its Dask dead letters kept first)."""
     if run.parts_dir is not None:
@@ -262,7 +272,7 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
     run too, as one that stopped while it ran: no file of the run is kept."""
     closed = False
     try:
-        for sink in [*run.sinks, *run.incident_sinks]:
+        for sink in [*run.sinks, *run.incident_sinks, *run.alert_sinks]:
             # the NDJSON file is renamed into place with the others, below
             result.sinks.append(run.ndjson.summary if run.ok and sink is run.ndjson
                                 else sink.close(run.ok))
