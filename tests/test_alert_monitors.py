@@ -32,8 +32,8 @@ from sim.run.batch import simulate
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 27)
 RUNS = {  # a few minutes before each incident to its last alert's resolution
-    "payment_timeout": ("today 14:20", "today 14:46"),
-    "db_pool_exhaustion": ("yesterday 12:10", "yesterday 12:36"),
+    "payment_timeout": ("today 14:22", "today 14:45"),
+    "db_pool_exhaustion": ("yesterday 12:13", "yesterday 12:31"),
 }
 SCRIPTED = ("breach", "held", "held_max")
 
