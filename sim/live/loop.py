@@ -279,8 +279,7 @@ class LiveRun:
             result.faults = self._faults_before(math.inf if stop_epoch is None else stop_epoch)
             result.incidents = sorted(self._written.values(),
                                       key=lambda r: (r["fault_start"], r["incident_id"]))
-            result.alerts = self.alerts.docs
-            result.false_alarms = self.alerts.link(result.incidents)
+            result.alerts, result.false_alarms = self.alerts.docs, self.alerts.link(result.incidents)
             result.live = self._live_summary(stop_epoch)
             result.wall_time_s = time.perf_counter() - t0
             if out is not None:
