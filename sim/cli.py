@@ -44,10 +44,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "change": ("sim.live.commands:change", "add a config push, deploy or flag to a live run's control file"),
     "faults": ("sim.live.commands:faults", "list a live run's runtime faults, changes and what it applied"),
     "clear": ("sim.live.commands:clear", "end a runtime fault of a live run"),
+    "alerts": ("sim.live.alert_list", "list a run's active and recently resolved alerts"),
     "replay": ("sim.live.replay", "repeat a live run as a batch run, from its replay.yaml"),
     "report": ("sim.report", "write the report (figures, incidents) of a run's output dir"),
     "split": ("sim.truth.split", "write a finished run's normal/incident/recovery files"),
     "dashboards": ("sim.outputs.dashboards", "import the OpenSearch Dashboards saved objects"),
+    "monitors": ("sim.outputs.alert_monitors", "the alert rules as OpenSearch Alerting monitors"),
 }
 
 # CLI flag -> scenario field it overrides
@@ -253,6 +255,7 @@ class _Outputs:
     dask: str | None
     extra_sinks: list[Any] = field(default_factory=list)
     incident_sinks: list[Any] = field(default_factory=list)
+    alert_sinks: list[Any] = field(default_factory=list)
     stream: Any = None  # the Dask workers' StreamTarget
     bulk_index: tuple[Any, str] | None = None  # (client, index) a live run bulk-loads into
     # the index's bulk-load settings of a batch run, restored at its end
@@ -366,13 +369,16 @@ def _stream_to_opensearch(args: argparse.Namespace, scenario: Scenario, url: str
                           outputs: _Outputs) -> None:
     """Connect, ready the index (or data stream) and the incidents index, add the sinks."""
     from sim.outputs.opensearch import OpenSearchSetupError, scrub_url
-    from sim.outputs.setup import enter_bulk_load, prepare_opensearch, run_sinks
+    from sim.outputs.setup import alert_sinks, enter_bulk_load, prepare_opensearch, run_sinks
 
     index = args.data_stream or args.index or scenario.output.index
     incidents_index = scenario.output.incidents_index
     try:
         client = prepare_opensearch(url, index, incidents_index, data_stream=bool(args.data_stream),
                                     ca_certs=args.ca_certs, insecure=args.insecure)
+        outputs.alert_sinks = alert_sinks(client, scenario.output.alerts_index,
+                                          Path(scenario.output.dir),
+                                          give_up_after=LIVE_GIVE_UP_S if args.live else None)
     except OpenSearchSetupError as exc:
         raise _refuse(str(exc)) from None
     if not args.live:  # a live run ends the bulk-load settings itself, at the handoff
@@ -442,7 +448,8 @@ def _execute(args: argparse.Namespace, scenario: Scenario, today: dt.date,
                                 progress=progress, workers=outputs.workers,
                                 incident_sinks=outputs.incident_sinks, engine=args.engine,
                                 run_dir=Path(scenario.output.dir), resume=args.resume,
-                                dask=outputs.dask, stream=outputs.stream)
+                                dask=outputs.dask, stream=outputs.stream,
+                                alert_sinks=outputs.alert_sinks)
     except RunDirError as exc:
         raise _refuse(str(exc)) from None
     except (SegmentError, OutputError, KeyboardInterrupt) as exc:
@@ -458,7 +465,8 @@ def _run_live(args: argparse.Namespace, scenario: Scenario, today: dt.date, outp
 
     try:
         return live_from_args(args, scenario, today, outputs.output_dir, outputs.extra_sinks,
-                              outputs.incident_sinks, progress, bar, outputs.bulk_index)
+                              outputs.incident_sinks, progress, bar, outputs.bulk_index,
+                              outputs.alert_sinks)
     except LiveWindowError as exc:
         raise _refuse(f"{args.scenario}: --live: {exc}") from None
 

@@ -551,6 +551,158 @@ class OutputConfig(_Model):
     metrics_interval_s: PositiveFloat = 10
     split_files: bool = False  # the seed's normal/incident/recovery files; or `split` later
     gzip: bool = False  # write .ndjson.gz (--gzip)
+    alerts_index: str = "ecommerce_performance_alerts"  # alert documents (not telemetry)
+
+
+
+# -- alerts: the monitors an on-call team has (sim.telemetry.alerts evaluates them) -------
+AlertSource = Literal["transactions", "metrics"]
+# what a rule may filter or group on, per source: keyword fields both documents carry
+ALERT_KEYWORDS: Final = {"transactions": ("service.name", "transaction.name", "host.name"),
+                         "metrics": ("service.name", "service.type", "host.name")}
+# the numeric fields of the 10 s metric documents a rule may aggregate (docs/fields.md)
+ALERT_METRIC_FIELDS: Final = (
+    "host.cpu.usage", "jvm.memory.used", "jvm.memory.limit", "jvm.gc.duration", "jvm.gc.count",
+    "jvm.gc.full_count",
+    "thread_pool.active", "thread_pool.queued", "db.client.connection.used",
+    "db.client.connection.pending_requests", "circuit_breaker.state_code",
+    "circuit_breaker.not_permitted_calls", "requests.rate", "requests.error_rate_pct",
+    "requests.p95_ms", "db.active_queries", "db.queued_queries", "db.avg_query_ms",
+    "gateway.latency_p95_ms", "gateway.calls", "gateway.timeouts", "gateway.failures")
+# transactions: p95/p99 of response_time_ms (breached when more than 5%/1% of the requests
+# took longer than the threshold: exact on both sides, where a percentiles aggregation is a
+# sketch), error_rate (percent answered 5xx), count; metrics: of ``field`` over the interval
+AlertAggregation = Literal["p95", "p99", "error_rate", "count", "max", "min", "avg", "sum"]
+TRANSACTION_AGGREGATIONS: Final = ("p95", "p99", "error_rate", "count")
+
+
+class AlertRule(_Model):
+    """One monitor: its query (source, ``where`` filter, ``group_by``, aggregation of
+    ``field``, optionally as a percentage of the interval's max of ``relative_to``), checked
+    every ``interval_minutes`` against ``threshold``; it fires after ``for_minutes`` of
+    breaching evaluations in a row and resolves after ``resolve_after`` evaluations without
+    that."""
+
+    id: str
+    name: str
+    severity: Literal["critical", "warning"] = "warning"
+    source: AlertSource
+    where: dict[str, str] = {}
+    group_by: str | None = None
+    aggregation: AlertAggregation
+    field: str | None = None
+    relative_to: str | None = None
+    comparison: Literal["above", "below"] = "above"
+    threshold: float
+    interval_minutes: PositiveInt = 1
+    for_minutes: PositiveInt = 1
+    resolve_after: PositiveInt = 2
+    min_requests: Annotated[int, Field(ge=0)] = 0  # transactions: fewer in an interval never breach
+    unit: str = ""
+
+    _id = field_validator("id")(_plain_id)
+
+    @model_validator(mode="after")
+    def _query(self) -> AlertRule:
+        problem = _alert_rule_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def _alert_rule_problem(r: AlertRule) -> str | None:
+    """Why a rule's query or timing cannot be a monitor, as ".field: problem" (None when it
+    can)."""
+    keywords = ALERT_KEYWORDS[r.source]
+    named = [("where", k) for k in r.where] + ([("group_by", r.group_by)] if r.group_by else [])
+    for key, name in named:
+        if name not in keywords:
+            return f".{key}: {r.source} have no {name!r} to filter or group on ({', '.join(keywords)})"
+    transactions = r.source == "transactions"
+    if transactions != (r.aggregation in TRANSACTION_AGGREGATIONS):
+        takes = "p95, p99, error_rate, count" if transactions else "max, min, avg, sum"
+        return f".aggregation: {r.aggregation!r} is not for {r.source}, which take {takes}"
+    for key in ("field", "relative_to"):
+        name = getattr(r, key)
+        if transactions and name is not None:
+            return f".{key}: transactions rules read response_time_ms and the status; no {key}"
+        if name is not None and name not in ALERT_METRIC_FIELDS:
+            return f".{key}: unknown metric field {name!r}"
+    if not transactions and r.min_requests:
+        return ".min_requests: only for transactions rules"
+    if not transactions and r.field is None:
+        return ".field: a metrics rule needs the field it aggregates"
+    if r.for_minutes < r.interval_minutes or r.for_minutes % r.interval_minutes:
+        return (f".for_minutes: {r.for_minutes} is not a whole number of evaluation intervals "
+                f"(interval_minutes: {r.interval_minutes})")
+    return None
+
+
+class AlertsConfig(_Model):
+    """``rules`` are added to the shipped defaults (``DEFAULT_ALERT_RULES``); one with a
+    default's id replaces it; ``defaults: false`` keeps only ``rules``."""
+
+    defaults: bool = True
+    rules: list[AlertRule] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> AlertsConfig:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f".rules: rule id {rule.id!r} appears twice")
+            seen.add(rule.id)
+        return self
+
+
+
+def _rule(**kw: Any) -> AlertRule:
+    return AlertRule.model_validate(kw)
+
+
+# What an e-commerce on-call team pages on (docs/alerts.md says why each threshold).
+DEFAULT_ALERT_RULES: Final = (
+    _rule(id="checkout-latency", name="Checkout p95 over 2 s", severity="critical",
+          source="transactions", aggregation="p95",
+          where={"service.name": "checkout-service", "transaction.name": "checkout"},
+          threshold=2000, unit="ms", for_minutes=2, resolve_after=3, min_requests=20),
+    _rule(id="service-error-rate", name="Service error rate (5xx) over 5%", severity="critical",
+          source="transactions", group_by="service.name", aggregation="error_rate",
+          threshold=5, unit="%", for_minutes=2, resolve_after=3, min_requests=20),
+    _rule(id="db-pool-pending", name="DB pool requests pending", severity="warning",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="min", field="db.client.connection.pending_requests", threshold=0,
+          for_minutes=1, resolve_after=2),
+    _rule(id="circuit-breaker-open", name="Payment circuit breaker open", severity="critical",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="max", field="circuit_breaker.state_code", threshold=1.5,
+          for_minutes=1, resolve_after=2),
+    _rule(id="heap-after-gc", name="Heap full after GC (full GCs back to back)",
+          severity="critical", source="metrics", where={"service.type": "app-instance"},
+          group_by="host.name", aggregation="sum", field="jvm.gc.full_count", threshold=2,
+          unit="full GCs/min", for_minutes=1, resolve_after=3),
+    _rule(id="cpu-high", name="CPU over 90% for 5 minutes", severity="warning",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="avg", field="host.cpu.usage", threshold=0.9, for_minutes=5,
+          resolve_after=2),
+    _rule(id="instance-out-of-lb", name="Instance out of the load balancer", severity="warning",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="max", field="requests.rate", comparison="below", threshold=0.1,
+          unit="req/s", for_minutes=1, resolve_after=2),
+    _rule(id="payment-gateway-timeouts", name="Payment gateway timeouts", severity="critical",
+          source="metrics", where={"host.name": "payment-gateway"}, aggregation="sum",
+          field="gateway.timeouts", threshold=5, unit="timeouts/min", for_minutes=1,
+          resolve_after=2),
+)
+
+
+def alert_rules(scenario: Scenario) -> tuple[AlertRule, ...]:
+    """The rules a run evaluates: the defaults (unless switched off) with the scenario's
+    rules replacing those of the same id and added after them."""
+    own = {r.id: r for r in scenario.alerts.rules}
+    shipped = DEFAULT_ALERT_RULES if scenario.alerts.defaults else ()
+    merged = [own.pop(r.id, r) for r in shipped]
+    return (*merged, *own.values())
 
 
 class Scenario(_Model):
@@ -566,6 +718,7 @@ class Scenario(_Model):
     changes: list[ChangeConfig] = []
     random_incidents: RandomIncidentsConfig = RandomIncidentsConfig()
     output: OutputConfig = OutputConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -603,6 +756,9 @@ def _validation_error(exc: ValidationError, source: str, overrides: dict[str, An
         msg = f"unknown value {err.get('input')!r}: {msg}"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
+        if msg.startswith("."):  # a model's check naming its field: ".field: problem"
+            sub, _, msg = msg.partition(": ")
+            loc += sub
     return ScenarioError(f"{source}: {loc}: {msg}")
 
 

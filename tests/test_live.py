@@ -155,6 +155,9 @@ def test_live_run_is_repeated_byte_for_byte_by_its_batch_replay(
     live_records = sorted((out / "incidents.ndjson").read_bytes().splitlines())
     assert live_records == sorted((tmp_path / "incidents.ndjson").read_bytes().splitlines())
     assert replay.total == live_run["result"].total
+    # the alerts fired and resolved bucket by bucket are those the batch evaluates at once
+    assert (out / "alerts.ndjson").read_bytes() == (tmp_path / "alerts.ndjson").read_bytes()
+    assert b'"checkout-latency' in (out / "alerts.ndjson").read_bytes()
 
 
 def test_handoff_is_continuous_without_gap_or_duplicate(live_run: dict[str, Any]) -> None:
@@ -207,6 +210,8 @@ def test_runtime_fault_produces_its_incident_and_record(live_run: dict[str, Any]
     assert record["impact"]["errors_by_kind"].get("gateway_timeout", 0) > 0
     # written while the run went on, when its recovery window was over
     assert b'"incident_id":"live-1"' in live_run["written_before_stop"][0]
+    # ...with the alerts it raised while it ran: paged within three minutes
+    assert record["alerts"] and 0 < record["detection_delay_s"] <= 180
     summary = orjson.loads((live_run["out"] / "run_summary.json").read_bytes())
     assert [f["start"] for f in summary["live"]["runtime_faults"]] == [
         "2026-11-27T00:25:00Z", "2026-11-27T01:01:00Z"]

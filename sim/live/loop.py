@@ -40,6 +40,7 @@ import yaml
 
 from sim.config import Scenario
 from sim.core.clock import Window
+from sim.live.alerts import LiveAlerts
 from sim.model.changes import ActiveChange, change_summary
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import NdjsonSink
@@ -183,12 +184,14 @@ class LiveRun:
                  extra_sinks: Iterable[EventSink] = (), incident_sinks: Sequence[EventSink] = (),
                  workers: int | None = None, engine: str = "fast",
                  options: LiveOptions | None = None,
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None,
+                 alert_sinks: Sequence[EventSink] = ()) -> None:
         self.scenario = scenario
         self.today = today
         self.output_dir = output_dir
         self.extra_sinks = list(extra_sinks)
         self.incident_sinks = list(incident_sinks)
+        self.alert_sinks = list(alert_sinks)
         self.workers = workers or default_workers()
         self.engine = engine
         self.options = options or LiveOptions()
@@ -262,6 +265,8 @@ class LiveRun:
         self.sinks = sinks
         self._incidents_fh = open(out / "incidents.ndjson", "wb") if out else None  # noqa: SIM115
         self._written: dict[str, dict[str, Any]] = {}
+        self.alerts = LiveAlerts(self.scenario, self.key, self.window.start.timestamp(), out,
+                                 self.alert_sinks)
         scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=out)) if out else \
             Path(tempfile.mkdtemp(prefix="storefront-sim-"))
         ok = False
@@ -286,19 +291,21 @@ class LiveRun:
             ok = True
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            for sink in [*sinks, *self.incident_sinks]:
+            for sink in [*sinks, *self.incident_sinks, *self.alert_sinks]:
                 result.sinks.append(sink.close(ok))
             if self._incidents_fh is not None:
                 self._incidents_fh.close()
+            self.alerts.close()
             result.faults = self._faults_before(math.inf if stop_epoch is None else stop_epoch)
             result.incidents = sorted(self._written.values(),
                                       key=lambda r: (r["fault_start"], r["incident_id"]))
+            result.alerts, result.false_alarms = self.alerts.docs, self.alerts.link(result.incidents)
             result.live = self._live_summary(stop_epoch)
             result.wall_time_s = time.perf_counter() - t0
             if out is not None:
                 self._write_replay(stop_epoch)
                 result.files += [str(out / "all_data.ndjson"), str(out / "incidents.ndjson"),
-                                 str(out / "replay.yaml")]
+                                 str(out / "alerts.ndjson"), str(out / "replay.yaml")]
                 if ok and self.scenario.output.split_files:
                     for path in write_split_files(out / "all_data.ndjson", result.incidents):
                         result.files.append(str(path))
@@ -314,6 +321,7 @@ class LiveRun:
         opts = self.options
         clock, speed, bucket = opts.clock, opts.speed, opts.bucket_s
         seg = self._build_live_segment()
+        self.alerts.backfilled([s.alert_cells for s in backfill])
         hi = self.window.end.timestamp()
         window_start = seg.plan.window.start.timestamp()
         anchor = [0.0, 0.0]  # (simulated, wall) time of the handoff
@@ -348,12 +356,15 @@ class LiveRun:
             self._poll_faults(seg, b)
             self._make_changes(seg, b, nxt)
             b = self._advance(seg, nxt)
+            self.alerts.advance(seg.alerts.cells, b)
             _flush(self.sinks)
             self._write_due_records(lambda: [*backfill, self._partial(seg)], b)
         if self.handoff is None:  # stopped (or the window ended) before reaching the clock
             self.handoff = b
         seg.stop(b)
-        return seg, seg.finish(), b
+        finished = seg.finish()
+        self.alerts.advance(finished.alert_cells, b, final=True)
+        return seg, finished, b
 
     def _build_live_segment(self) -> SegmentRun:
         """The last segment, built here to be stepped; its ground-truth minutes are kept as
@@ -499,6 +510,7 @@ class LiveRun:
                                             self.scenario.storefront, self.origin)
             self._judged |= {c.change_id for c in due_changes}
         split_impact(records, minutes)
+        self.alerts.link(records)
         ids = {f.fault_id for f in due} | {c.change_id for c in due_changes}
         for rec in records:
             if rec["incident_id"] not in ids:
@@ -645,7 +657,8 @@ def future_notice(window: Window, now_epoch: float) -> str | None:
 def live_from_args(args: Any, scenario: Scenario, today: dt.date, output_dir: Path | None,
                    extra_sinks: list[Any], incident_sinks: list[Any],
                    progress: Callable[[float], None] | None, bar: Any,
-                   bulk_index: tuple[Any, str] | None) -> RunResult:
+                   bulk_index: tuple[Any, str] | None,
+                   alert_sinks: Sequence[EventSink] = ()) -> RunResult:
     """``--live`` from the command line: the index's bulk-load settings last until the
     handoff, the progress bar covers the backfill, runtime faults come from the control
     file."""
@@ -669,4 +682,4 @@ def live_from_args(args: Any, scenario: Scenario, today: dt.date, output_dir: Pa
         options = LiveOptions(speed=args.speed, bucket_s=args.bucket, fault_source=source,
                               on_handoff=handoff)
         return LiveRun(scenario, today, output_dir, extra_sinks, incident_sinks,
-                       args.workers, args.engine, options, progress).run()
+                       args.workers, args.engine, options, progress, alert_sinks).run()

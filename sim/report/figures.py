@@ -286,6 +286,12 @@ def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetim
         label = f"{e['component']} {e['event']}" + (" (first)" if i == 0 else "")
         steps.append((epoch_s(e["at"]), "step", label))
     steps.append((epoch_s(rec["fault_end"]), "cause", "cause ends"))
+    first_of_rule: dict[str, dict[str, Any]] = {}
+    for alert in rec.get("alerts") or []:
+        first_of_rule.setdefault(alert["rule_id"], alert)
+    for alert in first_of_rule.values():  # each rule's first page
+        on = f" on {alert['on']}" if alert.get("on") else ""
+        steps.append((epoch_s(alert["fired"]), "alert", f"ALERT {alert['rule_id']}{on}"))
     if rec.get("symptom_end"):
         steps.append((epoch_s(rec["symptom_end"]), "end", "recovered"))
     steps.sort(key=lambda s: s[0])
@@ -296,7 +302,8 @@ def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetim
     for k, (t, kind, label) in enumerate(steps):
         x = np.datetime64(int(t), "s")
         y = 1.0 - (k + 0.7) / (n + 0.4)
-        color = {"cause": "#555555", "step": INCIDENT_COLOR, "end": "#2ca02c"}[kind]
+        color = {"cause": "#555555", "step": INCIDENT_COLOR, "end": "#2ca02c",
+                 "alert": ALERT_COLORS["critical"]}[kind]
         ax.plot([x, x], [0.0, y], color=color, lw=0.6)
         ax.plot(x, y, "o", color=color, ms=4)
         left = (x - lo).astype(float) < 0.6 * span
@@ -309,6 +316,23 @@ def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetim
     ax.set_ylabel("chain")
 
 
+ALERT_COLORS = {"critical": "#7b2d8e", "warning": "#c9a400"}
+
+
+def _alert_marks(ax: Axes, incidents: list[dict[str, Any]], false_alarms: list[dict[str, Any]],
+                 lo: np.datetime64, hi: np.datetime64) -> None:
+    """A triangle at the top of ``ax`` where an alert fired (critical purple, warning
+    yellow); hollow for a false alarm (no incident's)."""
+    fired = [(a, True) for rec in incidents for a in rec.get("alerts") or []]
+    fired += [(a, False) for a in false_alarms]
+    for alert, ours in fired:
+        x = np.datetime64(int(epoch_s(alert["fired"])), "s")
+        if lo <= x < hi:
+            color = ALERT_COLORS.get(alert.get("severity", ""), "#555555")
+            ax.plot(x, 0.93, "v", transform=ax.get_xaxis_transform(), ms=5, clip_on=False,
+                    color=color, markerfacecolor=color if ours else "none")
+
+
 def _format_time(ax: Axes, lo: np.datetime64, hi: np.datetime64) -> None:
     locator = mdates.AutoDateLocator(tz=dt.UTC, minticks=6, maxticks=14)
     ax.xaxis.set_major_locator(locator)
@@ -317,7 +341,8 @@ def _format_time(ax: Axes, lo: np.datetime64, hi: np.datetime64) -> None:
 
 
 def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]],
-         numbers: dict[str, int], focus: dict[str, Any] | None = None) -> None:
+         numbers: dict[str, int], focus: dict[str, Any] | None = None,
+         false_alarms: list[dict[str, Any]] | None = None) -> None:
     """One PNG: the panels over minutes [lo, hi), with a chain lane when ``focus`` is given."""
     v = View(s, lo, hi)
     panels = list(PANELS)
@@ -345,5 +370,7 @@ def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]
         _chain_lane(axes[0], focus, x_lo, x_hi)
     changes = _mark_changes(list(axes), s.changes, x_lo, x_hi)
     _shade(list(axes), incidents, numbers, axes[0], x_lo, x_hi, changes)
+    _alert_marks(axes[1] if focus is not None else axes[0], incidents, false_alarms or [],
+                 x_lo, x_hi)
     _format_time(axes[-1], x_lo, x_hi)
     fig.savefig(path, format="png", metadata={"Software": None})

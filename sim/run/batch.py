@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.config import Scenario, StorefrontConfig
+from sim.config import Scenario, StorefrontConfig, alert_rules
 from sim.core.clock import Window
 from sim.model.faults import ActiveFault
 from sim.outputs.files import OutputError, WriteFailure
@@ -40,8 +40,10 @@ from sim.run.parallel import (
 )
 from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
 from sim.run.segment import SegmentResult
+from sim.telemetry.alert_series import merge_cells
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
+from sim.truth.alerts import alert_doc_id, alert_docs, evaluate_run, link_alerts, write_alerts
 from sim.truth.overlap import split_impact
 from sim.truth.records import (
     SPLIT_NAMES,
@@ -67,6 +69,8 @@ class RunResult:
     wall_time_s: float = 0.0
     files: list[str] = field(default_factory=list)
     live: dict[str, Any] = field(default_factory=dict)  # a live run's handoff, stop, lag...
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # alert documents, in time order
+    false_alarms: list[dict[str, Any]] = field(default_factory=list)  # alerts of no incident
 
     @property
     def total(self) -> int:
@@ -92,6 +96,7 @@ class RunResult:
                  "unaccounted": s.unaccounted, **s.details}
                 for s in self.sinks
             ],
+            "alerts": alerts_summary(self.alerts, self.false_alarms),
             "files": self.files,
             **({"live": self.live} if self.live else {}),
             "wall_time_s": round(self.wall_time_s, 2),
@@ -109,6 +114,7 @@ class _Run:
     run_dir: Path | None  # the lock and the part files
     sinks: list[EventSink]
     incident_sinks: Sequence[EventSink]
+    alert_sinks: Sequence[EventSink]
     ndjson: NdjsonSink | None = None
     parts_dir: Path | None = None
     finished: dict[int, SegmentResult] = field(default_factory=dict)  # a resumed run's
@@ -132,6 +138,7 @@ def simulate(
     resume: bool = False,
     dask: str | None = None,
     stream: StreamTarget | None = None,
+    alert_sinks: Sequence[EventSink] = (),
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
@@ -144,15 +151,17 @@ def simulate(
     plan = plan_run(scenario, today, engine, pinned)
     result = RunResult(scenario.name, scenario.seed, plan.window, faults=plan.faults)
     run = _Run(scenario, plan, output_dir, run_dir or output_dir, list(extra_sinks),
-               incident_sinks)
+               incident_sinks, alert_sinks)
     with contextlib.ExitStack() as held:
         try:
             _open_workspace(run, held, resume)
             _open_ndjson(run)
             segments = _simulate_segments(run, workers, progress, dask, stream)
             _merge_ground_truth(result, run.plan, segments, run.scenario.storefront)
+            _judge_alerts(result, run, segments)
             _emit_incidents(run, result.incidents)
-            result.files = _stage_files(run, result.incidents, write_summary)
+            _emit_alerts(run, result.alerts)
+            result.files = _stage_files(run, result, write_summary)
             run.ok = True
         except SinkStopped:
             pass  # a sink cannot go on (its summary says why): the run stops here, as failed
@@ -222,11 +231,38 @@ def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[Segment
     result.incidents = sorted(records, key=lambda r: r["fault_start"])  # stable: faults keep their order
 
 
+def _judge_alerts(result: RunResult, run: _Run, segments: list[SegmentResult]) -> None:
+    """The rules evaluated over every segment's cells, in time order; each alert linked to
+    the incident it belongs to, or kept as a false alarm."""
+    stops = [p.stop_epoch for p in run.plan.segments if p.stop_epoch is not None]
+    until = min([run.plan.window.end.timestamp(), *stops])
+    events = evaluate_run(alert_rules(run.scenario), merge_cells(s.alert_cells for s in segments),
+                          run.plan.window.start.timestamp(), until)
+    result.alerts = alert_docs(events)
+    result.false_alarms = link_alerts(result.incidents, result.alerts)
+
+
+def alerts_summary(alerts: list[dict[str, Any]], false_alarms: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many alerts fired, by severity, and which were false alarms."""
+    fired = [a for a in alerts if a["alert"]["state"] == "active"]
+    return {"fired": len(fired),
+            "critical": sum(a["alert"]["severity"] == "critical" for a in fired),
+            "warning": sum(a["alert"]["severity"] == "warning" for a in fired),
+            "false_alarms": false_alarms}
+
+
 def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:
     """Every incident record into the incident sinks (e.g. their own index)."""
     for record in incidents:
         for sink in run.incident_sinks:
             sink.emit(incident_doc_id(run.plan.key, record["incident_id"]), record)
+
+
+def _emit_alerts(run: _Run, alerts: list[dict[str, Any]]) -> None:
+    """Every alert document into the alert sinks (their own index)."""
+    for doc in alerts:
+        for sink in run.alert_sinks:
+            sink.emit(alert_doc_id(run.plan.key, doc), doc)
 
 
 def _remove_parts(run: _Run) -> None:
@@ -243,7 +279,7 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
     run too, as one that stopped while it ran: no file of the run is kept."""
     closed = False
     try:
-        for sink in [*run.sinks, *run.incident_sinks]:
+        for sink in [*run.sinks, *run.incident_sinks, *run.alert_sinks]:
             # the NDJSON file is renamed into place with the others, below
             result.sinks.append(run.ndjson.summary if run.ok and sink is run.ndjson
                                 else sink.close(run.ok))
@@ -258,14 +294,15 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
 
 def _staged_names(output_dir: Path) -> list[Path]:
     """Every file a run may stage beside all_data, plain or gzip."""
-    return [output_dir / (n + gz) for n in ("incidents.ndjson", *SPLIT_NAMES)
+    return [output_dir / (n + gz) for n in ("incidents.ndjson", "alerts.ndjson", *SPLIT_NAMES)
             for gz in ("", ".gz")] + [output_dir / "run_summary.json"]
 
 
-def _stage_files(run: _Run, incidents: list[dict[str, Any]], write_summary: bool) -> list[str]:
+def _stage_files(run: _Run, result: RunResult, write_summary: bool) -> list[str]:
     """Write every output file as ``.partial`` (nothing renamed yet: a full disk here leaves
     the previous run's files as they were); the files the run will have."""
     scenario, output_dir, ndjson = run.scenario, run.output_dir, run.ndjson
+    incidents = result.incidents
     if output_dir is None or ndjson is None:
         return []
     ndjson.finish()
@@ -274,6 +311,8 @@ def _stage_files(run: _Run, incidents: list[dict[str, Any]], write_summary: bool
         gz = ".gz" if scenario.output.gzip else ""
         write_incidents(output_dir / f"incidents.ndjson{gz}", incidents, commit=False)
         files.append(str(output_dir / f"incidents.ndjson{gz}"))
+        write_alerts(output_dir / f"alerts.ndjson{gz}", run.plan.key, result.alerts, commit=False)
+        files.append(str(output_dir / f"alerts.ndjson{gz}"))
         if scenario.output.split_files:
             files.extend(str(p) for p in write_split_files(ndjson.partial, incidents,
                                                            commit=False, gz=bool(gz)))

@@ -15,7 +15,7 @@ from typing import Any
 
 import simpy
 
-from sim.config import Scenario
+from sim.config import Scenario, alert_rules
 from sim.core import engine
 from sim.core.clock import Window, epoch_ms
 from sim.core.rng import RandomStreams
@@ -25,6 +25,7 @@ from sim.model.distractors import Distractor, batch_job, cache_flush
 from sim.model.faults import ActiveFault, FaultSchedule
 from sim.model.storefront import Storefront
 from sim.model.traffic import shoppers_arrive
+from sim.telemetry.alert_series import AlertSeries, Cells, signals_of
 from sim.telemetry.documents import DocumentFactory
 from sim.telemetry.encoding import EncodedDoc
 from sim.telemetry.metrics import MetricsSampler
@@ -63,6 +64,7 @@ class SegmentResult:
     counts: dict[str, int] = field(default_factory=dict)
     state_log: list[tuple[str, str, str, str]] = field(default_factory=list)
     minutes: dict[int, Minute] = field(default_factory=dict)  # ground truth, see sim.truth.records
+    alert_cells: Cells = field(default_factory=dict)  # every minute's, see sim.telemetry.alerts
 
 
 def simulate_segment(
@@ -108,9 +110,15 @@ class SegmentRun:
         self.docs = docs
         counts: dict[str, int] = {}
         self.counts = counts
+        self.alerts = AlertSeries(signals_of(alert_rules(scenario)))
+        add_document = self.alerts.add_document
 
         def counting_emit(doc: dict[str, Any] | EncodedDoc) -> None:
-            kind = doc.event_type if type(doc) is EncodedDoc else doc["event_type"]
+            if type(doc) is EncodedDoc:
+                kind = doc.event_type
+            else:
+                kind = doc["event_type"]
+                add_document(doc)
             counts[kind] = counts.get(kind, 0) + 1
             emit(doc)
 
@@ -129,6 +137,7 @@ class SegmentRun:
         self.recorder = Recorder(env, scenario.storefront, docs, self.minutes,
                                  streams.stream("orders"), counting_emit, self.emit_from,
                                  self.emit_until, day_label)
+        self.recorder.alert_tx = self.alerts.add_transaction
         made = [c for c in plan.changes if c.epoch < origin_s]
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
         self.recorder.versions = self.shop.versions
@@ -198,7 +207,8 @@ class SegmentRun:
         self.env.run(until=self.emit_until + self.drain_s)
         for instance, request in shop.in_flight():
             shop.shoppers.give_up(request, instance.name)
-        return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes)
+        return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes,
+                             self.alerts.cells)
 
     def state_log(self) -> list[tuple[str, str, str, str]]:
         return [

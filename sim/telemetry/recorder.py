@@ -36,6 +36,8 @@ class Recorder:
         self.order_seq = 0
         # host -> the version it runs (the storefront's, once built): what served a request
         self.versions: dict[str, str] = {}
+        # the alert rules' per-minute cells (sim.telemetry.alert_series), when a run has rules
+        self.alert_tx: Callable[[int, str, str, str, float, int], None] | None = None
 
     def finish(self, req: Request, retried: bool) -> None:
         """A request was answered (``Shoppers.answer`` filled in what the client saw);
@@ -65,6 +67,9 @@ class Recorder:
         version = self.versions.get(host)
         self.emit(docs.transaction(req, ids, req.customer, endpoint, host, req.status_code,
                                    response_ms, order, version))
+        if self.alert_tx is not None:
+            self.alert_tx(docs.origin_ms + round(req.arrival * 1000.0), endpoint.service,
+                          endpoint.name, host, response_ms, req.status_code)
         if failure is not None:
             self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code, version))
 
