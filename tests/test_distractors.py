@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import unmapped_record_fields
+
 from sim.config import parse_scenario
 from sim.core.clock import Window
 from sim.model.distractors import NEAR_BEFORE_S, draw_distractors
@@ -102,6 +104,7 @@ def test_a_batch_job_heats_its_host_and_is_recorded_as_a_lead_not_a_cause(tmp_pa
     docs, records = _run(tmp_path, "job", NIGHT, _utc(job.start_epoch) - dt.timedelta(minutes=3),
                          _utc(job.end_epoch) + dt.timedelta(minutes=3))
     assert records and all(r["distractor"] and r["why_not_a_cause"] for r in records)
+    assert unmapped_record_fields(records) == set()
     (rec,) = [r for r in records if r["incident_id"] == job.distractor_id]
     assert rec["cause"]["hosts"] == [job.host] and rec["cause"]["cores"] == job.cores
     metrics = [d for d in docs if d["event_type"] == "infrastructure_metric"

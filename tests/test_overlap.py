@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import unmapped_record_fields
+
 from sim.telemetry.minutes import Minute
 from sim.truth.overlap import split_impact
 
@@ -28,6 +30,7 @@ def test_a_surge_during_a_gateway_slowdown_gives_two_records_that_add_up(tmp_pat
     assert gateway["cause"]["fault_type"] == "payment_gateway_slowdown" and gateway["observed"]
     assert surge["cause"]["fault_type"] == "traffic_surge" and surge["observed"]
     assert gateway["overlaps_with"] == [surge["incident_id"]]
+    assert unmapped_record_fields([gateway, surge]) == set()
     assert surge["symptom_start"] < gateway["symptom_end"]  # they do overlap
     # every failed request that arrived in either window, counted once: from the documents
     lo = min(gateway["symptom_start"], surge["symptom_start"])
