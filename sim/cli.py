@@ -61,6 +61,7 @@ FLAG_FIELDS: dict[str, str] = {
     "error_rate_normal": "background_errors.error_rate_normal",
     "output_dir": "output.dir",
     "gzip": "output.gzip",
+    "trace_sample": "output.traces.sample_share",
     "seed": "seed",
 }
 
@@ -105,6 +106,9 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gzip", action="store_true", default=None,
                    help="write .ndjson.gz files (a sixth of the bytes; curl loads them with "
                         "Content-Encoding: gzip)")
+    p.add_argument("--trace-sample", type=float, metavar="SHARE",
+                   help="write distributed traces too (otel-v1-apm-span*.ndjson), keeping every "
+                        "failed or slow trace and this share (0-1) of the rest")
     p.add_argument("--create-mapping-only", action="store_true",
                    help="write mapping.json to the output dir (and create the index if "
                         "--opensearch is given), then exit")
@@ -176,6 +180,8 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
                 resolve_time_expression(getattr(args, flag), dt.date(2000, 1, 3))
         except ValueError as exc:
             raise ScenarioError(f"{source}: --{flag}: {exc}") from None
+    if args.trace_sample is not None:
+        overrides["output.traces.enabled"] = True
     if open_end:  # the window's end needs today, which may come from the scenario
         del overrides["window.start"]
     scenario = load_scenario(source, overrides, flags)
@@ -315,6 +321,9 @@ def _flag_problem(args: argparse.Namespace, scenario: Scenario) -> str | None:
             return f"{args.scenario}: --{flag}: must be greater than 0"
     if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
         return f"{args.scenario}: --speed, --bucket and --control need --live"
+    if args.live and scenario.output.traces.enabled:
+        return (f"{args.scenario}: --trace-sample (output.traces): traces are written by "
+                "batch runs; drop it with --live")
     if args.live and scenario.output.gzip:
         return (f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
                 "it grows, so it is written plain; drop --gzip with --live")

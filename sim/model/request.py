@@ -8,6 +8,13 @@ from sim.model.endpoints import Endpoint
 # where an everyday failure strikes: after the first CPU step, the first read or a write
 NOWHERE, AFTER_WORK, AFTER_READ, AFTER_WRITE = 0, 1, 2, 3
 
+# the steps a traced request records, (step, start, end, outcome) in ``Request.spans``
+# (sim.telemetry.spans turns the kept ones into spans); outcome: a dependency's answer
+# (OK, DECLINED, FAILED, TIMED_OUT of sim.model.resources.dependencies) or STEP_FAILED
+STEP_POOL_WAIT, STEP_READ, STEP_WRITE, STEP_INVENTORY, STEP_RECOMMENDATIONS, STEP_CHARGE, \
+    STEP_BREAKER, STEP_GC, STEP_TRANSACTION = 1, 2, 3, 4, 5, 6, 7, 8, 9
+STEP_OK, STEP_FAILED = 0, 9
+
 
 class Request:
     """Who asked for what, when, and where its time went (the APM timing breakdown)."""
@@ -15,7 +22,7 @@ class Request:
     __slots__ = ("endpoint", "arrival", "customer", "session_id", "attempt", "queue_wait",
                  "pool_wait", "db_time", "gateway_time", "upstream_time", "gc_wait",
                  "fails_at", "everyday_failure", "extra_cpu_s", "host", "end", "response_s",
-                 "failure_kind", "status_code")
+                 "failure_kind", "status_code", "spans")
 
     def __init__(self, endpoint: Endpoint, arrival: float, customer: Customer, session_id: str,
                  attempt: int = 0):
@@ -40,3 +47,5 @@ class Request:
         self.response_s = 0.0
         self.failure_kind: str | None = None
         self.status_code = 0
+        # the steps' times when its instance traces requests (``AppInstance.tracing``)
+        self.spans: list[tuple[int, float, float, int]] | None = None

@@ -40,6 +40,7 @@ from sim.run.parallel import (
 )
 from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
 from sim.run.segment import SegmentResult
+from sim.run.traces import TRACE_FILES, stage_trace_files
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
 from sim.truth.records import (
@@ -252,7 +253,8 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
 def _staged_names(output_dir: Path) -> list[Path]:
     """Every file a run may stage beside all_data, plain or gzip."""
     return [output_dir / (n + gz) for n in ("incidents.ndjson", *SPLIT_NAMES)
-            for gz in ("", ".gz")] + [output_dir / "run_summary.json"]
+            for gz in ("", ".gz")] + [output_dir / "run_summary.json"] + \
+        [output_dir / n for n in TRACE_FILES]
 
 
 def _stage_files(run: _Run, incidents: list[dict[str, Any]], write_summary: bool) -> list[str]:
@@ -267,6 +269,8 @@ def _stage_files(run: _Run, incidents: list[dict[str, Any]], write_summary: bool
         gz = ".gz" if scenario.output.gzip else ""
         write_incidents(output_dir / f"incidents.ndjson{gz}", incidents, commit=False)
         files.append(str(output_dir / f"incidents.ndjson{gz}"))
+        if run.parts_dir is not None and scenario.output.traces.enabled:
+            files.extend(stage_trace_files(run.plan.segments, run.parts_dir, output_dir))
         if scenario.output.split_files:
             files.extend(str(p) for p in write_split_files(ndjson.partial, incidents,
                                                            commit=False, gz=bool(gz)))

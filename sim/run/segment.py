@@ -29,6 +29,10 @@ from sim.telemetry.encoding import EncodedDoc
 from sim.telemetry.metrics import MetricsSampler
 from sim.telemetry.minutes import Minute, MinuteAggregator
 from sim.telemetry.recorder import Recorder
+from sim.telemetry.spans import Tracer
+
+# where a segment's traces go: its spans' and its service map's _bulk line pairs
+TraceOutput = tuple[Callable[[bytes], None], Callable[[bytes], None]]
 
 ENGINES: dict[str, Callable[[], Any]] = {"fast": engine.Environment, "simpy": simpy.Environment}
 
@@ -66,12 +70,14 @@ def simulate_segment(
     customers: list[Customer],
     emit: Callable[[dict[str, Any] | EncodedDoc], None],
     progress: Callable[[float], None] | None = None,
+    traces: TraceOutput | None = None,
 ) -> SegmentResult:
-    """Run one segment; ``emit`` receives every document in a deterministic order.
+    """Run one segment; ``emit`` receives every document in a deterministic order, and
+    ``traces`` its kept traces and service map when the scenario writes traces.
 
     ``plan.engine`` picks the environment: ``fast`` (sim.core.engine) or ``simpy``; the model
     is the same code on both, and writes the same bytes."""
-    return SegmentRun(scenario, plan, customers, emit, progress).finish()
+    return SegmentRun(scenario, plan, customers, emit, progress, traces=traces).finish()
 
 
 class SegmentRun:
@@ -84,7 +90,8 @@ class SegmentRun:
 
     def __init__(self, scenario: Scenario, plan: SegmentPlan, customers: list[Customer],
                  emit: Callable[[dict[str, Any] | EncodedDoc], None],
-                 progress: Callable[[float], None] | None = None, live: bool = False) -> None:
+                 progress: Callable[[float], None] | None = None, live: bool = False,
+                 traces: TraceOutput | None = None) -> None:
         self.plan = plan
         env: Any = ENGINES[plan.engine]()
         self.env = env
@@ -126,12 +133,27 @@ class SegmentRun:
         made = [c for c in plan.changes if c.epoch < origin_s]
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
         self.schedule_changes(plan.changes[len(made):])
+        self.trace_output = traces
+        self.tracer = self.start_tracing(scenario, origin_ms, traces)
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
                                       counting_emit, self.emit_from, self.emit_until)
         env.process(self.sampler.run(env))
         env.process(shoppers_arrive(env, scenario, streams, self.shop, customers, origin_s,
                                     planned_until, self.faults, progress, self.halt))
         self.drain_s = drain_s(scenario)
+
+    def start_tracing(self, scenario: Scenario, origin_ms: int, traces: TraceOutput | None
+                      ) -> Tracer | None:
+        """Every instance records its requests' steps and the recorder hands each answered
+        one to the tracer (its sampler builds the kept ones), when traces are written."""
+        cfg = scenario.output.traces
+        if traces is None or not cfg.enabled:
+            return None
+        tracer = Tracer(origin_ms, cfg.sample_share, cfg.slow_ms, traces[0])
+        for instance in self.shop.instances:
+            instance.tracing = True
+        self.recorder.trace = tracer.finish
+        return tracer
 
     def schedule_changes(self, changes: tuple[ActiveChange, ...]) -> None:
         """The changes made during the segment, each a process per host it reaches."""
@@ -163,6 +185,8 @@ class SegmentRun:
         self.env.run(until=self.emit_until + self.drain_s)
         for instance, request in shop.in_flight():
             shop.shoppers.give_up(request, instance.name)
+        if self.tracer is not None and self.trace_output is not None:
+            self.trace_output[1](self.tracer.service_map_lines())
         return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes)
 
     def state_log(self) -> list[tuple[str, str, str, str]]:

@@ -34,6 +34,8 @@ class Recorder:
         self.emit_until = emit_until
         self.day_label = day_label
         self.order_seq = 0
+        # sim.telemetry.spans.Tracer when the run writes traces: a request's trace, if kept
+        self.trace: Callable[[Request, int, Failure | None, float], None] | None = None
 
     def finish(self, req: Request, retried: bool) -> None:
         """A request was answered (``Shoppers.answer`` filled in what the client saw);
@@ -64,6 +66,8 @@ class Recorder:
                                    response_ms, order))
         if failure is not None:
             self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code))
+        if self.trace is not None:
+            self.trace(req, ids, failure, response_ms)
 
     def change(self, at_s: float, host: str, change: ActiveChange,
                diff: list[tuple[str, Any, Any]], restart: bool) -> None:
