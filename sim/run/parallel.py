@@ -135,7 +135,8 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
     pool = customers_for(scenario) if customers is None else [Customer(*c) for c in customers]
     try:
         with open(part, "wb", buffering=1 << 20) as fh, \
-                writing_trace_parts(Path(part), scenario.output.traces.enabled) as traces:
+                writing_trace_parts(Path(part), scenario.output.traces.enabled, run_key,
+                                    plan.index) as traces:
             write = fh.write
             if also is None:
                 def emit(doc: dict[str, Any] | EncodedDoc) -> None:

@@ -21,18 +21,23 @@ from sim.core.clock import Window, epoch_ms
 from sim.core.rng import RandomStreams
 from sim.model.changes import ActiveChange, config_push
 from sim.model.customers import Customer
+from sim.model.failures import Failure
 from sim.model.faults import ActiveFault, FaultSchedule
+from sim.model.request import Request
 from sim.model.storefront import Storefront
 from sim.model.traffic import shoppers_arrive
 from sim.telemetry.documents import DocumentFactory
 from sim.telemetry.encoding import EncodedDoc
+from sim.telemetry.logs import LogCollector
 from sim.telemetry.metrics import MetricsSampler
 from sim.telemetry.minutes import Minute, MinuteAggregator
 from sim.telemetry.recorder import Recorder
 from sim.telemetry.spans import Tracer
 
-# where a segment's traces go: its spans' and its service map's _bulk line pairs
-TraceOutput = tuple[Callable[[bytes], None], Callable[[bytes], None]]
+# where a segment's traces go: its spans' and its service map's _bulk line pairs, and its
+# log documents
+TraceOutput = tuple[Callable[[bytes], None], Callable[[bytes], None],
+                    Callable[[dict[str, Any]], None]]
 
 ENGINES: dict[str, Callable[[], Any]] = {"fast": engine.Environment, "simpy": simpy.Environment}
 
@@ -134,6 +139,7 @@ class SegmentRun:
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
         self.schedule_changes(plan.changes[len(made):])
         self.trace_output = traces
+        self.logs: LogCollector | None = None
         self.tracer = self.start_tracing(scenario, origin_ms, traces)
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
                                       counting_emit, self.emit_from, self.emit_until)
@@ -150,9 +156,20 @@ class SegmentRun:
         if traces is None or not cfg.enabled:
             return None
         tracer = Tracer(origin_ms, cfg.sample_share, cfg.slow_ms, traces[0])
-        for instance in self.shop.instances:
+        shop = self.shop
+        for instance in shop.instances:
             instance.tracing = True
-        self.recorder.trace = tracer.finish
+        logs = LogCollector(self.env, scenario.storefront, self.docs.timestamp,
+                            {i.name: i.db_pool for i in shop.instances})
+        self.logs = logs
+        shop.lb.on_health = logs.health
+
+        def finish(req: Request, ids: int, failure: Failure | None, response_ms: float) -> None:
+            tracer.finish(req, ids, failure, response_ms)
+            if failure is not None and failure.kind == "db_pool_timeout":
+                logs.request(req.end, req.host, ids)
+
+        self.recorder.trace = finish
         return tracer
 
     def schedule_changes(self, changes: tuple[ActiveChange, ...]) -> None:
@@ -185,8 +202,10 @@ class SegmentRun:
         self.env.run(until=self.emit_until + self.drain_s)
         for instance, request in shop.in_flight():
             shop.shoppers.give_up(request, instance.name)
-        if self.tracer is not None and self.trace_output is not None:
+        if self.tracer is not None and self.trace_output is not None and self.logs is not None:
             self.trace_output[1](self.tracer.service_map_lines())
+            for doc in self.logs.documents(shop.log.entries, self.emit_from, self.emit_until):
+                self.trace_output[2](doc)
         return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes)
 
     def state_log(self) -> list[tuple[str, str, str, str]]:
