@@ -257,6 +257,7 @@ class _Outputs:
     incident_sinks: list[Any] = field(default_factory=list)
     stream: Any = None  # the Dask workers' StreamTarget
     bulk_index: tuple[Any, str] | None = None  # (client, index) a live run bulk-loads into
+    trace_sinks: dict[str, Any] = field(default_factory=dict)  # trace file -> its sink
     # the index's bulk-load settings of a batch run, restored at its end
     load_settings: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -321,6 +322,9 @@ def _flag_problem(args: argparse.Namespace, scenario: Scenario) -> str | None:
             return f"{args.scenario}: --{flag}: must be greater than 0"
     if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
         return f"{args.scenario}: --speed, --bucket and --control need --live"
+    if args.no_files and scenario.output.traces.enabled:
+        return (f"{args.scenario}: --trace-sample (output.traces): traces are streamed from the "
+                "run's trace files; drop --no-files")
     if args.live and scenario.output.traces.enabled:
         return (f"{args.scenario}: --trace-sample (output.traces): traces are written by "
                 "batch runs; drop it with --live")
@@ -392,6 +396,14 @@ def _stream_to_opensearch(args: argparse.Namespace, scenario: Scenario, url: str
         give_up_after=LIVE_GIVE_UP_S if args.live else None)
     if outputs.extra_sinks:
         outputs.bulk_index = (client, index)
+    if scenario.output.traces.enabled:
+        from sim.outputs.trace_indices import ensure_trace_indices, trace_sinks
+
+        try:
+            ensure_trace_indices(client)
+        except OpenSearchSetupError as exc:
+            raise _refuse(str(exc)) from None
+        outputs.trace_sinks = trace_sinks(client, index, Path(scenario.output.dir), None)
 
 
 def _progress_bar(args: argparse.Namespace, scenario: Scenario,
@@ -444,7 +456,8 @@ def _execute(args: argparse.Namespace, scenario: Scenario, today: dt.date,
                                 progress=progress, workers=outputs.workers,
                                 incident_sinks=outputs.incident_sinks, engine=args.engine,
                                 run_dir=Path(scenario.output.dir), resume=args.resume,
-                                dask=outputs.dask, stream=outputs.stream)
+                                dask=outputs.dask, stream=outputs.stream,
+                                trace_sinks=outputs.trace_sinks)
     except RunDirError as exc:
         raise _refuse(str(exc)) from None
     except (SegmentError, OutputError, KeyboardInterrupt) as exc:

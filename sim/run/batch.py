@@ -34,6 +34,7 @@ from sim.run.disk import estimate_run_bytes, failure_message
 from sim.run.parallel import (
     StreamTarget,
     default_workers,
+    feed_part,
     in_process,
     merge_summaries,
     run_segments,
@@ -111,6 +112,7 @@ class _Run:
     parts_dir: Path | None = None
     finished: dict[int, SegmentResult] = field(default_factory=dict)  # a resumed run's
     task_summaries: list[SinkSummary] = field(default_factory=list)  # Dask tasks' streams
+    trace_sinks: dict[str, EventSink] = field(default_factory=dict)  # trace file -> its sink
     ok: bool = False
 
 
@@ -130,6 +132,7 @@ def simulate(
     resume: bool = False,
     dask: str | None = None,
     stream: StreamTarget | None = None,
+    trace_sinks: dict[str, EventSink] | None = None,
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
@@ -137,12 +140,13 @@ def simulate(
     of the Dask scheduler at ``dask`` (streaming into ``stream`` themselves); the output is
     the same for any number and either backend. ``run_dir`` (default ``output_dir``) holds
     the run's lock and part files; ``resume`` continues a killed run from them
-    (``sim.run.workspace``). ``pinned`` repeats a live run (sim.live.loop) as a batch."""
+    (``sim.run.workspace``). ``pinned`` repeats a live run (sim.live.loop) as a batch.
+    ``trace_sinks`` take the run's trace files once they are staged (by file name)."""
     t0 = time.perf_counter()
     plan = plan_run(scenario, today, engine, pinned)
     result = RunResult(scenario.name, scenario.seed, plan.window, faults=plan.faults)
     run = _Run(scenario, plan, output_dir, run_dir or output_dir, list(extra_sinks),
-               incident_sinks)
+               incident_sinks, trace_sinks=dict(trace_sinks or {}))
     with contextlib.ExitStack() as held:
         try:
             _open_workspace(run, held, resume)
@@ -151,6 +155,7 @@ def simulate(
             _merge_ground_truth(result, run.plan, segments, run.scenario.storefront)
             _emit_incidents(run, result.incidents)
             result.files = _stage_files(run, result.incidents, write_summary)
+            _stream_trace_files(run, result.files)
             run.ok = True
         except SinkStopped:
             pass  # a sink cannot go on (its summary says why): the run stops here, as failed
@@ -223,6 +228,14 @@ def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:
             sink.emit(incident_doc_id(run.plan.key, record["incident_id"]), record)
 
 
+def _stream_trace_files(run: _Run, files: list[str]) -> None:
+    """The staged trace files into their sinks (each file's ids: a resent one is a 409)."""
+    for name, sink in run.trace_sinks.items():
+        staged = [Path(f) for f in files if Path(f).name == name]
+        for path in staged:
+            feed_part(path.with_name(path.name + ".partial"), [sink])
+
+
 def _remove_parts(run: _Run) -> None:
     """The part directory goes on every exit path (its Dask dead letters kept first)."""
     if run.parts_dir is not None:
@@ -237,7 +250,7 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
     run too, as one that stopped while it ran: no file of the run is kept."""
     closed = False
     try:
-        for sink in [*run.sinks, *run.incident_sinks]:
+        for sink in [*run.sinks, *run.incident_sinks, *run.trace_sinks.values()]:
             # the NDJSON file is renamed into place with the others, below
             result.sinks.append(run.ndjson.summary if run.ok and sink is run.ndjson
                                 else sink.close(run.ok))

@@ -15,9 +15,9 @@ from typing import Any
 
 from sim.run.segment import SegmentPlan, TraceOutput
 from sim.telemetry.encoding import bulk_lines
+from sim.telemetry.logs import LOGS_FILE
 from sim.telemetry.spans import SERVICE_MAP_FILE, SPANS_FILE
 
-LOGS_FILE = "logs.ndjson"
 TRACE_FILES = (SPANS_FILE, SERVICE_MAP_FILE, LOGS_FILE)
 
 

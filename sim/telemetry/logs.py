@@ -19,6 +19,7 @@ from typing import Any
 
 from sim.config import StorefrontConfig
 
+LOGS_FILE = "logs.ndjson"  # beside all_data.ndjson, for the same index
 APP_SERVICE = "storefront-app"
 # component (host) -> service.name of the components that are not app instances
 SERVICES = {"db-01": "postgresql", "payment-gateway": APP_SERVICE, "inventory": APP_SERVICE,
