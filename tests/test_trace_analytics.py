@@ -25,6 +25,7 @@ from opensearch_fixtures import opensearch_node, opensearch_url  # noqa: F401
 from opensearchpy import OpenSearch
 
 from sim.cli import main
+from sim.outputs.index_setup import template_name
 from sim.outputs.trace_indices import FIRST_SPAN_INDEX
 from sim.telemetry.spans import SERVICE_MAP_INDEX, SPAN_INDEX, SPANS_FILE
 
@@ -116,6 +117,8 @@ def streamed(tmp_path_factory, opensearch_url):  # noqa: F811
                               ignore_unavailable=True)
         for name in (SPAN_INDEX, SERVICE_MAP_INDEX):
             client.indices.delete_template(name=f"{name}-index-template", ignore=[404])
+        for name in (index, incidents):
+            client.indices.delete_index_template(name=template_name(name), ignore=[404])
 
 
 def _with_incidents(args: list[str], tmp: Path, incidents: str) -> int:
