@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from sim.model.customers import Customer
 from sim.model.endpoints import Endpoint
 
@@ -11,9 +13,18 @@ NOWHERE, AFTER_WORK, AFTER_READ, AFTER_WRITE = 0, 1, 2, 3
 # the steps a traced request records, (step, start, end, outcome) in ``Request.spans``
 # (sim.telemetry.spans turns the kept ones into spans); outcome: a dependency's answer
 # (OK, DECLINED, FAILED, TIMED_OUT of sim.model.resources.dependencies) or STEP_FAILED
-STEP_POOL_WAIT, STEP_READ, STEP_WRITE, STEP_INVENTORY, STEP_RECOMMENDATIONS, STEP_CHARGE, \
-    STEP_BREAKER, STEP_GC, STEP_TRANSACTION = 1, 2, 3, 4, 5, 6, 7, 8, 9
-STEP_OK, STEP_FAILED = 0, 9
+# (Final: compiled code inlines them)
+STEP_POOL_WAIT: Final = 1
+STEP_READ: Final = 2
+STEP_WRITE: Final = 3
+STEP_INVENTORY: Final = 4
+STEP_RECOMMENDATIONS: Final = 5
+STEP_CHARGE: Final = 6
+STEP_BREAKER: Final = 7
+STEP_GC: Final = 8
+STEP_TRANSACTION: Final = 9
+STEP_OK: Final = 0
+STEP_FAILED: Final = 9
 
 
 class Request:
