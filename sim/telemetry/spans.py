@@ -76,8 +76,14 @@ STATEMENTS: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, s
 }
 _ANY_STATEMENT = ("SELECT", "products", "SELECT 1")
 _READ_TIMEOUT = ("java.net.SocketTimeoutException", "Read timed out")
-_GATEWAY_ANSWER = {OK: (201, None), DECLINED: (402, "402 Payment Required"),
-                   FAILED: (503, "503 Service Unavailable"), TIMED_OUT: (0, None)}
+_GATEWAY_ATTRIBUTES = {"span.attributes.http@method": "POST", "span.attributes.http@url": GATEWAY_URL,
+                       "span.attributes.net@peer@name": "api.paygate.example",
+                       "span.attributes.peer@service": "payment-gateway"}
+_NOT_PERMITTED = ("io.github.resilience4j.circuitbreaker.CallNotPermittedException",
+                  "CircuitBreaker 'paymentGateway' is OPEN and does not permit further calls")
+_GATEWAY_ANSWER: dict[int, tuple[int, str | None]] = {
+    OK: (201, None), DECLINED: (402, "402 Payment Required"),
+    FAILED: (503, "503 Service Unavailable"), TIMED_OUT: (0, None)}
 
 
 _SECONDS: dict[int, str] = {}
@@ -92,13 +98,13 @@ def iso_nanos(ns: int) -> str:
         if len(_SECONDS) > 8192:
             _SECONDS.clear()
         text = _SECONDS[sec] = dt.datetime.fromtimestamp(sec, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac % 1000:  # the usual case first: a simulated time has every digit
+        return f"{text}.{frac:09d}Z"
     if frac == 0:
         return text + "Z"
     if frac % 1_000_000 == 0:
         return f"{text}.{frac // 1_000_000:03d}Z"
-    if frac % 1000 == 0:
-        return f"{text}.{frac // 1000:06d}Z"
-    return f"{text}.{frac:09d}Z"
+    return f"{text}.{frac // 1000:06d}Z"
 
 
 def hash_id(service: str, kind: str | None, trace_group: str | None,
@@ -141,6 +147,8 @@ class Tracer:
         self.slow_ms = slow_ms
         self.emit = emit
         self.edges: dict[str, dict[str, Any]] = {}
+        # (trace group, services called) of the traces whose edges are in ``edges`` already
+        self.mapped: set[tuple[str, frozenset[int]]] = set()
         self.kept = 0
         self.seen = 0
         self.spans = 0
@@ -255,7 +263,11 @@ class TraceBuilder:
         if tx is not None:
             docs.append(self.transaction_span(tx_id, root_hex, tx, tx_events))
         docs.extend(children)
-        self.map_edges(docs)
+        # a trace's edges depend only on its group and the services it called
+        shape = (self.name, frozenset(s[0] for s in steps if s[0] in UPSTREAM_SPANS))
+        if shape not in self.tracer.mapped:
+            self.tracer.mapped.add(shape)
+            self.map_edges(docs)
         return docs
 
     def root(self, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -338,33 +350,30 @@ class TraceBuilder:
         kind, began, ended, outcome = step
         start, end = self.ns(began), self.ns(ended)
         attributes: dict[str, Any] = dict(self.resource)
-        status, message, events = STATUS_UNSET, None, None
+        error: tuple[str, str] | None = None
         if kind == STEP_POOL_WAIT:
             name, span_kind = "HikariPool-1.getConnection", "SPAN_KIND_INTERNAL"
             attributes["span.attributes.db@system"] = "postgresql"
             if outcome == STEP_FAILED and self.failure is not None:
                 error = (self.failure.error_type, self.failure.message)
-                status, message, events = STATUS_ERROR, ": ".join(error), [exception_event(end, *error)]
         elif kind == STEP_CHARGE:
             name, span_kind = "POST /v2/charges", "SPAN_KIND_CLIENT"
             code, text = _GATEWAY_ANSWER.get(outcome, (0, None))
-            attributes.update({"span.attributes.http@method": "POST",
-                               "span.attributes.http@url": GATEWAY_URL,
-                               "span.attributes.net@peer@name": "api.paygate.example",
-                               "span.attributes.peer@service": "payment-gateway"})
+            attributes.update(_GATEWAY_ATTRIBUTES)
             if code:
                 attributes["span.attributes.http@status_code"] = code
-            error = _READ_TIMEOUT if outcome == TIMED_OUT else \
-                ("org.springframework.web.client.HttpStatusCodeException", text) if text else None
-            if error is not None:
-                status, message, events = STATUS_ERROR, ": ".join(error), [exception_event(end, *error)]
+            if outcome == TIMED_OUT:
+                error = _READ_TIMEOUT
+            elif text is not None:
+                error = ("org.springframework.web.client.HttpStatusCodeException", text)
         else:  # STEP_BREAKER
             name, span_kind = "CircuitBreaker paymentGateway", "SPAN_KIND_INTERNAL"
-            error = ("io.github.resilience4j.circuitbreaker.CallNotPermittedException",
-                     "CircuitBreaker 'paymentGateway' is OPEN and does not permit further calls")
-            status, message, events = STATUS_ERROR, ": ".join(error), [exception_event(end, *error)]
+            error = _NOT_PERMITTED
+        if error is None:
+            return self.span(self.next_id(), parent, name, span_kind, start, end, self.service,
+                             attributes)
         return self.span(self.next_id(), parent, name, span_kind, start, end, self.service,
-                         attributes, status, message, events)
+                         attributes, STATUS_ERROR, ": ".join(error), [exception_event(end, *error)])
 
     def gc_event(self, step: tuple[int, float, float, int]) -> dict[str, Any]:
         """A stop-the-world pause that held this request's thread off its core."""
