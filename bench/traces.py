@@ -5,10 +5,17 @@ every trace kept, in one invocation (each run a fresh CLI process, the three int
 
     python3 bench/traces.py [--scenario scenarios/baseline.yaml]
                             [--start 'today 12:00' --end 'today 14:00'] [--repeat 2]
+                            [--opensearch URL [--stream-end 'today 12:30']]
 
 The issue's bars: default sampling at most 1.3x the time without traces, every trace kept
 at most 3x. Prints a Markdown table (paste it into docs/performance.md); compare ratios,
 not absolute numbers from different machines.
+
+With ``--opensearch``, also a run streaming with the default sampling (start to
+``--stream-end``) against a plain ``_bulk`` load of the same four files into the same node
+(the documents and logs into a fresh index with the run's mapping, spans and edges into the
+otel indices, which are deleted before and after: do not point it at a node whose Trace
+Analytics data matters).
 """
 
 from __future__ import annotations
@@ -60,6 +67,59 @@ def measure(out: Path) -> dict[str, float]:
     return figures
 
 
+def _post_all(http: object, url: str, path: Path, index: str) -> None:
+    from urllib3 import PoolManager
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from streaming import chunks
+
+    assert isinstance(http, PoolManager)
+    for body in chunks(path, 8 << 20):
+        resp = http.request("POST", f"{url}/{index}/_bulk?filter_path=errors", body=body,
+                            headers={"Content-Type": "application/x-ndjson"})
+        if resp.status != 200 or b'"errors":true' in resp.data:
+            raise SystemExit(f"plain load of {path.name}: HTTP {resp.status} {resp.data[:300]!r}")
+
+
+def streaming(url: str, scenario: str, start: str, end: str, tmp: Path) -> tuple[float, float]:
+    """(wall s streaming with the default sampling, wall s of a plain load of its files)."""
+    from opensearchpy import OpenSearch
+    from urllib3 import PoolManager
+
+    from sim.config import TracesConfig
+    from sim.outputs.index_setup import template_name
+    from sim.outputs.trace_indices import FIRST_SPAN_INDEX, ensure_trace_indices
+    from sim.telemetry.spans import SERVICE_MAP_INDEX, SPAN_INDEX
+
+    client, http = OpenSearch(url), PoolManager()
+    otel = f"{FIRST_SPAN_INDEX},{SERVICE_MAP_INDEX}"
+    out = tmp / "stream"
+    client.indices.delete(index=otel, ignore_unavailable=True)
+    own = tmp / "scenario.yaml"  # its own incidents index: the node may hold others' runs
+    own.write_text(Path(scenario).read_text() + "\noutput:\n  incidents_index: bench-traces-incidents\n")
+    cmd = [sys.executable, str(ROOT / "run_sim.py"), str(own), "--today", "2026-11-27", "--start",
+           start, "--end", end, "--output-dir", str(out), "--quiet", "--opensearch", url,
+           "--index", "bench-traces-stream", "--trace-sample", str(TracesConfig().sample_share)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    streamed = time.perf_counter() - t0
+    client.indices.delete(index=f"bench-traces-stream,bench-traces-incidents,{otel}",
+                          ignore_unavailable=True)
+    ensure_trace_indices(client)
+    mapping = json.loads((ROOT / "mapping.json").read_text())
+    t0 = time.perf_counter()
+    client.indices.create(index="bench-traces-plain", body=mapping)
+    for name, index in ((FILES[0], "bench-traces-plain"), (FILES[3], "bench-traces-plain"),
+                        (FILES[1], SPAN_INDEX), (FILES[2], SERVICE_MAP_INDEX)):
+        _post_all(http, url, out / name, index)
+    client.indices.refresh(index=f"bench-traces-plain,{otel}")
+    plain = time.perf_counter() - t0
+    client.indices.delete(index=f"bench-traces-plain,{otel}", ignore_unavailable=True)
+    for name in ("bench-traces-stream", "bench-traces-incidents"):
+        client.indices.delete_index_template(name=template_name(name), ignore=[404])
+    return streamed, plain
+
+
 def main() -> int:
     from sim.config import TracesConfig
 
@@ -68,7 +128,18 @@ def main() -> int:
     p.add_argument("--start", default="today 12:00")
     p.add_argument("--end", default="today 14:00")
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--opensearch", metavar="URL")
+    p.add_argument("--stream-end", default="today 12:30")
+    p.add_argument("--stream-only", action="store_true")
     args = p.parse_args()
+    if args.opensearch:
+        with tempfile.TemporaryDirectory(prefix="bench-traces-") as tmp:
+            streamed, plain = streaming(args.opensearch, args.scenario, args.start,
+                                        args.stream_end, Path(tmp))
+        print(f"streaming with traces {streamed:.1f} s, plain _bulk of its files {plain:.1f} s: "
+              f"{streamed / plain:.2f}x\n")
+        if args.stream_only:
+            return 0
     default = TracesConfig().sample_share
     configs = {"no traces": None, f"default sampling ({default:g})": default, "every trace": 1.0}
     best: dict[str, float] = {}
