@@ -83,6 +83,7 @@ def _post_all(http: object, url: str, path: Path, index: str) -> None:
 
 def streaming(url: str, scenario: str, start: str, end: str, tmp: Path) -> tuple[float, float]:
     """(wall s streaming with the default sampling, wall s of a plain load of its files)."""
+    import yaml
     from opensearchpy import OpenSearch
     from urllib3 import PoolManager
 
@@ -96,7 +97,9 @@ def streaming(url: str, scenario: str, start: str, end: str, tmp: Path) -> tuple
     out = tmp / "stream"
     client.indices.delete(index=otel, ignore_unavailable=True)
     own = tmp / "scenario.yaml"  # its own incidents index: the node may hold others' runs
-    own.write_text(Path(scenario).read_text() + "\noutput:\n  incidents_index: bench-traces-incidents\n")
+    raw = yaml.safe_load(Path(scenario).read_text())
+    raw.setdefault("output", {})["incidents_index"] = "bench-traces-incidents"
+    own.write_text(yaml.safe_dump(raw))
     cmd = [sys.executable, str(ROOT / "run_sim.py"), str(own), "--today", "2026-11-27", "--start",
            start, "--end", end, "--output-dir", str(out), "--quiet", "--opensearch", url,
            "--index", "bench-traces-stream", "--trace-sample", str(TracesConfig().sample_share)]
