@@ -41,7 +41,7 @@ from sim.run.parallel import (
 )
 from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
 from sim.run.segment import SegmentResult
-from sim.run.traces import TRACE_FILES, stage_trace_files
+from sim.run.traces import TRACE_FILES, TraceFollower, stage_trace_files
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
 from sim.truth.records import (
@@ -113,6 +113,7 @@ class _Run:
     finished: dict[int, SegmentResult] = field(default_factory=dict)  # a resumed run's
     task_summaries: list[SinkSummary] = field(default_factory=list)  # Dask tasks' streams
     trace_sinks: dict[str, EventSink] = field(default_factory=dict)  # trace file -> its sink
+    traces_sent: bool = False  # the trace sinks were fed while the segments ran
     ok: bool = False
 
 
@@ -201,9 +202,22 @@ def _simulate_segments(run: _Run, workers: int | None, progress: Callable[[float
         return [in_process(scenario, p, plan.key, run.sinks, progress) for p in plan.segments]
     if run.parts_dir is None:
         run.parts_dir = Path(tempfile.mkdtemp(prefix="storefront-sim-"))
-    segments, run.task_summaries = run_segments(
-        scenario, plan.segments, plan.key, run.sinks, workers, run.parts_dir, progress,
-        run.finished, dask=dask, stream=stream)
+    # trace parts stream while the segments run (on Dask a retried task rewrites its parts:
+    # they are sent once staged instead)
+    follower = TraceFollower(plan.segments, run.parts_dir, run.trace_sinks) \
+        if run.trace_sinks and dask is None else None
+    if follower is not None:
+        follower.start()
+    ok = False
+    try:
+        segments, run.task_summaries = run_segments(
+            scenario, plan.segments, plan.key, run.sinks, workers, run.parts_dir, progress,
+            run.finished, dask=dask, stream=stream)
+        ok = True
+    finally:
+        if follower is not None:
+            follower.finish(ok)
+            run.traces_sent = ok
     return segments
 
 
@@ -229,7 +243,10 @@ def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:
 
 
 def _stream_trace_files(run: _Run, files: list[str]) -> None:
-    """The staged trace files into their sinks (each file's ids: a resent one is a 409)."""
+    """The staged trace files into their sinks (each file's ids: a resent one is a 409),
+    unless they were fed while the segments ran."""
+    if run.traces_sent:
+        return
     for name, sink in run.trace_sinks.items():
         staged = [Path(f) for f in files if Path(f).name == name]
         for path in staged:

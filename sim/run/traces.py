@@ -9,10 +9,13 @@ untouched).
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sim.outputs.sink import EventSink
 from sim.run.segment import SegmentPlan, TraceOutput
 from sim.telemetry.encoding import bulk_lines
 from sim.telemetry.logs import LOGS_FILE
@@ -77,3 +80,93 @@ def stage_trace_files(plans: Sequence[SegmentPlan], parts_dir: Path, output_dir:
                     seen.add(action)
                     out.write(action + doc)
     return [str(output_dir / name) for name in TRACE_FILES]
+
+
+def _pairs(data: bytes) -> tuple[int, int]:
+    """(bytes up to the last complete action/document pair, number of pairs)."""
+    lines = data.count(b"\n")
+    if lines < 2:
+        return 0, 0
+    cut = data.rindex(b"\n") + 1
+    if lines % 2:
+        cut = data.rindex(b"\n", 0, cut - 1) + 1
+    return cut, lines // 2
+
+
+class TraceFollower:
+    """Feeds the trace parts to their sinks while the segments are simulated, in segment
+    order, so their load overlaps the simulation instead of following it. A segment's parts
+    are complete once its result record exists (written after they are closed); its spans
+    are followed as they grow, its logs and edges sent when it is complete (each edge once).
+    Runs on its own thread: each sink is fed from it alone."""
+
+    def __init__(self, plans: Sequence[SegmentPlan], parts_dir: Path,
+                 sinks: dict[str, EventSink]) -> None:
+        self.plans = plans
+        self.parts_dir = parts_dir
+        self.sinks = sinks
+        self.seen: set[bytes] = set()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="trace-follower", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def finish(self, ok: bool) -> None:
+        """Wait for every part to be fed (``ok``), or stop now; raise what went wrong."""
+        if not ok:
+            self.stop.set()
+        self.thread.join()
+        if ok and self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            for plan in self.plans:
+                if not self._segment(plan.index):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the run's thread in finish
+            self.error = exc
+
+    def _segment(self, index: int) -> bool:
+        """Feed one segment's parts; False when told to stop first."""
+        part = self.parts_dir / f"segment-{index:03d}.ndjson"
+        spans_path, map_path, logs_path = trace_parts(part)
+        record = part.with_name(f"segment-{index:03d}.result")
+        spans = self.sinks.get(SPANS_FILE)
+        pending, fh = b"", None
+        try:
+            while not self.stop.is_set():
+                done = record.exists()  # before reading: the parts were closed before it
+                if fh is None and spans_path.exists():
+                    fh = open(spans_path, "rb")  # noqa: SIM115 - closed below
+                chunk = fh.read(4 << 20) if fh is not None else b""
+                if chunk:
+                    pending = self._feed(spans, pending + chunk)
+                elif done:
+                    break
+                else:
+                    time.sleep(0.05)
+        finally:
+            if fh is not None:
+                fh.close()
+        if self.stop.is_set():
+            return False
+        self._feed(self.sinks.get(LOGS_FILE), logs_path.read_bytes())
+        self._feed_edges(map_path.read_bytes())
+        return True
+
+    @staticmethod
+    def _feed(sink: EventSink | None, data: bytes) -> bytes:
+        cut, count = _pairs(data)
+        if sink is not None and count:
+            sink.emit_raw(data[:cut], count)
+        return data[cut:]
+
+    def _feed_edges(self, data: bytes) -> None:
+        lines = data.splitlines(keepends=True)
+        new = [action + doc for action, doc in zip(lines[::2], lines[1::2], strict=True)
+               if action not in self.seen]
+        self.seen.update(lines[::2])
+        self._feed(self.sinks.get(SERVICE_MAP_FILE), b"".join(new))
