@@ -111,7 +111,7 @@ def streamed(tmp_path_factory, opensearch_url):  # noqa: F811
             "--base-tps", "4", "--output-dir", str(out), "--quiet", "--opensearch", opensearch_url,
             "--index", index, "--workers", "1", "--trace-sample", "0.1"]
     try:
-        yield _with_incidents(args, tmp, incidents), out, client
+        yield _with_incidents(args, tmp, incidents), out, client, args, tmp, incidents
     finally:
         client.indices.delete(index=f"{index},{incidents},{FIRST_SPAN_INDEX},{SERVICE_MAP_INDEX}",
                               ignore_unavailable=True)
@@ -139,7 +139,7 @@ def search(client: OpenSearch, index: str, body: dict[str, Any]) -> dict[str, An
 
 
 def test_services_and_the_service_map(streamed):
-    code, out, client = streamed
+    code, out, client = streamed[:3]
     assert code == 0
     spans = spans_of(out)
     traces_by_service: dict[str, set[str]] = defaultdict(set)
@@ -168,7 +168,7 @@ def test_services_and_the_service_map(streamed):
 
 
 def test_service_latency_and_error_rate(streamed):
-    _, out, client = streamed
+    _, out, client = streamed[:3]
     spans = spans_of(out)
     buckets = search(client, SERVICE_MAP_INDEX, service_map_query())["service_name"]["buckets"]
     targets = sorted({t["key"] for b in buckets for t in b["target_resource"]["buckets"]})
@@ -193,7 +193,7 @@ def test_service_latency_and_error_rate(streamed):
 
 
 def test_traces_and_trace_groups(streamed):
-    _, out, client = streamed
+    _, out, client = streamed[:3]
     spans = spans_of(out)
     roots = {s["traceId"]: s for s in spans if s["parentSpanId"] == ""}
     per_trace = Counter(s["traceId"] for s in spans)
@@ -219,3 +219,21 @@ def test_traces_and_trace_groups(streamed):
         assert g["trace_count"]["value"] == len(by_group[g["key"]])
         assert g["error_count"]["trace_count"]["value"] == failed[g["key"]]
     assert failed["POST /api/checkout"] > 0
+
+
+def test_streaming_again_sends_nothing_twice(streamed, capsys):
+    """The same run again: every span, edge and log line is already there (409 on create
+    with the files' ids), and the indices hold each once."""
+    _, out, client, args, tmp, incidents = streamed
+    spans = len(spans_of(out))
+    edges = len((out / "otel-v1-apm-service-map.ndjson").read_bytes().splitlines()) // 2
+    again = [*args]
+    again[again.index("--output-dir") + 1] = str(tmp / "again")
+    capsys.readouterr()
+    assert _with_incidents(again, tmp, incidents) == 0
+    err = capsys.readouterr().err
+    assert f"sink opensearch:{SPAN_INDEX}: generated {spans:,} indexed 0 already present {spans:,}" in err
+    client.indices.refresh(index=f"{SPAN_INDEX},{SERVICE_MAP_INDEX}")
+    roots = client.count(index=SPAN_INDEX, body={"query": {"term": {"parentSpanId": ""}}})["count"]
+    assert roots == sum(1 for s in spans_of(out) if s["parentSpanId"] == "")
+    assert client.count(index=SERVICE_MAP_INDEX)["count"] == edges
