@@ -41,12 +41,15 @@ DESCRIPTION = ("Run a scenario: simulate the storefront and write its observabil
 # (imported only when used), and its line in ``--help``
 COMMANDS: dict[str, tuple[str, str]] = {
     "inject": ("sim.live.commands:inject", "add a fault to a live run's control file"),
-    "faults": ("sim.live.commands:faults", "list a live run's runtime faults and what it applied"),
+    "change": ("sim.live.commands:change", "add a config push, deploy or flag to a live run's control file"),
+    "faults": ("sim.live.commands:faults", "list a live run's runtime faults, changes and what it applied"),
     "clear": ("sim.live.commands:clear", "end a runtime fault of a live run"),
+    "alerts": ("sim.live.alert_list", "list a run's active and recently resolved alerts"),
     "replay": ("sim.live.replay", "repeat a live run as a batch run, from its replay.yaml"),
     "report": ("sim.report", "write the report (figures, incidents) of a run's output dir"),
     "split": ("sim.truth.split", "write a finished run's normal/incident/recovery files"),
     "dashboards": ("sim.outputs.dashboards", "import the OpenSearch Dashboards saved objects"),
+    "monitors": ("sim.outputs.alert_monitors", "the alert rules as OpenSearch Alerting monitors"),
 }
 
 # CLI flag -> scenario field it overrides
@@ -55,6 +58,7 @@ FLAG_FIELDS: dict[str, str] = {
     "start": "window.start",
     "end": "window.end",
     "incidents_per_day": "random_incidents.per_day",
+    "distractors_per_day": "distractors.per_day",
     "error_rate_incident": "random_incidents.error_rate_incident",
     "base_tps": "traffic.base_tps",
     "peak_multiplier": "traffic.peak_multiplier",
@@ -89,6 +93,8 @@ def _add_scenario_flags(p: argparse.ArgumentParser) -> None:
                                    "or alone with --live (then until stopped)")
     p.add_argument("--end", help="window end (ISO datetime or 'today 15:00'); with --start")
     p.add_argument("--incidents-per-day", type=float, help="random incidents drawn per day")
+    p.add_argument("--distractors-per-day", type=float,
+                   help="benign changes and anomalies drawn per day (leads that are not causes)")
     p.add_argument("--base-tps", type=float, help="base transactions per second (default 20)")
     p.add_argument("--peak-multiplier", type=float, help="peak traffic multiplier (default 2.5)")
     p.add_argument("--error-rate-normal", type=float,
@@ -255,6 +261,7 @@ class _Outputs:
     dask: str | None
     extra_sinks: list[Any] = field(default_factory=list)
     incident_sinks: list[Any] = field(default_factory=list)
+    alert_sinks: list[Any] = field(default_factory=list)
     stream: Any = None  # the Dask workers' StreamTarget
     bulk_index: tuple[Any, str] | None = None  # (client, index) a live run bulk-loads into
     trace_sinks: dict[str, Any] = field(default_factory=dict)  # trace file -> its sink
@@ -328,6 +335,9 @@ def _flag_problem(args: argparse.Namespace, scenario: Scenario) -> str | None:
     if args.live and scenario.output.traces.enabled:
         return (f"{args.scenario}: --trace-sample (output.traces): traces are written by "
                 "batch runs; drop it with --live")
+    if args.live and args.distractors_per_day:
+        return (f"{args.scenario}: --distractors-per-day: a live run draws no distractors yet "
+                "(a scenario's distractors.per_day is left out of a live run)")
     if args.live and scenario.output.gzip:
         return (f"{args.scenario}: --gzip (output.gzip): a live run's NDJSON is tailed while "
                 "it grows, so it is written plain; drop --gzip with --live")
@@ -372,13 +382,16 @@ def _stream_to_opensearch(args: argparse.Namespace, scenario: Scenario, url: str
                           outputs: _Outputs) -> None:
     """Connect, ready the index (or data stream) and the incidents index, add the sinks."""
     from sim.outputs.opensearch import OpenSearchSetupError, scrub_url
-    from sim.outputs.setup import enter_bulk_load, prepare_opensearch, run_sinks
+    from sim.outputs.setup import alert_sinks, enter_bulk_load, prepare_opensearch, run_sinks
 
     index = args.data_stream or args.index or scenario.output.index
     incidents_index = scenario.output.incidents_index
     try:
         client = prepare_opensearch(url, index, incidents_index, data_stream=bool(args.data_stream),
                                     ca_certs=args.ca_certs, insecure=args.insecure)
+        outputs.alert_sinks = alert_sinks(client, scenario.output.alerts_index,
+                                          Path(scenario.output.dir),
+                                          give_up_after=LIVE_GIVE_UP_S if args.live else None)
     except OpenSearchSetupError as exc:
         raise _refuse(str(exc)) from None
     if not args.live:  # a live run ends the bulk-load settings itself, at the handoff
@@ -457,6 +470,7 @@ def _execute(args: argparse.Namespace, scenario: Scenario, today: dt.date,
                                 incident_sinks=outputs.incident_sinks, engine=args.engine,
                                 run_dir=Path(scenario.output.dir), resume=args.resume,
                                 dask=outputs.dask, stream=outputs.stream,
+                                alert_sinks=outputs.alert_sinks,
                                 trace_sinks=outputs.trace_sinks)
     except RunDirError as exc:
         raise _refuse(str(exc)) from None
@@ -473,7 +487,8 @@ def _run_live(args: argparse.Namespace, scenario: Scenario, today: dt.date, outp
 
     try:
         return live_from_args(args, scenario, today, outputs.output_dir, outputs.extra_sinks,
-                              outputs.incident_sinks, progress, bar, outputs.bulk_index)
+                              outputs.incident_sinks, progress, bar, outputs.bulk_index,
+                              outputs.alert_sinks)
     except LiveWindowError as exc:
         raise _refuse(f"{args.scenario}: --live: {exc}") from None
 

@@ -270,6 +270,8 @@ class StorefrontConfig(_Model):
     # spread of one app work step's CPU time around that median (lognormal sigma): payloads
     # and code paths differ; about a fifth of the steps take over 1.5x the median
     cpu_sigma: NonNegFloat = 0.45
+    # the build every instance runs when the window starts (a deploy changes it per host)
+    version: Annotated[str, Field(min_length=1, max_length=64)] = "2.13.4"
     health_check: HealthCheckConfig = HealthCheckConfig()
     jit: JitConfig = JitConfig()
     shoppers: ShopperConfig = ShopperConfig()
@@ -350,22 +352,66 @@ class ControlFault(FaultConfig):
     _id = field_validator("id")(_plain_id)
 
 
-ChangeKind = Literal["config_push"]
+ChangeKind = Literal["config_push", "deploy", "feature_flag"]
+
+# The storefront's feature flags (sim/model/feature_flags.py): each one's effect goes through
+# the model's own mechanisms, never painted on.
+FEATURE_FLAGS: Final = {
+    "recommended_for_you": "product pages add a 'recommended for you' widget: one more "
+                           "recommendations call per page",
+    "checkout_fraud_check": "checkout runs a fraud-score query inside the order's transaction, "
+                            "holding its pooled connection longer",
+    "search_personalization": "search re-ranks results per shopper: one more CPU step per search",
+}
+# A deploy's warm-up replays its synthetic requests at this rate (requests per second)
+DEPLOY_WARMUP_RPS: Final = 200.0
+# Faults a build can carry in its code: active on exactly the hosts running that version
+CODE_FAULTS: Final = ("memory_leak",)
+
+
+class CodeFault(_Model):
+    """A fault in a deployed build's code (``magnitude`` in the fault type's unit)."""
+
+    type: Literal["memory_leak"]
+    magnitude: PositiveFloat | None = None
 
 
 class ChangeConfig(_Model):
     """A change made to the running storefront, at ``at``: the answer to "what changed?".
-    A ``config_push`` sets storefront ``settings`` (dotted paths, as in ``storefront:``) on
-    ``hosts`` (every instance if omitted); see ``PUSH_LIVE`` for what applies without a restart."""
+
+    - ``config_push`` sets storefront ``settings`` (dotted paths, as in ``storefront:``) on
+      ``hosts``; see ``PUSH_LIVE`` for what applies without a restart.
+    - ``deploy`` rolls ``version`` out to ``hosts``, one at a time, ``pause_seconds`` apart;
+      each step is a graceful restart. ``fault`` is a bug the build carries in its code.
+    - ``feature_flag`` switches ``flag`` on (``enabled``) for a ``share`` of shoppers, or off.
+    ``hosts`` means every instance if omitted (a flag is fleet-wide: it takes no hosts)."""
 
     id: str | None = None
     kind: ChangeKind
     at: str
-    hosts: list[str] | None = None
-    settings: Annotated[dict[str, Any], Field(min_length=1)]
+    hosts: Annotated[list[str], Field(min_length=1)] | None = None
+    settings: Annotated[dict[str, Any], Field(min_length=1)] | None = None
+    version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    pause_seconds: NonNegFloat = 60
+    # the pipeline's warm-up: synthetic requests replayed against each restarted JVM before its
+    # readiness passes, so the JIT has compiled the hot paths (0: straight into rotation, cold)
+    warmup_requests: Annotated[int, Field(ge=0, le=1_000_000)] = 8000
+    fault: CodeFault | None = None
+    flag: str | None = None
+    enabled: bool = True
+    share: Annotated[float, Field(gt=0, le=1)] = 1.0
     message: str | None = None
 
     _id = field_validator("id")(_plain_id)
+
+
+# What each kind of change takes (besides id, kind, at, message); the rest is refused
+CHANGE_FIELDS: Final = {
+    "config_push": ("settings", "hosts"),
+    "deploy": ("version", "hosts", "pause_seconds", "warmup_requests", "fault"),
+    "feature_flag": ("flag", "enabled", "share"),
+}
+CHANGE_REQUIRED: Final = {"config_push": "settings", "deploy": "version", "feature_flag": "flag"}
 
 
 # What a config push may set: what an app instance holds itself. These its components take
@@ -391,6 +437,8 @@ def setting_problem(path: str) -> str | None:
         node = node.model_fields[key].annotation
     if isinstance(node, type) and issubclass(node, BaseModel):
         return f"a group of settings; name one of them (e.g. {path}.{next(iter(node.model_fields))})"
+    if path == "version":
+        return "the build an instance runs: change it with a deploy"
     if not pushable(path):
         return ("not held by an app instance, so a push cannot set it (pushable: "
                 f"{', '.join(p + '*' if p.endswith('.') else p for p in PUSHABLE)})")
@@ -410,36 +458,64 @@ def with_settings(cfg: StorefrontConfig, settings: dict[str, Any]) -> Storefront
 
 
 def check_changes(scenario: Scenario, source: str) -> None:
-    """Every change's time, hosts and settings name something real, and the values are ones
-    the storefront's schema takes: a typo would otherwise change nothing, without a word."""
-    hosts = tuple(instance_name(i) for i in range(scenario.storefront.instances))
+    """Every change's time, hosts, settings, version and flag name something real, and the
+    values are ones the storefront's schema takes: a typo would otherwise change nothing,
+    without a word."""
+    check_change_list(scenario.changes, scenario.storefront, source)
+
+
+def check_change_list(changes: list[ChangeConfig], storefront: StorefrontConfig, source: str,
+                      live: bool = False) -> None:
+    """``check_changes`` for a list of changes; ``live``: a control file's, where ``at`` may
+    also be "now" / "now+5m"."""
+    hosts = tuple(instance_name(i) for i in range(storefront.instances))
     shown = ", ".join(hosts) if len(hosts) <= 6 else f"{hosts[0]} .. {hosts[-1]}"
-    for i, change in enumerate(scenario.changes):
+    for i, change in enumerate(changes):
         where = f"{source}: changes[{i}]"
+        _check_change_fields(change, where)
         try:
             if now_offset(change.at) is not None:
-                raise ValueError(f"{change.at!r} is only for a live run; a scenario needs a "
-                                 "fixed time such as 'today 11:00'")
-            resolve_time_expression(change.at, dt.date(2000, 1, 3))
+                if not live:
+                    raise ValueError(f"{change.at!r} is only for a live run; a scenario needs "
+                                     "a fixed time such as 'today 11:00'")
+            else:
+                resolve_time_expression(change.at, dt.date(2000, 1, 3))
         except ValueError as exc:
-            raise ScenarioError(f"{where}.at: {exc}") from None
+            hint = " or 'now', 'now+5m'" if live else ""
+            raise ScenarioError(f"{where}.at: {exc}{hint}") from None
         for host in change.hosts or ():
             if host not in hosts:
                 raise ScenarioError(f"{where}.hosts: unknown instance {host!r} (valid: {shown})")
-        for path in change.settings:
+        if change.flag is not None and change.flag not in FEATURE_FLAGS:
+            raise ScenarioError(f"{where}.flag: unknown feature flag {change.flag!r} "
+                                f"(valid: {', '.join(FEATURE_FLAGS)})")
+        for path in change.settings or {}:
             problem = setting_problem(path)
             if problem:
                 raise ScenarioError(f"{where}.settings.{path}: {problem}")
         try:
-            with_settings(scenario.storefront, change.settings)
+            with_settings(storefront, change.settings or {})
         except ValueError as exc:
             raise ScenarioError(f"{where}.settings.{exc}") from None
 
 
+def _check_change_fields(change: ChangeConfig, where: str) -> None:
+    """A change gives what its kind needs and nothing another kind takes."""
+    required = CHANGE_REQUIRED[change.kind]
+    if getattr(change, required) is None:
+        raise ScenarioError(f"{where}.{required}: required for a {change.kind}")
+    allowed = CHANGE_FIELDS[change.kind]
+    for name in change.model_fields_set:
+        if name not in allowed and name not in ("id", "kind", "at", "message"):
+            raise ScenarioError(f"{where}.{name}: not a field of a {change.kind} "
+                                f"(it takes: {', '.join(allowed)})")
+
+
 class ControlConfig(_Model):
-    """A live run's control file (sim/live/control.py): the runtime faults and nothing else."""
+    """A live run's control file (sim/live/control.py): runtime faults and changes."""
 
     faults: list[ControlFault] = []
+    changes: list[ChangeConfig] = []
 
 
 class RandomIncidentsConfig(_Model):
@@ -472,6 +548,13 @@ class TracesConfig(_Model):
     slow_ms: PositiveFloat = 2_000  # the storefront's latency objective is well under this
 
 
+class DistractorsConfig(_Model):
+    """Benign changes and anomalies drawn per simulated day from the seed
+    (sim/model/distractors.py): leads that are not causes."""
+
+    per_day: Annotated[float, Field(ge=0, le=20)] = 0
+
+
 class OutputConfig(_Model):
     dir: str = "./output"
     index: str = "ecommerce_performance_demo"
@@ -479,7 +562,159 @@ class OutputConfig(_Model):
     metrics_interval_s: PositiveFloat = 10
     split_files: bool = False  # the seed's normal/incident/recovery files; or `split` later
     gzip: bool = False  # write .ndjson.gz (--gzip)
+    alerts_index: str = "ecommerce_performance_alerts"  # alert documents (not telemetry)
     traces: TracesConfig = TracesConfig()
+
+
+
+# -- alerts: the monitors an on-call team has (sim.telemetry.alerts evaluates them) -------
+AlertSource = Literal["transactions", "metrics"]
+# what a rule may filter or group on, per source: keyword fields both documents carry
+ALERT_KEYWORDS: Final = {"transactions": ("service.name", "transaction.name", "host.name"),
+                         "metrics": ("service.name", "service.type", "host.name")}
+# the numeric fields of the 10 s metric documents a rule may aggregate (docs/fields.md)
+ALERT_METRIC_FIELDS: Final = (
+    "host.cpu.usage", "jvm.memory.used", "jvm.memory.limit", "jvm.gc.duration", "jvm.gc.count",
+    "jvm.gc.full_count",
+    "thread_pool.active", "thread_pool.queued", "db.client.connection.used",
+    "db.client.connection.pending_requests", "circuit_breaker.state_code",
+    "circuit_breaker.not_permitted_calls", "requests.rate", "requests.error_rate_pct",
+    "requests.p95_ms", "db.active_queries", "db.queued_queries", "db.avg_query_ms",
+    "gateway.latency_p95_ms", "gateway.calls", "gateway.timeouts", "gateway.failures")
+# transactions: p95/p99 of response_time_ms (breached when more than 5%/1% of the requests
+# took longer than the threshold: exact on both sides, where a percentiles aggregation is a
+# sketch), error_rate (percent answered 5xx), count; metrics: of ``field`` over the interval
+AlertAggregation = Literal["p95", "p99", "error_rate", "count", "max", "min", "avg", "sum"]
+TRANSACTION_AGGREGATIONS: Final = ("p95", "p99", "error_rate", "count")
+
+
+class AlertRule(_Model):
+    """One monitor: its query (source, ``where`` filter, ``group_by``, aggregation of
+    ``field``, optionally as a percentage of the interval's max of ``relative_to``), checked
+    every ``interval_minutes`` against ``threshold``; it fires after ``for_minutes`` of
+    breaching evaluations in a row and resolves after ``resolve_after`` evaluations without
+    that."""
+
+    id: str
+    name: str
+    severity: Literal["critical", "warning"] = "warning"
+    source: AlertSource
+    where: dict[str, str] = {}
+    group_by: str | None = None
+    aggregation: AlertAggregation
+    field: str | None = None
+    relative_to: str | None = None
+    comparison: Literal["above", "below"] = "above"
+    threshold: float
+    interval_minutes: PositiveInt = 1
+    for_minutes: PositiveInt = 1
+    resolve_after: PositiveInt = 2
+    min_requests: Annotated[int, Field(ge=0)] = 0  # transactions: fewer in an interval never breach
+    unit: str = ""
+
+    _id = field_validator("id")(_plain_id)
+
+    @model_validator(mode="after")
+    def _query(self) -> AlertRule:
+        problem = _alert_rule_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def _alert_rule_problem(r: AlertRule) -> str | None:
+    """Why a rule's query or timing cannot be a monitor, as ".field: problem" (None when it
+    can)."""
+    keywords = ALERT_KEYWORDS[r.source]
+    named = [("where", k) for k in r.where] + ([("group_by", r.group_by)] if r.group_by else [])
+    for key, name in named:
+        if name not in keywords:
+            return f".{key}: {r.source} have no {name!r} to filter or group on ({', '.join(keywords)})"
+    transactions = r.source == "transactions"
+    if transactions != (r.aggregation in TRANSACTION_AGGREGATIONS):
+        takes = "p95, p99, error_rate, count" if transactions else "max, min, avg, sum"
+        return f".aggregation: {r.aggregation!r} is not for {r.source}, which take {takes}"
+    for key in ("field", "relative_to"):
+        name = getattr(r, key)
+        if transactions and name is not None:
+            return f".{key}: transactions rules read response_time_ms and the status; no {key}"
+        if name is not None and name not in ALERT_METRIC_FIELDS:
+            return f".{key}: unknown metric field {name!r}"
+    if not transactions and r.min_requests:
+        return ".min_requests: only for transactions rules"
+    if not transactions and r.field is None:
+        return ".field: a metrics rule needs the field it aggregates"
+    if r.for_minutes < r.interval_minutes or r.for_minutes % r.interval_minutes:
+        return (f".for_minutes: {r.for_minutes} is not a whole number of evaluation intervals "
+                f"(interval_minutes: {r.interval_minutes})")
+    return None
+
+
+class AlertsConfig(_Model):
+    """``rules`` are added to the shipped defaults (``DEFAULT_ALERT_RULES``); one with a
+    default's id replaces it; ``defaults: false`` keeps only ``rules``."""
+
+    defaults: bool = True
+    rules: list[AlertRule] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> AlertsConfig:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f".rules: rule id {rule.id!r} appears twice")
+            seen.add(rule.id)
+        return self
+
+
+
+def _rule(**kw: Any) -> AlertRule:
+    return AlertRule.model_validate(kw)
+
+
+# What an e-commerce on-call team pages on (docs/alerts.md says why each threshold).
+DEFAULT_ALERT_RULES: Final = (
+    _rule(id="checkout-latency", name="Checkout p95 over 2 s", severity="critical",
+          source="transactions", aggregation="p95",
+          where={"service.name": "checkout-service", "transaction.name": "checkout"},
+          threshold=2000, unit="ms", for_minutes=2, resolve_after=3, min_requests=20),
+    _rule(id="service-error-rate", name="Service error rate (5xx) over 5%", severity="critical",
+          source="transactions", group_by="service.name", aggregation="error_rate",
+          threshold=5, unit="%", for_minutes=2, resolve_after=3, min_requests=20),
+    _rule(id="db-pool-pending", name="DB pool requests pending", severity="warning",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="min", field="db.client.connection.pending_requests", threshold=0,
+          for_minutes=1, resolve_after=2),
+    _rule(id="circuit-breaker-open", name="Payment circuit breaker open", severity="critical",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="max", field="circuit_breaker.state_code", threshold=1.5,
+          for_minutes=1, resolve_after=2),
+    _rule(id="heap-after-gc", name="Heap full after GC (full GCs back to back)",
+          severity="critical", source="metrics", where={"service.type": "app-instance"},
+          group_by="host.name", aggregation="sum", field="jvm.gc.full_count", threshold=2,
+          unit="full GCs/min", for_minutes=1, resolve_after=3),
+    _rule(id="cpu-high", name="CPU over 90% for 5 minutes", severity="warning",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="avg", field="host.cpu.usage", threshold=0.9, for_minutes=5,
+          resolve_after=2),
+    _rule(id="instance-out-of-lb", name="Instance out of the load balancer", severity="warning",
+          source="metrics", where={"service.type": "app-instance"}, group_by="host.name",
+          aggregation="max", field="requests.rate", comparison="below", threshold=0.1,
+          unit="req/s", for_minutes=1, resolve_after=2),
+    _rule(id="payment-gateway-timeouts", name="Payment gateway timeouts", severity="critical",
+          source="metrics", where={"host.name": "payment-gateway"}, aggregation="sum",
+          field="gateway.timeouts", threshold=5, unit="timeouts/min", for_minutes=1,
+          resolve_after=2),
+)
+
+
+def alert_rules(scenario: Scenario) -> tuple[AlertRule, ...]:
+    """The rules a run evaluates: the defaults (unless switched off) with the scenario's
+    rules replacing those of the same id and added after them."""
+    own = {r.id: r for r in scenario.alerts.rules}
+    shipped = DEFAULT_ALERT_RULES if scenario.alerts.defaults else ()
+    merged = [own.pop(r.id, r) for r in shipped]
+    return (*merged, *own.values())
 
 
 class Scenario(_Model):
@@ -490,10 +725,12 @@ class Scenario(_Model):
     traffic: TrafficConfig = TrafficConfig()
     storefront: StorefrontConfig = StorefrontConfig()
     background_errors: BackgroundErrorsConfig = BackgroundErrorsConfig()
+    distractors: DistractorsConfig = DistractorsConfig()
     faults: list[FaultConfig] = []
     changes: list[ChangeConfig] = []
     random_incidents: RandomIncidentsConfig = RandomIncidentsConfig()
     output: OutputConfig = OutputConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -531,6 +768,9 @@ def _validation_error(exc: ValidationError, source: str, overrides: dict[str, An
         msg = f"unknown value {err.get('input')!r}: {msg}"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
+        if msg.startswith("."):  # a model's check naming its field: ".field: problem"
+            sub, _, msg = msg.partition(": ")
+            loc += sub
     return ScenarioError(f"{source}: {loc}: {msg}")
 
 

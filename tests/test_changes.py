@@ -28,7 +28,24 @@ def _push(at: str = "today 10:01", hosts: str | None = None,
 
 
 BAD_CHANGES = {
-    "unknown_kind": (_push(kind="deploy"), "changes[0].kind", "unknown value 'deploy'"),
+    "unknown_kind": (_push(kind="rollback"), "changes[0].kind", "unknown value 'rollback'"),
+    "settings_in_a_deploy": (_push(kind="deploy") + "    version: '2.14.0'\n", "changes[0].settings",
+                             "not a field of a deploy"),
+    "deploy_without_version": ("changes:\n  - {kind: deploy, at: today 10:01}\n",
+                               "changes[0].version", "required for a deploy"),
+    "deploy_unknown_host": ("changes:\n  - {kind: deploy, at: today 10:01, version: '2', hosts: [app-9]}\n",
+                            "changes[0].hosts", "unknown instance 'app-9'"),
+    "deploy_code_fault": ("changes:\n  - {kind: deploy, at: today 10:01, version: '2', "
+                          "fault: {type: traffic_surge}}\n", "changes[0].fault.type",
+                          "unknown value 'traffic_surge'"),
+    "unknown_flag": ("changes:\n  - {kind: feature_flag, at: today 10:01, flag: dark_mode}\n",
+                     "changes[0].flag", "unknown feature flag 'dark_mode' (valid: recommended_for_you"),
+    "flag_with_hosts": ("changes:\n  - {kind: feature_flag, at: today 10:01, flag: recommended_for_you, "
+                        "hosts: [app-01]}\n", "changes[0].hosts", "not a field of a feature_flag"),
+    "flag_share": ("changes:\n  - {kind: feature_flag, at: today 10:01, flag: recommended_for_you, "
+                   "share: 1.5}\n", "changes[0].share", "less than or equal to 1"),
+    "version_by_push": (_push(settings="{version: '2.14.0'}"), "changes[0].settings.version",
+                        "change it with a deploy"),
     "unknown_setting": (_push(settings="{db_pool.max_sise: 4}"),
                         "changes[0].settings.db_pool.max_sise", "unknown storefront setting"),
     "group_not_setting": (_push(settings="{db_pool: 4}"), "changes[0].settings.db_pool",

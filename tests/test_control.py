@@ -390,3 +390,133 @@ def test_a_target_the_running_storefront_lacks_is_an_invalid_edit(tmp_path):
     assert update.faults == before.faults and not update.changed
     assert update.error is not None and "faults[0].target" in update.error
     assert f"app-{n:02d}" in update.error and "\n" not in update.error
+
+
+# ---------------------------------------------------------------------- runtime changes
+
+PUSH = "changes:\n  - {id: pool, kind: config_push, at: %s, settings: {db_pool.max_size: %d}}\n"
+
+
+def test_a_change_is_made_where_first_read_and_removing_it_does_not_undo_it(tmp_path):
+    path, ctl = control(tmp_path, PUSH % ("now", 3))
+    update = ctl.poll(B0)
+    (change,) = update.changes
+    assert update.changed and update.error is None
+    assert (change.change_id, change.kind, change.epoch, change.settings) == (
+        "demo-live-pool", "config_push", B0, (("db_pool.max_size", 3),))
+    assert change.hosts == ("app-01", "app-02", "app-03", "app-04")  # default: every instance
+    path.write_text("changes: []\n")
+    after = ctl.poll(B0 + 1)
+    assert after.changes == update.changes and after.error is None
+    (row,) = ctl.state(B0 + 1)["changes"]
+    assert (row["id"], row["status"], row["in_file"], row["what"]) == (
+        "pool", "made", False, "db_pool.max_size=3")
+    assert "cannot be undone" in row["note"]
+
+
+def test_a_scheduled_change_may_move_or_go_until_it_is_made(tmp_path):
+    path, ctl = control(tmp_path, PUSH % ("now+5m", 3))
+    assert [c.epoch for c in ctl.poll(B0).changes] == [B0 + 300]
+    assert ctl.state(B0)["changes"][0]["status"] == "scheduled"
+    path.write_text(PUSH % ("now+10m", 4))  # "now" still counts from when it was first read
+    moved = ctl.poll(B0 + 60)
+    assert [(c.epoch, c.settings) for c in moved.changes] == [(B0 + 600, (("db_pool.max_size", 4),))]
+    path.write_text("changes: []\n")
+    gone = ctl.poll(B0 + 120)
+    assert gone.changed and gone.changes == () and ctl.state(B0 + 120)["changes"] == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (PUSH % ("now", 5), "changes[0]: change 'pool' was made at 2026-11-28T12:00:00Z; a change "
+                        "cannot be edited once made"),
+    (PUSH % ("now-5m", 3), "changes[0].at: cannot parse time 'now-5m'"),
+    (PUSH.replace("db_pool.max_size", "db_pool.max_sise") % ("now", 3),
+     "changes[0].settings.db_pool.max_sise: unknown storefront setting"),
+    ("changes:\n  - {kind: deploy, at: now, version: '2', hosts: [app-05]}\n",
+     "changes[0].hosts: unknown instance 'app-05' (valid: app-01, app-02, app-03, app-04)"),
+    ("changes:\n  - {kind: feature_flag, at: now, flag: dark_mode}\n",
+     "changes[0].flag: unknown feature flag 'dark_mode'"),
+    ("changes:\n  - {kind: deploy, at: now}\n", "changes[0].version: required for a deploy"),
+    (PUSH % ("now", 3) + "  - {id: pool, kind: feature_flag, at: now, flag: recommended_for_you}\n",
+     "changes[1].id: duplicate id 'pool' (also changes[0])"),
+])
+def test_a_bad_change_edit_keeps_the_previous_state_with_one_line(tmp_path, text, expected):
+    path, ctl = control(tmp_path, PUSH % ("now", 3))
+    before = ctl.poll(B0)
+    path.write_text(text)
+    update = ctl.poll(B0 + 1)
+    assert update.changes == before.changes and not update.changed
+    assert update.error is not None and "\n" not in update.error
+    assert update.error.startswith(f"{path}: ") and expected in update.error, update.error
+
+
+def test_change_command_writes_entries_the_run_reads(tmp_path, capsys):
+    path = tmp_path / "control.yaml"
+    assert main(["change", "config_push", "--set", "db_pool.max_size=3", "--set",
+                 "circuit_breaker.enabled=false", "--hosts", "app-01,app-02", "--at", "now+2m",
+                 "--message", "smaller pools", "--control", str(path)]) == 0
+    assert main(["change", "deploy", "--version", "2.14.0", "--hosts", "app-03", "--pause", "90s",
+                 "--leak-mb", "1.2", "--id", "v214", "--control", str(path)]) == 0
+    assert main(["change", "feature_flag", "--flag", "recommended_for_you", "--share", "0.5",
+                 "--control", str(path)]) == 0
+    assert main(["inject", "memory_leak", "--control", str(path)]) == 0  # faults stay beside them
+    assert "change config_push-1 (config_push, at now+2m)" in capsys.readouterr().out
+    update = ControlFile(path, SCENARIO, TODAY).poll(B0)
+    push, deploy, flag = update.changes
+    assert (push.change_id, push.epoch, push.hosts, push.message) == (
+        "demo-live-config_push-1", B0 + 120, ("app-01", "app-02"), "smaller pools")
+    assert push.settings == (("db_pool.max_size", 3), ("circuit_breaker.enabled", False))
+    assert (deploy.change_id, deploy.version, deploy.pause_s, deploy.leak_mb, deploy.epoch) == (
+        "demo-live-v214", "2.14.0", 90.0, 1.2, B0)
+    assert (flag.flag, flag.share) == ("recommended_for_you", 0.5)
+    assert len(update.faults) == 1
+    assert main(["faults", "--control", str(path)]) == 0
+    listing = capsys.readouterr().out
+    assert "config_push-1   pending  config_push   now+2m  app-01,app-02  db_pool.max_size=3, " \
+           "circuit_breaker.enabled=False" in listing
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["change", "rollback"], "change KIND: unknown kind 'rollback' (one of: config_push, deploy,"),
+    (["change", "config_push", "--set", "db_pool.max_sise=3"],
+     "change --set db_pool.max_sise: unknown storefront setting"),
+    (["change", "config_push", "--set", "db_pool.max_size=0"],
+     "change --set db_pool.max_size: Input should be greater than 0"),
+    (["change", "config_push", "--set", "pool"], "change --set: expected PATH=VALUE"),
+    (["change", "config_push", "--set", "db_pool.max_size=3", "--version", "2"],
+     "change --version: not for a config_push (it takes: --set, --hosts)"),
+    (["change", "deploy"], "change --version: required for a deploy"),
+    (["change", "deploy", "--version", "2", "--pause", "soon"], "change --pause: bad duration 'soon'"),
+    (["change", "deploy", "--version", "2", "--hosts", "app-01,app-5"],
+     "change --hosts: unknown instance 'app-5'"),
+    (["change", "feature_flag", "--flag", "dark_mode"], "change --flag: unknown feature flag 'dark_mode'"),
+    (["change", "feature_flag", "--flag", "recommended_for_you", "--share", "0"],
+     "change --share: Input should be greater than 0"),
+    (["change", "feature_flag", "--flag", "recommended_for_you", "--at", "teatime"],
+     "change --at: cannot parse time 'teatime'"),
+    (["change", "feature_flag", "--flag", "recommended_for_you", "--id", "ff"],
+     "change --id: id 'ff' is already in the file"),
+])
+def test_bad_change_command_is_one_line_exit_2_and_the_file_untouched(tmp_path, capsys, args, expected):
+    out = tmp_path / "output"
+    assert main(["change", "feature_flag", "--flag", "search_personalization", "--id", "ff",
+                 "--output-dir", str(out)]) == 0
+    before = (out / "control.yaml").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert (out / "control.yaml").read_bytes() == before
+
+
+def test_clearing_a_made_change_says_it_stays_made(tmp_path, capsys):
+    path = tmp_path / "control.yaml"
+    assert main(["change", "config_push", "--set", "worker_threads=50", "--id", "wt",
+                 "--control", str(path)]) == 0
+    ctl = ControlFile(path, SCENARIO, TODAY)
+    made = ctl.poll(B0).changes
+    ctl.write_state(B0 + 1)
+    capsys.readouterr()
+    assert main(["clear", "wt", "--control", str(path)]) == 0
+    assert "a change already made: removing it does not undo it" in capsys.readouterr().out
+    assert ctl.poll(B0 + 2).changes == made

@@ -72,6 +72,11 @@ OBJECTS = load_objects()
 BY_KEY = {(o["type"], o["id"]): o for o in OBJECTS}
 
 
+def is_tsvb(o) -> bool:
+    """A TSVB visualization (type ``metrics``): it names its index by title, in its params."""
+    return o["type"] == "visualization" and json.loads(o["attributes"]["visState"])["type"] == "metrics"
+
+
 def pattern_of(o) -> str:
     (ref,) = [r for r in o["references"] if r["name"] == SS_REF]
     assert ref["type"] == "index-pattern"
@@ -104,7 +109,9 @@ def test_object_shapes_and_attribute_names():
             assert set(attrs["kibanaSavedObjectMeta"]) <= KIBANA_META_KEYS
             ss = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])
             assert isinstance(ss, dict)
-            if o["type"] in ("visualization", "search"):
+            if is_tsvb(o):
+                assert "indexRefName" not in ss and o["references"] == []
+            elif o["type"] in ("visualization", "search"):
                 assert ss["indexRefName"] == SS_REF and "index" not in ss
                 pattern_of(o)
         if "refreshInterval" in attrs:
@@ -135,7 +142,7 @@ def test_references_resolve():
 
 def test_fields_exist_and_are_aggregatable():
     for o in OBJECTS:
-        if o["type"] not in ("visualization", "search"):
+        if o["type"] not in ("visualization", "search") or is_tsvb(o):
             continue
         fields = FIELDS_BY_PATTERN[pattern_of(o)]
         attrs = o["attributes"]
@@ -163,6 +170,63 @@ def test_fields_exist_and_are_aggregatable():
             for field, direction in attrs["sort"]:
                 assert direction == "desc"
                 assert fields[field] in ("date", "float", "long", "integer", "keyword")
+
+
+def test_tsvb_fields_exist_and_its_index_is_the_main_pattern():
+    """TSVB (OpenSearch Dashboards 2.x, the 7.10 shape: filters as {query, language}) reads its
+    index by title: every series, filter and annotation names fields of the main index."""
+    tsvbs = [o for o in OBJECTS if is_tsvb(o)]
+    assert tsvbs
+    title = BY_KEY[("index-pattern", "storefront-main")]["attributes"]["title"]
+    fields = FIELDS_BY_PATTERN["storefront-main"]
+    for o in tsvbs:
+        state = json.loads(o["attributes"]["visState"])
+        params = state["params"]
+        assert state["aggs"] == [] and state["title"] == o["attributes"]["title"]
+        assert params["type"] == "timeseries" and params["index_pattern"] == title
+        assert fields[params["time_field"]] == "date"
+        for series in params["series"]:
+            assert set(series["filter"]) == {"query", "language"}
+            assert kql_fields(series["filter"]["query"]) <= set(fields), series
+            for m in series["metrics"]:
+                assert m["type"] == "count" or fields[m["field"]] not in ("text", "flat_object")
+        for note in params["annotations"]:
+            assert note["index_pattern"] == title and fields[note["time_field"]] == "date"
+            assert set(note["query_string"]) == {"query", "language"}
+            assert kql_fields(note["query_string"]["query"]) <= set(fields)
+            for f in note["fields"].split(","):
+                assert f in fields, f
+            for f in re.findall(r"{{\s*([\w.@]+)\s*}}", note["template"]):
+                assert f in note["fields"].split(","), f
+
+
+def test_changes_search_and_markers_on_the_overview():
+    searches = {o["attributes"]["title"]: o for o in OBJECTS if o["type"] == "search"}
+    (changes,) = [o for o in searches.values()
+                  if json.loads(o["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]
+                  == {"query": "event_type:change", "language": "kuery"}]
+    assert changes["attributes"]["columns"] == ["host.name", "change.kind", "service.version", "message"]
+    overview = BY_KEY[("dashboard", "storefront-overview")]
+    on_it = {r["id"] for r in overview["references"]}
+    assert changes["id"] in on_it
+    marked = [o for o in OBJECTS if is_tsvb(o) and o["id"] in on_it]
+    assert marked, "no time series with change markers on the overview"
+    notes = json.loads(marked[0]["attributes"]["visState"])["params"]["annotations"]
+    assert [n["query_string"]["query"] for n in notes] == ["event_type:change"]
+
+
+def test_retitling_the_main_pattern_moves_the_tsvb_index_too():
+    sent = dashboards.retitle(NDJSON.read_bytes(), {"storefront-main": "logs-storefront-*"})
+    objs = [json.loads(line) for line in sent.decode().splitlines()]
+    for o in objs:
+        if is_tsvb(o):
+            params = json.loads(o["attributes"]["visState"])["params"]
+            assert params["index_pattern"] == "logs-storefront-*"
+            assert {n["index_pattern"] for n in params["annotations"]} == {"logs-storefront-*"}
+    unchanged = [o for o in objs if o["type"] != "index-pattern" and not is_tsvb(o)]
+    assert unchanged == [o for o in OBJECTS if o["type"] != "index-pattern" and not is_tsvb(o)]
+    assert dashboards.retitle(NDJSON.read_bytes(), {"storefront-incidents": "x"}).decode().count(
+        "ecommerce_performance_demo") == NDJSON.read_text().count("ecommerce_performance_demo")
 
 
 def test_seed_searches():

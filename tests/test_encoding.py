@@ -32,7 +32,7 @@ waits = st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=3600.0, allow
 
 def reference_transaction(docs: DocumentFactory, req: Any, trace_id: str, txn_id: str,
                           endpoint: Endpoint, host: str, status_code: int, response_ms: float,
-                          order: dict[str, Any] | None) -> dict[str, Any]:
+                          order: dict[str, Any] | None, version: str | None) -> dict[str, Any]:
     c = req.customer
     doc: dict[str, Any] = {
         "@timestamp": docs.timestamp(req.arrival),
@@ -41,7 +41,7 @@ def reference_transaction(docs: DocumentFactory, req: Any, trace_id: str, txn_id
         "trace": {"id": trace_id},
         "session": {"id": req.session_id},
         "user": {"id": c.customer_id},
-        "service": {"name": endpoint.service},
+        "service": {"name": endpoint.service} | ({"version": version} if version else {}),
         "host": {"name": host},
         "url": {"path": endpoint.path},
         "http": {"request": {"method": endpoint.method},
@@ -67,14 +67,14 @@ def reference_transaction(docs: DocumentFactory, req: Any, trace_id: str, txn_id
 
 
 def reference_error(docs: DocumentFactory, at_s: float, trace_id: str, txn_id: str,
-                    endpoint: Endpoint, host: str, failure: Failure, status_code: int
-                    ) -> dict[str, Any]:
+                    endpoint: Endpoint, host: str, failure: Failure, status_code: int,
+                    version: str | None) -> dict[str, Any]:
     text = f"{failure.error_type}: {failure.message}"
     return {
         "@timestamp": docs.timestamp(at_s), "event_type": "error",
         "transaction": {"id": txn_id, "name": endpoint.name}, "trace": {"id": trace_id},
-        "service": {"name": endpoint.service}, "host": {"name": host},
-        "url": {"path": endpoint.path},
+        "service": {"name": endpoint.service} | ({"version": version} if version else {}),
+        "host": {"name": host}, "url": {"path": endpoint.path},
         "http": {"request": {"method": endpoint.method},
                  "response": {"status_code": status_code}},
         "event": {"outcome": "failure"}, "status": "error",
@@ -100,9 +100,10 @@ def reference_order(rng_random: Any, customer: Customer, seq: int, day: str) -> 
        status=st.sampled_from([200, 201, 404, 500, 503, 504]), who=st.integers(0, 50),
        which=st.sampled_from(sorted(ENDPOINTS)), host=st.sampled_from(["app-01", "lb-01", 'h"x']),
        seed=st.integers(0, 2**32), session=st.sampled_from(["sess-0bc161e577b50", "r1", 'a"\\b\n']),
-       failure=st.sampled_from(FAILURES), status_text=st.sampled_from(["captured", "failed"]))
+       failure=st.sampled_from(FAILURES), status_text=st.sampled_from(["captured", "failed"]),
+       version=st.sampled_from([None, "2.13.4", '2.14.0-rc"1']))
 def test_encoded_documents_equal_orjson_of_the_dicts(arrival, end, timing, status, who, which, host,
-                                                     seed, session, failure, status_text):
+                                                     seed, session, failure, status_text, version):
     customer = CUSTOMERS[who] if who < len(CUSTOMERS) else ODD
     endpoint = ENDPOINTS[which]
     docs = DocumentFactory(1_795_000_000_000 + seed % 1000, seed)
@@ -123,16 +124,17 @@ def test_encoded_documents_equal_orjson_of_the_dicts(arrival, end, timing, statu
     assert amount == order["amount"]
 
     for text, plain in ((b"", None), (order_text, order)):
-        encoded = docs.transaction(req, ids, customer, endpoint, host, status, response_ms, text)
+        encoded = docs.transaction(req, ids, customer, endpoint, host, status, response_ms, text,
+                                   version)
         expected = reference_transaction(twin, req, trace_id, txn_id, endpoint, host, status,
-                                         response_ms, plain)
+                                         response_ms, plain, version)
         assert encoded.body == orjson.dumps(expected)
         assert encoded.event_type == "transaction" and dict(encoded) == expected
         assert bulk_lines("x-000-000000001", encoded) == bulk_lines("x-000-000000001", expected)
 
-    error = docs.error(end, ids, endpoint, host, failure, status)
+    error = docs.error(end, ids, endpoint, host, failure, status, version)
     assert error.body == orjson.dumps(reference_error(twin, end, trace_id, txn_id, endpoint, host,
-                                                      failure, status))
+                                                      failure, status, version))
     assert error.event_type == "error"
 
 

@@ -57,7 +57,7 @@ def test_default_run_writes_about_all_data_only(runs: dict[str, Path]) -> None:
     all_data = (out / "all_data.ndjson").stat().st_size
     assert all_data > 1_000_000
     assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == [
-        "all_data.ndjson", "incidents.ndjson", "run_summary.json"]
+        "alerts.ndjson", "all_data.ndjson", "incidents.ndjson", "run_summary.json"]
     assert _bytes_on_disk(out) <= 1.1 * all_data
     # the seed's layout, when asked for, is more than twice that
     assert _bytes_on_disk(runs["split"]) > 1.9 * (runs["split"] / "all_data.ndjson").stat().st_size
@@ -107,7 +107,7 @@ def test_gzip_decompresses_to_the_plain_bytes_for_any_worker_count(runs: dict[st
         # no modification time, no file name: the header is the same on any day
         assert one[:4] == b"\x1f\x8b\x08\x00" and one[4:8] == b"\x00\x00\x00\x00"
     assert sorted(p.name for p in runs["gzip2"].iterdir() if p.name != ".lock") == [
-        "all_data.ndjson.gz", "incidents.ndjson.gz", "run_summary.json"]
+        "alerts.ndjson.gz", "all_data.ndjson.gz", "incidents.ndjson.gz", "run_summary.json"]
     ratio = (runs["default"] / "all_data.ndjson").stat().st_size / \
         (runs["gzip2"] / "all_data.ndjson.gz").stat().st_size
     assert ratio > 4

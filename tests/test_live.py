@@ -155,6 +155,9 @@ def test_live_run_is_repeated_byte_for_byte_by_its_batch_replay(
     live_records = sorted((out / "incidents.ndjson").read_bytes().splitlines())
     assert live_records == sorted((tmp_path / "incidents.ndjson").read_bytes().splitlines())
     assert replay.total == live_run["result"].total
+    # the alerts fired and resolved bucket by bucket are those the batch evaluates at once
+    assert (out / "alerts.ndjson").read_bytes() == (tmp_path / "alerts.ndjson").read_bytes()
+    assert b'"checkout-latency' in (out / "alerts.ndjson").read_bytes()
 
 
 def test_handoff_is_continuous_without_gap_or_duplicate(live_run: dict[str, Any]) -> None:
@@ -207,6 +210,8 @@ def test_runtime_fault_produces_its_incident_and_record(live_run: dict[str, Any]
     assert record["impact"]["errors_by_kind"].get("gateway_timeout", 0) > 0
     # written while the run went on, when its recovery window was over
     assert b'"incident_id":"live-1"' in live_run["written_before_stop"][0]
+    # ...with the alerts it raised while it ran: paged within three minutes
+    assert record["alerts"] and 0 < record["detection_delay_s"] <= 180
     summary = orjson.loads((live_run["out"] / "run_summary.json").read_bytes())
     assert [f["start"] for f in summary["live"]["runtime_faults"]] == [
         "2026-11-27T00:25:00Z", "2026-11-27T01:01:00Z"]
@@ -215,7 +220,7 @@ def test_runtime_fault_produces_its_incident_and_record(live_run: dict[str, Any]
 def test_invalid_control_edit_is_one_line_and_keeps_going(live_run: dict[str, Any]) -> None:
     lines = [line for line in live_run["log"] if line.startswith("control:")]
     assert lines == ["control: control.yaml: faults[0].duration: not a duration (ignored; "
-                     "the previous faults stay)"]
+                     "the previous faults and changes stay)"]
     polls = live_run["polls"]
     assert polls[0] == at(0, 20) and polls == sorted(set(polls))  # every bucket, in order
     assert live_run["result"].live["stopped"] == "2026-11-27T02:40:01Z"
@@ -501,3 +506,116 @@ def test_a_fault_source_object_is_polled_and_shown_what_runs(tmp_path: Path) -> 
         log=lambda _: None)).run()
     assert source.polls == [at(0, 30) + 0.5 * i for i in range(120)]
     assert [b for b, _ in source.states] == [at(0, 30) + i for i in range(60)]
+
+
+def test_changes_in_the_control_file_reach_the_running_storefront_and_replay(tmp_path: Path) -> None:
+    """A config push and a deploy written into the control file while the run goes on are
+    made at the next boundary, a bad edit is one log line, removing a made change does not
+    undo it, its record is written live, and the batch replay writes the same bytes."""
+    from sim.live.control import ControlFile
+
+    out = tmp_path / "live"
+    out.mkdir()
+    control = out / "control.yaml"
+    sc = scenario(**{"window.start": "today 00:20", "window.end": "today 00:50",
+                     "traffic.base_tps": 6.0})
+    ctl = ControlFile(control, sc, TODAY)
+    edits = {
+        at(0, 32): "changes:\n  - {id: tiny, kind: config_push, at: now, "
+                   "settings: {db_pool.max_size: 1, cpu_ms_scale: 4}}\n"
+                   "  - {id: v2, kind: deploy, at: now+1m, version: 2.14.0, hosts: [app-03]}\n",
+        at(0, 36): "changes:\n  - {id: tiny, kind: config_push, at: now, settings: {db_pool.max_size: 9}}\n",
+        at(0, 40): "changes: []\n",
+    }
+
+    class Source:
+        def poll(self, boundary: float) -> Any:
+            if boundary in edits:
+                control.write_text(edits[boundary])
+            return ctl.poll(boundary)
+
+        def write_state(self, boundary: float, others: list[ActiveFault]) -> None:
+            ctl.write_state(boundary, others)
+
+    log: list[str] = []
+    result = LiveRun(sc, TODAY, out, options=LiveOptions(
+        clock=FakeClock(at(0, 30)), fault_source=Source(), handle_signals=False,
+        log=log.append)).run()
+    assert [line.split(": ", 2)[2] for line in log if line.startswith("control:")] == [
+        "changes[0]: change 'tiny' was made at 2026-11-27T00:32:00Z; a change cannot be edited "
+        "once made (add a new change to alter or revert it) (ignored; the previous faults and "
+        "changes stay)"]
+    assert [c["id"] for c in result.live["runtime_changes"]] == ["baseline-live-tiny", "baseline-live-v2"]
+    docs = [d for _, d in documents(out / "all_data.ndjson")]
+    pool = {d["@timestamp"][11:19]: d["db"]["client"]["connection"]["max"] for d in docs
+            if d["event_type"] == "infrastructure_metric" and d["host"]["name"] == "app-01"}
+    assert (pool["00:31:50"], pool["00:32:00"], pool["00:32:10"], pool["00:49:50"]) == (10, 10, 1, 1)
+    version = {d["@timestamp"][11:19]: d["service"]["version"] for d in docs
+               if d["event_type"] == "infrastructure_metric" and d["host"]["name"] == "app-03"}
+    assert version["00:32:50"] == "2.13.4" and version["00:49:50"] == "2.14.0"
+    changes = [d for d in docs if d["event_type"] == "change"]
+    assert [(d["@timestamp"][11:19], d.get("host", {}).get("name")) for d in changes][:4] == [
+        ("00:32:00", f"app-0{i}") for i in range(1, 5)]
+    assert changes[-1]["change"]["id"] == "baseline-live-v2" and "rollout complete" in changes[-1]["message"]
+    records = [orjson.loads(line) for line in (out / "incidents.ndjson").read_bytes().splitlines()[1::2]]
+    (record,) = [r for r in records if r["incident_id"] == "baseline-live-tiny"]
+    assert record["origin"] == "runtime" and record["cause"]["kind"] == "change"
+    state = orjson.loads((out / "control.state.json").read_bytes())
+    assert [(c["id"], c["status"], c["in_file"]) for c in state["changes"]] == [
+        ("tiny", "made", False), ("v2", "made", False)]
+
+    replay_dir = tmp_path / "replay"
+    scenario_, today, pinned = read_replay(out / "replay.yaml")
+    # each scheduled at the boundary its time falls in: now, and a minute later
+    assert [(b, c.change_id) for b, c in pinned.runtime_changes] == [
+        (at(0, 32), "baseline-live-tiny"), (at(0, 33), "baseline-live-v2")]
+    simulate(scenario_, today, replay_dir, workers=1, pinned=pinned)
+    assert (out / "all_data.ndjson").read_bytes() == (replay_dir / "all_data.ndjson").read_bytes()
+    assert sorted((out / "incidents.ndjson").read_bytes().splitlines()) == \
+        sorted((replay_dir / "incidents.ndjson").read_bytes().splitlines())
+
+
+def test_change_command_reaches_a_running_cli_live_run(tmp_path: Path) -> None:
+    """The wiring end to end: `storefront-sim change` writes the control file, the running
+    `--live` process makes the change at its next boundary, `faults` lists it as made, and
+    `replay` writes the same bytes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = _live_cli(tmp_path)
+    try:
+        _wait_for_line(proc, "live: handoff at")
+        made = subprocess.run(
+            [sys.executable, str(ROOT / "run_sim.py"), "change", "config_push", "--set",
+             "db_pool.max_size=2", "--hosts", "app-02", "--id", "pool", "--output-dir", str(tmp_path)],
+            capture_output=True, text=True, env=env, timeout=60)
+        assert made.returncode == 0, made.stderr
+        _wait_for_line(proc, "change baseline-live-pool: config_push db_pool.max_size=2 at ")
+        listing = ""
+        for _ in range(50):  # the state file is rewritten about once a second
+            listing = subprocess.run([sys.executable, str(ROOT / "run_sim.py"), "faults",
+                                      "--output-dir", str(tmp_path)],
+                                     capture_output=True, text=True, env=env, timeout=60).stdout
+            rows = [line.split()[:3] for line in listing.splitlines() if line.startswith("pool ")]
+            if rows == [["pool", "made", "config_push"]]:
+                break
+            time.sleep(0.2)
+        assert rows == [["pool", "made", "config_push"]], listing
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    docs = [d for _, d in documents(tmp_path / "all_data.ndjson")]
+    (change,) = [d for d in docs if d["event_type"] == "change"]
+    assert change["host"]["name"] == "app-02" and change["change"]["id"] == "baseline-live-pool"
+    after = [d["db"]["client"]["connection"]["max"] for d in docs
+             if d["event_type"] == "infrastructure_metric" and d["host"]["name"] == "app-02"
+             and d["@timestamp"] > change["@timestamp"]]
+    assert after and set(after) == {2}
+    replay = subprocess.run(
+        [sys.executable, str(ROOT / "run_sim.py"), "replay", str(tmp_path / "replay.yaml"),
+         "--output-dir", str(tmp_path / "replay"), "--workers", "1"],
+        capture_output=True, text=True, env=env)
+    assert replay.returncode == 0, replay.stderr
+    assert (tmp_path / "replay" / "all_data.ndjson").read_bytes() == \
+        (tmp_path / "all_data.ndjson").read_bytes()

@@ -71,7 +71,10 @@ def docs(tmp_path_factory):
              "magnitude": 3},
         ],
         "changes": [{"kind": "config_push", "at": "today 14:20", "hosts": ["app-02"],
-                     "settings": {"db_pool.max_size": 12}}],
+                     "settings": {"db_pool.max_size": 12}},
+                    {"kind": "deploy", "at": "today 14:25", "version": "2.13.5",
+                     "hosts": ["app-03"], "warmup_requests": 400},
+                    {"kind": "feature_flag", "at": "today 14:30", "flag": "checkout_fraud_check"}],
     }, "test")
     simulate(scenario, dt.date(2026, 11, 27), out)
     with open(out / "all_data.ndjson", "rb") as fh:
@@ -98,7 +101,7 @@ def test_every_emitted_field_is_mapped_with_compatible_type(docs):
     assert kinds == {"transaction", "error", "infrastructure_metric", "change"}
     # the run covered the optional parts too, so the check above saw them
     assert {"order.amount", "error.stack_trace", "jvm.gc.full_count", "gateway.timeouts",
-            "change.settings.old"} <= seen
+            "change.settings.old", "change.rollout.end", "service.version"} <= seen
 
 
 def test_every_mapped_field_is_emitted(docs):

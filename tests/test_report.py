@@ -264,3 +264,61 @@ def test_markup_in_the_data_is_escaped(incident_run: Path, tmp_path: Path, capsy
     assert code == 0, err
     html = (out / "report" / "index.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+@pytest.fixture(scope="module")
+def change_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bad_config_push around its push (11:00: db_pool.max_size 10 -> 3 on every host)."""
+    out = tmp_path_factory.mktemp("report") / "bad_config_push"
+    _run(out, "bad_config_push", "today 10:50", "today 11:20", "--base-tps", "5", "--report")
+    return out
+
+
+def test_changes_are_listed_readably_from_their_documents(change_run: Path) -> None:
+    docs = [d for d in _pairs(change_run / "all_data.ndjson") if d["event_type"] == "change"]
+    assert len(docs) == 4  # one per host the push reached
+    data = json.loads((change_run / "report" / "data.json").read_text())
+    (change,) = data["changes"]
+    assert (change["id"], change["kind"], change["at"], change["hosts"], change["settings"]) == (
+        "cfg-2291", "config_push", "2026-11-28T11:00:00Z", ["app-01", "app-02", "app-03", "app-04"],
+        ["db_pool.max_size 10 -> 3"])
+    html = (change_run / "report" / "index.html").read_text()
+    section = html[html.index('<h2 id="changes">'):html.index('<h2 id="incidents">')]
+    assert "cfg-2291" in section and "db_pool.max_size 10 -&gt; 3" in section
+    assert "app-01, app-02, app-03, app-04" in section and "{" not in section
+
+
+def test_changes_are_drawn_as_markers(change_run: Path, tmp_path: Path) -> None:
+    from sim.report.figures import draw
+    from sim.report.series import build_series
+
+    agg = aggregate(change_run / "all_data.ndjson", workers=1)
+    s = build_series(agg)
+    draw(tmp_path / "with.png", s, 0, len(s.epochs), [], {})
+    s.changes = []
+    draw(tmp_path / "without.png", s, 0, len(s.epochs), [], {})
+    assert (tmp_path / "with.png").read_bytes() != (tmp_path / "without.png").read_bytes()
+
+
+def test_a_change_cause_shows_its_settings_not_a_raw_dict(change_run: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    out = _copy_run(change_run, tmp_path / "run", files=("run_summary.json",))
+    os.symlink(change_run / "all_data.ndjson", out / "all_data.ndjson")
+    record = {
+        "incident_id": "cfg-2291", "incident_type": "db_pool_exhaustion", "origin": "pinned",
+        "cause": {"kind": "change", "id": "cfg-2291", "change_kind": "config_push",
+                  "settings": [{"name": "db_pool.max_size", "old": "10", "new": "3"}],
+                  "hosts": ["app-01", "app-02"], "at": "2026-11-28T11:00:00.000Z"},
+        "fault_start": "2026-11-28T11:00:00.000Z", "fault_end": "2026-11-28T11:00:00.000Z",
+        "observed": True, "symptom_start": "2026-11-28T11:05:00.000Z",
+        "incident_end": "2026-11-28T11:08:00.000Z", "symptom_end": "2026-11-28T11:10:00.000Z",
+    }
+    (out / "incidents.ndjson").write_text(json.dumps({"index": {"_id": "cfg-2291"}}) + "\n"
+                                          + json.dumps(record) + "\n")
+    code, err = _report(out, capsys)
+    assert code == 0, err
+    html = (out / "report" / "index.html").read_text()
+    cause = html[html.index("<h3>Cause</h3>"):html.index("<h3>Windows</h3>")]
+    assert "<th>settings</th><td>db_pool.max_size 10 -&gt; 3</td>" in cause
+    assert "<th>hosts</th><td>app-01, app-02</td>" in cause
+    assert "{" not in cause and "[" not in cause

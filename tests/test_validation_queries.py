@@ -119,14 +119,22 @@ def test_db_pool_exhaustion_evidence(tmp_root: Path):
 
 
 def test_memory_leak_evidence(tmp_root: Path):
-    out = generate("scenarios/memory_leak.yaml", "2 days ago 18:25", "2 days ago 18:55",
+    """The demo's cause is release 2.14.0, rolled out to app-02 and app-03 (its bug leaks in
+    checkout): the heap fills gradually on exactly those hosts, and the record names the deploy."""
+    out = generate("scenarios/memory_leak.yaml", "2 days ago 18:20", "2 days ago 18:55",
                    str(tmp_root / "mem"))
     (rec,) = incidents(out)
     assert rec["observed"] and rec["incident_type"] == "memory_pressure"
+    assert rec["cause"]["kind"] == "change" and rec["cause"]["change_kind"] == "deploy"
+    assert rec["cause"]["settings"] == [{"name": "version", "old": "2.13.4", "new": "2.14.0"}]
+    ooms = {e["component"]: epoch(e["at"]) for e in rec["chain"] if e["event"] == "out_of_memory"}
+    assert set(ooms) == {"app-02", "app-03"}
     metrics = [d for d in app_metrics(out) if d["host"]["name"] == "app-02"]
+    deployed = min(epoch(d["@timestamp"]) for d in metrics if d["service"]["version"] == "2.14.0")
     start = epoch(rec["fault_start"])
-    oom_at = min(epoch(d["@timestamp"]) for d in metrics if d["service"]["state"] == "stopped")
-    assert oom_at > start + 120  # gradual: the heap needs minutes to fill
+    assert start < deployed < start + 120
+    oom_at = ooms["app-02"]
+    assert oom_at > deployed + 120  # gradual: the heap needs minutes to fill
 
     def window(lo: float, hi: float) -> list[dict[str, Any]]:
         return [d for d in metrics if lo <= epoch(d["@timestamp"]) < hi]
@@ -142,8 +150,8 @@ def test_memory_leak_evidence(tmp_root: Path):
 
 
 def test_memory_leak_restart_load_balancer_and_cold_jvm(tmp_root: Path):
-    out = generate("scenarios/memory_leak.yaml", "2 days ago 18:25", "2 days ago 18:55",
-                   str(tmp_root / "mem2"))
+    out = generate("scenarios/memory_leak.yaml", "2 days ago 18:20", "2 days ago 18:55",
+                   str(tmp_root / "mem"))
     (rec,) = incidents(out)
     ooms = {e["component"]: epoch(e["at"]) for e in rec["chain"] if e["event"] == "out_of_memory"}
     assert ooms

@@ -21,6 +21,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import math
 import shutil
@@ -39,6 +40,8 @@ import yaml
 
 from sim.config import Scenario
 from sim.core.clock import Window
+from sim.live.alerts import LiveAlerts
+from sim.model.changes import ActiveChange, change_summary
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import NdjsonSink
 from sim.outputs.sink import EventSink
@@ -58,8 +61,15 @@ from sim.run.plan import (
 )
 from sim.run.segment import SegmentResult, SegmentRun
 from sim.telemetry.encoding import incident_doc_id
-from sim.telemetry.minutes import BASELINE_S, TRAILING_S, Minute, minutes_needed
-from sim.truth.records import build_incident_records, write_split_files
+from sim.telemetry.minutes import (
+    BASELINE_S,
+    CHANGE_HORIZON_S,
+    TRAILING_S,
+    Minute,
+    minutes_needed,
+)
+from sim.truth.overlap import split_impact
+from sim.truth.records import build_change_records, build_incident_records, write_split_files
 
 CATCH_UP_STEP_S = 60.0  # before the handoff: simulated seconds per step
 LIVE_LEAD_S = 30 * 60.0  # the live segment starts about this long before the wall clock...
@@ -86,12 +96,14 @@ class WallClock:
 
 class FaultUpdate(NamedTuple):
     """What a fault source returns at a bucket boundary (the shape of sim.live.control's
-    ControlUpdate): every runtime fault known so far, whether that changed, and a one-line
-    error to log (the previous faults then stay)."""
+    ControlUpdate): every runtime fault known so far, whether that changed, a one-line
+    error to log (the previous faults then stay), and every runtime change known so far
+    (one is made, for good, in the bucket its epoch falls in)."""
 
     faults: tuple[ActiveFault, ...]
     changed: bool
     error: str | None
+    changes: tuple[ActiveChange, ...] = ()
 
 
 # boundary epoch -> FaultUpdate-like: a function, or an object with ``poll`` (and, to show
@@ -172,18 +184,23 @@ class LiveRun:
                  extra_sinks: Iterable[EventSink] = (), incident_sinks: Sequence[EventSink] = (),
                  workers: int | None = None, engine: str = "fast",
                  options: LiveOptions | None = None,
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None,
+                 alert_sinks: Sequence[EventSink] = ()) -> None:
         self.scenario = scenario
         self.today = today
         self.output_dir = output_dir
         self.extra_sinks = list(extra_sinks)
         self.incident_sinks = list(incident_sinks)
+        self.alert_sinks = list(alert_sinks)
         self.workers = workers or default_workers()
         self.engine = engine
         self.options = options or LiveOptions()
         self.progress = progress
         self._stop = threading.Event()
         self._runtime: dict[str, _RuntimeFault] = {}
+        self._known_changes: tuple[ActiveChange, ...] = ()  # as the source last gave them
+        self._made: list[tuple[float, ActiveChange]] = []  # (boundary scheduled at, change)
+        self._judged: set[str] = set()  # changes whose record is written, or that have none
         self._last_error: str | None = None  # logged once, not at every bucket
         self._state_written = -math.inf
         self.max_lag_s = 0.0
@@ -215,6 +232,7 @@ class LiveRun:
                 backfill = Window(window.start, dt.datetime.fromtimestamp(split, dt.UTC))
                 splits = [*split_points(scenario, backfill, self.faults, changes), split]
         self.splits = tuple(splits)
+        self.changes = changes
         self.plans = pinned_plans(scenario, window, self.faults, PinnedPlan(self.splits),
                                   self.engine, changes)
         self.key = run_key(scenario, window)
@@ -223,11 +241,16 @@ class LiveRun:
         return [f for f in with_runtime(list(self.faults), self.runtime_faults())
                 if f.start_epoch < stop_epoch]
 
+    def all_changes(self) -> list[ActiveChange]:
+        """The scenario's changes and those made at runtime, in time order (as its replay's
+        plan has them: ``sim.run.plan.plan_run``)."""
+        return sorted([*self.changes, *(c for _, c in self._made)], key=lambda c: c.epoch)
+
     def runtime_faults(self) -> list[ActiveFault]:
         return [r.pinned for r in self._runtime.values()]
 
     def pinned_plan(self, stop_epoch: float | None) -> PinnedPlan:
-        return PinnedPlan(self.splits, stop_epoch, tuple(self.runtime_faults()))
+        return PinnedPlan(self.splits, stop_epoch, tuple(self.runtime_faults()), tuple(self._made))
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -242,6 +265,8 @@ class LiveRun:
         self.sinks = sinks
         self._incidents_fh = open(out / "incidents.ndjson", "wb") if out else None  # noqa: SIM115
         self._written: dict[str, dict[str, Any]] = {}
+        self.alerts = LiveAlerts(self.scenario, self.key, self.window.start.timestamp(), out,
+                                 self.alert_sinks)
         scratch = Path(tempfile.mkdtemp(prefix=".segments-", dir=out)) if out else \
             Path(tempfile.mkdtemp(prefix="storefront-sim-"))
         ok = False
@@ -266,19 +291,21 @@ class LiveRun:
             ok = True
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            for sink in [*sinks, *self.incident_sinks]:
+            for sink in [*sinks, *self.incident_sinks, *self.alert_sinks]:
                 result.sinks.append(sink.close(ok))
             if self._incidents_fh is not None:
                 self._incidents_fh.close()
+            self.alerts.close()
             result.faults = self._faults_before(math.inf if stop_epoch is None else stop_epoch)
             result.incidents = sorted(self._written.values(),
                                       key=lambda r: (r["fault_start"], r["incident_id"]))
+            result.alerts, result.false_alarms = self.alerts.docs, self.alerts.link(result.incidents)
             result.live = self._live_summary(stop_epoch)
             result.wall_time_s = time.perf_counter() - t0
             if out is not None:
                 self._write_replay(stop_epoch)
                 result.files += [str(out / "all_data.ndjson"), str(out / "incidents.ndjson"),
-                                 str(out / "replay.yaml")]
+                                 str(out / "alerts.ndjson"), str(out / "replay.yaml")]
                 if ok and self.scenario.output.split_files:
                     for path in write_split_files(out / "all_data.ndjson", result.incidents):
                         result.files.append(str(path))
@@ -294,6 +321,7 @@ class LiveRun:
         opts = self.options
         clock, speed, bucket = opts.clock, opts.speed, opts.bucket_s
         seg = self._build_live_segment()
+        self.alerts.backfilled([s.alert_cells for s in backfill])
         hi = self.window.end.timestamp()
         window_start = seg.plan.window.start.timestamp()
         anchor = [0.0, 0.0]  # (simulated, wall) time of the handoff
@@ -326,13 +354,17 @@ class LiveRun:
                 continue
             self._note_lag(t - nxt)
             self._poll_faults(seg, b)
+            self._make_changes(seg, b, nxt)
             b = self._advance(seg, nxt)
+            self.alerts.advance(seg.alerts.cells, b)
             _flush(self.sinks)
             self._write_due_records(lambda: [*backfill, self._partial(seg)], b)
         if self.handoff is None:  # stopped (or the window ended) before reaching the clock
             self.handoff = b
         seg.stop(b)
-        return seg, seg.finish(), b
+        finished = seg.finish()
+        self.alerts.advance(finished.alert_cells, b, final=True)
+        return seg, finished, b
 
     def _build_live_segment(self) -> SegmentRun:
         """The last segment, built here to be stepped; its ground-truth minutes are kept as
@@ -400,8 +432,10 @@ class LiveRun:
             write_state(boundary, self.faults)  # for `storefront-sim faults`
             self._state_written = wall
         if update.error != self._last_error and update.error:
-            self.options.log(f"control: {update.error} (ignored; the previous faults stay)")
+            self.options.log(f"control: {update.error} "
+                             "(ignored; the previous faults and changes stay)")
         self._last_error = update.error
+        self._known_changes = tuple(getattr(update, "changes", ()))
         seen = {f.fault_id: f for f in update.faults}
         changed = False
         for fault_id in sorted(set(seen) | set(self._runtime)):
@@ -424,12 +458,31 @@ class LiveRun:
         if changed:
             runtime = self.runtime_faults()
             seg.faults.apply(with_runtime(self._base_faults, runtime))
-            self._keep_needed = self._base_needed | minutes_needed(runtime)
+            self._keep_needed = self._base_needed | minutes_needed(runtime, [c for _, c in self._made])
             seg.minutes.keep |= self._keep_needed
             for f in runtime:
                 self.origin[f.fault_id] = "runtime"
             if self.output_dir is not None:
                 self._write_replay(None)
+
+    def _make_changes(self, seg: SegmentRun, boundary: float, nxt: float) -> None:
+        """Schedule on the running storefront every runtime change due before the next
+        boundary, once: from here on it is made (a later edit or removal cannot undo it)."""
+        made = {c.change_id for _, c in self._made}
+        due = sorted((c for c in self._known_changes
+                      if c.change_id not in made and c.epoch < nxt), key=lambda c: c.epoch)
+        if not due:
+            return
+        seg.schedule_changes(tuple(due))
+        self._made += [(boundary, c) for c in due]
+        self.origin.update({c.change_id: "runtime" for c in due})
+        self._keep_needed |= minutes_needed((), due)
+        seg.minutes.keep |= self._keep_needed
+        for c in due:
+            self.options.log(f"change {c.change_id}: {c.kind} {change_summary(c)} at "
+                             f"{iso_utc(c.epoch)} (simulated)")
+        if self.output_dir is not None:
+            self._write_replay(None)
 
     # ------------------------------------------------------------------ ground truth
     @staticmethod
@@ -443,13 +496,22 @@ class LiveRun:
         faults = self._faults_before(stop_epoch)
         due = [f for f in faults if f.fault_id not in self._written
                and f.end_epoch + TRAILING_S + RECORD_MARGIN_S <= now]
-        if not due:
+        changes = self.all_changes()
+        due_changes = [c for c in changes if c.change_id not in self._judged
+                       and c.epoch + CHANGE_HORIZON_S + TRAILING_S + RECORD_MARGIN_S <= now]
+        if not due and not due_changes:
             return
         segments = segments_now()
         log = [entry for s in segments for entry in s.state_log]
-        records = build_incident_records(faults, _merged([s.minutes for s in segments]), log,
-                                         self.origin)
-        ids = {f.fault_id for f in due}
+        minutes = _merged([s.minutes for s in segments])
+        records = build_incident_records(faults, minutes, log, self.origin) if due else []
+        if due_changes:  # a change that showed no symptoms has no record: judged once
+            records += build_change_records(changes, faults, minutes, log,
+                                            self.scenario.storefront, self.origin)
+            self._judged |= {c.change_id for c in due_changes}
+        split_impact(records, minutes)
+        self.alerts.link(records)
+        ids = {f.fault_id for f in due} | {c.change_id for c in due_changes}
         for rec in records:
             if rec["incident_id"] not in ids:
                 continue
@@ -481,6 +543,11 @@ class LiveRun:
                 {"id": f.fault_id, "type": f.type, "start": iso_utc(f.start_epoch),
                  "end": iso_utc(f.end_epoch), "magnitude": f.magnitude, "target": f.target}
                 for f in self.runtime_faults()
+            ],
+            "runtime_changes": [
+                {"id": c.change_id, "kind": c.kind, "at": iso_utc(c.epoch), "hosts": list(c.hosts),
+                 "what": change_summary(c)}
+                for _, c in self._made
             ],
         }
 
@@ -534,6 +601,21 @@ def _fault_dict(f: ActiveFault) -> dict[str, Any]:
             "incident_type": f.incident_type}
 
 
+def _change_dict(boundary: float, c: ActiveChange) -> dict[str, Any]:
+    """A runtime change for replay.yaml: every field, and the boundary it was scheduled at."""
+    fields = dataclasses.asdict(c)
+    fields["hosts"] = list(c.hosts)
+    fields["settings"] = [[path, value] for path, value in c.settings]
+    return {"scheduled_at": boundary, "at": iso_utc(c.epoch), **fields}
+
+
+def _read_change(d: dict[str, Any]) -> tuple[float, ActiveChange]:
+    fields = {k: v for k, v in d.items() if k not in ("scheduled_at", "at")}
+    fields["hosts"] = tuple(fields["hosts"])
+    fields["settings"] = tuple((str(path), value) for path, value in fields["settings"])
+    return float(d["scheduled_at"]), ActiveChange(**fields)
+
+
 def write_replay(path: Path, scenario: Scenario, today: dt.date, pinned: PinnedPlan) -> None:
     """Everything a batch run needs to write the same documents as this live run."""
     data = {
@@ -542,6 +624,7 @@ def write_replay(path: Path, scenario: Scenario, today: dt.date, pinned: PinnedP
         "splits": list(pinned.splits),
         "stop_epoch": pinned.stop_epoch,
         "runtime_faults": [_fault_dict(f) for f in pinned.runtime_faults],
+        "runtime_changes": [_change_dict(b, c) for b, c in pinned.runtime_changes],
     }
     tmp = path.with_name(path.name + ".partial")
     text = ("# a live run, pinned: `storefront-sim replay " + path.name + "` writes the same "
@@ -557,9 +640,10 @@ def read_replay(path: Path) -> tuple[Scenario, dt.date, PinnedPlan]:
                                float(f["ramp_s"]), float(f["magnitude"]), f["target"],
                                f["incident_type"]) for f in data["runtime_faults"])
     stop = data.get("stop_epoch")
+    changes = tuple(_read_change(d) for d in data.get("runtime_changes") or ())
     return (scenario, dt.date.fromisoformat(data["today"]),
             PinnedPlan(tuple(float(s) for s in data["splits"]),
-                       None if stop is None else float(stop), faults))
+                       None if stop is None else float(stop), faults, changes))
 
 
 def future_notice(window: Window, now_epoch: float) -> str | None:
@@ -573,7 +657,8 @@ def future_notice(window: Window, now_epoch: float) -> str | None:
 def live_from_args(args: Any, scenario: Scenario, today: dt.date, output_dir: Path | None,
                    extra_sinks: list[Any], incident_sinks: list[Any],
                    progress: Callable[[float], None] | None, bar: Any,
-                   bulk_index: tuple[Any, str] | None) -> RunResult:
+                   bulk_index: tuple[Any, str] | None,
+                   alert_sinks: Sequence[EventSink] = ()) -> RunResult:
     """``--live`` from the command line: the index's bulk-load settings last until the
     handoff, the progress bar covers the backfill, runtime faults come from the control
     file."""
@@ -597,4 +682,4 @@ def live_from_args(args: Any, scenario: Scenario, today: dt.date, output_dir: Pa
         options = LiveOptions(speed=args.speed, bucket_s=args.bucket, fault_source=source,
                               on_handoff=handoff)
         return LiveRun(scenario, today, output_dir, extra_sinks, incident_sinks,
-                       args.workers, args.engine, options, progress).run()
+                       args.workers, args.engine, options, progress, alert_sinks).run()

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from simpy import Interrupt
 
-from sim.config import ALLOC_KB_REFERENCE, BREAKER_REFUSAL_S, BreakerConfig, HeapConfig, StorefrontConfig
+from sim.config import (
+    ALLOC_KB_REFERENCE,
+    BREAKER_REFUSAL_S,
+    DEPLOY_WARMUP_RPS,
+    BreakerConfig,
+    HeapConfig,
+    StorefrontConfig,
+)
 from sim.core.rng import RandomStream
 from sim.model.failures import RequestFailure
 from sim.model.request import (
@@ -48,12 +55,21 @@ if TYPE_CHECKING:
 Process = Generator[Any, Any, None]
 
 
+class Build(NamedTuple):
+    """The code an instance runs: its version, and the leak a bug in it adds per call of
+    the leaky path (MB; 0.0 for a sound build)."""
+
+    version: str
+    leak_mb: float = 0.0
+
+
 class InstanceFigures(NamedTuple):
     """What one instance reports each interval: its requests and each of its resources'
     figures (``take_interval`` of each)."""
 
     name: str
     up: bool
+    version: str
     served: int
     errors: int
     latencies: list[float]  # response times
@@ -92,7 +108,9 @@ def circuit_breaker(name: str, b: BreakerConfig, env: Any,
 class AppInstance:
     def __init__(self, env: Any, index: int, cfg: StorefrontConfig, backends: Backends,
                  everyday_failure: Callable[[Request], None], leak_mb: Callable[[], float],
-                 app_rng: RandomStream, on_state: Callable[[str, str, str], None]) -> None:
+                 app_rng: RandomStream, on_state: Callable[[str, str, str], None],
+                 build: Build, versions: dict[str, str]) -> None:
+        """``versions``: host -> the version it runs, shared by the fleet (the documents read it)."""
         self.env = env
         self.index = index
         self.name = name = f"app-{index + 1:02d}"
@@ -102,6 +120,8 @@ class AppInstance:
         self.gateway: PaymentGateway = backends.gateway
         self.inventory: UpstreamService = backends.inventory
         self.recommendations: UpstreamService = backends.recommendations
+        self.flags = backends.flags
+        self.versions = versions
         self.everyday_failure = everyday_failure
         self.leak_mb = leak_mb
         self.app_rng = app_rng
@@ -118,7 +138,7 @@ class AppInstance:
         self.workers = WorkerPool(env, cfg.worker_threads, cfg.accept_queue, my_state)
         self.db_pool = DbConnectionPool(env, cfg.db_pool.max_size,
                                         cfg.db_pool.connection_timeout_ms / 1000.0, my_state)
-        self.start_jvm(cfg)
+        self.start_jvm(cfg, build)
         self.jit_factor = 1.0  # CPU time factor while the JIT warms up
         self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
         self.tracing = False  # record every request's steps (Request.spans) for its trace
@@ -127,10 +147,13 @@ class AppInstance:
         self.errors = 0
         self.latencies: list[float] = []
 
-    def start_jvm(self, cfg: StorefrontConfig) -> None:
+    def start_jvm(self, cfg: StorefrontConfig, build: Build) -> None:
         """What a JVM reads from its settings when it starts (a push of any of these takes
-        a restart): its cores, heap, breaker, JIT and the gateway client's retries."""
+        a restart): its cores, heap, breaker, JIT and the gateway client's retries; and the
+        build it runs."""
         name = self.name
+        self.build = build
+        self.versions[name] = build.version
         announce = self.announce
         self.cpu = Cpu(self.env, cfg.cpu_cores, self.my_state)
         self.heap = jvm_heap(cfg.heap, self._collect, self.my_state)
@@ -190,7 +213,7 @@ class AppInstance:
         alloc = endpoint.alloc_mb * self.alloc_scale
         leak = 0.0
         if endpoint.leaky:
-            leak = self.leak_mb()
+            leak = self.leak_mb() + self.build.leak_mb
             leaked = self.heap.leaked_mb
             if leaked:
                 # the leaked structure is walked on every call of the leaky path
@@ -370,22 +393,24 @@ class AppInstance:
         self.workers.resize(cfg.worker_threads, cfg.accept_queue)
         self.db_pool.resize(cfg.db_pool.max_size)
 
-    def graceful_restart(self, cfg: StorefrontConfig) -> Process:
-        """A restart to take settings a JVM reads only at start (Spring's graceful shutdown):
-        its readiness fails, the load balancer takes it out after its health checks, the
-        requests in flight finish (at most the load balancer's timeout), then the JVM is
-        down for ``restart_seconds`` and starts with ``cfg``, cold."""
+    def graceful_restart(self, cfg: StorefrontConfig, build: Build, why: str,
+                         warmup_requests: int = 0) -> Process:
+        """A restart to take settings a JVM reads only at start, or a new build (Spring's
+        graceful shutdown): its readiness fails, the load balancer takes it out after its
+        health checks, the requests in flight finish (at most the load balancer's timeout),
+        then the JVM is down for ``restart_seconds`` and starts with ``cfg`` and ``build``,
+        cold (or, after ``warmup_requests``, warm enough: a deploy pipeline's warm-up)."""
         env = self.env
         checks = cfg.health_check
         self.ready = False
-        self.announce(self.name, "instance_stopping", "config push: graceful restart to apply settings")
+        self.announce(self.name, "instance_stopping", why)
         yield env.timeout(checks.interval_s * (checks.fails_to_remove + 1))
         give_up = env.now + self.lb_timeout_s
         while self.requests and env.now < give_up:
             yield env.timeout(1.0)
         self.cfg = cfg
         if not self.up:  # it died meanwhile: its own restart brings it back, with cfg
-            self.start_jvm(cfg)
+            self.start_jvm(cfg, build)
             self.ready = True
             return
         self.up = False
@@ -394,14 +419,26 @@ class AppInstance:
             process.interrupt("shutdown timeout")
         self.workers.reset()
         self.db_pool.reset()
-        self.start_jvm(cfg)
-        self.ready = True
+        self.start_jvm(cfg, build)
+        self.ready = not warmup_requests
         yield from self.restart()
+        if warmup_requests:
+            yield from self.warm_up(warmup_requests)
+
+    def warm_up(self, requests: int) -> Process:
+        """The pipeline replays ``requests`` synthetic requests against the new JVM while it is
+        still out of rotation (its readiness fails until then): the JIT compiles the hot paths
+        before shoppers arrive. Its own load on the host is not modelled (nobody else is there)."""
+        yield self.env.timeout(requests / DEPLOY_WARMUP_RPS)
+        if self.up:
+            for _ in range(requests):
+                self.jit_factor = self.jit.query_factor(1.0)
+        self.ready = True
 
     def take_interval(self) -> InstanceFigures:
         """Its figures and its resources' for the sampler; every counter starts again."""
         figures = InstanceFigures(
-            self.name, self.up, self.served, self.errors, self.latencies,
+            self.name, self.up, self.build.version, self.served, self.errors, self.latencies,
             self.cpu.take_interval(), self.heap.take_interval(), self.workers.take_interval(),
             self.db_pool.take_interval(), self.breaker.take_interval())
         self.served = self.errors = 0

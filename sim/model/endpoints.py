@@ -33,6 +33,10 @@ def search(app: AppInstance, req: Request) -> Process:
     yield from app.work(req)  # parse and validate the query
     yield from app.read(req)  # full-text match
     yield from app.read(req)  # facets
+    flags = app.flags
+    if flags.search_personalization and flags.serves(
+            "search_personalization", flags.search_personalization, req.customer.customer_id):
+        yield from app.work(req)  # re-rank for this shopper
     yield from app.work(req)  # rank and serialize
 
 
@@ -42,6 +46,10 @@ def product(app: AppInstance, req: Request) -> Process:
     yield from app.read(req)  # the product row (404 when it does not exist)
     yield from app.call(req, app.inventory)  # stock level
     yield from app.call(req, app.recommendations)  # "customers also bought"
+    flags = app.flags
+    if flags.recommended_for_you and flags.serves(
+            "recommended_for_you", flags.recommended_for_you, req.customer.customer_id):
+        yield from app.call(req, app.recommendations)  # the "recommended for you" widget
     yield from app.work(req)
 
 
@@ -67,6 +75,10 @@ def place_order(app: AppInstance, req: Request) -> Process:
     try:
         yield from app.connect(req, connection)
         yield from app.write(req, connection)  # INSERT INTO orders (may deadlock)
+        flags = app.flags
+        if flags.checkout_fraud_check and flags.serves(
+                "checkout_fraud_check", flags.checkout_fraud_check, req.customer.customer_id):
+            yield from app.query(req)  # SELECT the fraud score, in the same transaction
         yield from app.charge(req)  # POST /v2/charges, connection still held
         yield from app.write(req, connection)  # UPDATE orders SET status = 'PAID'; COMMIT
     finally:

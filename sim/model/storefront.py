@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 from sim.config import UPSTREAMS, CacheConfig, Scenario, instance_name
 from sim.core.rng import StreamSource
 from sim.model.app_instance import AppInstance
-from sim.model.changes import ActiveChange, applied
+from sim.model.changes import ActiveChange, applied, deployed, flag_shares
 from sim.model.everyday import EverydayFailures
 from sim.model.faults import FaultSchedule
+from sim.model.feature_flags import FeatureFlags
 from sim.model.load_balancer import LoadBalancer
 from sim.model.resources.cache import BufferCache
 from sim.model.resources.db import DbServer, DbServerFigures
@@ -43,13 +44,14 @@ class BackendFigures(NamedTuple):
 
 @dataclass
 class Backends:
-    """What every app instance shares: the database and the services it calls
-    (``app.backends`` in a handler)."""
+    """What every app instance shares: the database, the services it calls and the flag
+    service (``app.backends`` in a handler)."""
 
     db: DbServer
     gateway: PaymentGateway
     inventory: UpstreamService
     recommendations: UpstreamService
+    flags: FeatureFlags
 
     def take_interval(self) -> BackendFigures:
         """The figures of the backends that are reported, for the sampler."""
@@ -88,14 +90,19 @@ class Storefront:
                 _cache(u.cache), u.retries,
                 lambda event, detail, name=name: record(name, event, detail))
                for name, u in zip(UPSTREAMS, (cfg.inventory, cfg.recommendations), strict=True)},
+            flags=FeatureFlags(),
         )
+        for flag, share in flag_shares(changed).items():
+            self.backends.flags.set(flag, share)
+        self.versions: dict[str, str] = {}  # host -> the version it runs
         everyday = EverydayFailures(scenario.background_errors,
                                     scenario.traffic.endpoints.model_dump(),
                                     streams.stream("background-errors"))
         self.instances = [
-            AppInstance(env, i, applied(cfg, list(changed), instance_name(i)), self.backends, everyday.draw,
+            AppInstance(env, i, applied(cfg, changed, instance_name(i)), self.backends, everyday.draw,
                         faults.additive("memory_leak", instance_name(i)),
-                        streams.stream(f"app-time:{i}"), record)
+                        streams.stream(f"app-time:{i}"), record,
+                        deployed(cfg, changed, instance_name(i)), self.versions)
             for i in range(cfg.instances)
         ]
         self.lb = LoadBalancer(env, self.instances, cfg.health_check)

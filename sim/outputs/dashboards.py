@@ -23,18 +23,34 @@ PATTERN_IDS = {"index_pattern": "storefront-main", "incidents_pattern": "storefr
 
 
 def retitle(data: bytes, titles: dict) -> bytes:
-    """Give the index patterns other titles (e.g. a data stream name like logs-storefront-*)."""
+    """Give the index patterns other titles (e.g. a data stream name like logs-storefront-*).
+    A TSVB visualization names its index by title rather than by reference: it follows."""
     if not titles:
         return data
+    renamed: dict[str, str] = {}  # old title -> new (the index patterns come first)
     lines = []
     for line in data.decode().splitlines():
         if line.strip():
             o = json.loads(line)
             if o.get("type") == "index-pattern" and o.get("id") in titles:
+                renamed[o["attributes"]["title"]] = titles[o["id"]]
                 o["attributes"]["title"] = titles[o["id"]]
+            elif o.get("type") == "visualization":
+                _retitle_tsvb(o["attributes"], renamed)
             line = json.dumps(o, sort_keys=True, separators=(",", ":"))
         lines.append(line)
     return ("\n".join(lines) + "\n").encode()
+
+
+def _retitle_tsvb(attributes: dict, renamed: dict[str, str]) -> None:
+    state = json.loads(attributes["visState"])
+    if state.get("type") != "metrics":
+        return
+    params = state["params"]
+    for part in [params, *params.get("annotations", [])]:
+        if part.get("index_pattern") in renamed:
+            part["index_pattern"] = renamed[part["index_pattern"]]
+    attributes["visState"] = json.dumps(state, sort_keys=True, separators=(",", ":"))
 
 
 def first_error(body: dict) -> str:

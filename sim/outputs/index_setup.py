@@ -80,6 +80,32 @@ def mapping_incompatibility(existing: dict[str, Any], wanted: dict[str, Any]) ->
     return None
 
 
+def type_conflict(existing: dict[str, Any], wanted: dict[str, Any]) -> str | None:
+    """Like ``mapping_incompatibility``, but only a field mapped with another type: a field
+    that is only missing can be added (``add_missing_fields``)."""
+    have = flatten_mapping(existing)
+    for path, wanted_type in flatten_mapping(wanted).items():
+        if path in have and have[path] != wanted_type:
+            return f"field '{path}' has type {have[path]} in the existing index, wanted {wanted_type}"
+    return None
+
+
+def add_missing_fields(client: OpenSearch, target: str, existing: dict[str, Any],
+                       body: dict[str, Any], kind: str) -> None:
+    """An index (or data stream) made by an older version lacks fields added since: adding
+    fields is what a mapping update may always do, so they are added (types never change)."""
+    problem = type_conflict(existing, body.get("mappings", {}))
+    if problem:
+        raise IndexMappingError(f"{kind} {target!r} exists with an incompatible mapping: {problem}")
+    if mapping_incompatibility(existing, body.get("mappings", {})) is None:
+        return
+    try:
+        client.indices.put_mapping(index=target, body={"properties": body["mappings"]["properties"]})
+    except TransportError as exc:
+        raise IndexMappingError(f"{kind} {target!r} exists without fields this version writes, "
+                                f"and adding them failed: {_reason(exc)}") from None
+
+
 def template_name(target: str) -> str:
     return f"storefront-sim-{target}"
 
@@ -99,14 +125,16 @@ def ensure_template(client: OpenSearch, target: str, body: dict[str, Any],
     if found:
         template = found[0]["index_template"]
         existing = template.get("template", {}).get("mappings", {})
-        problem = mapping_incompatibility(existing, body.get("mappings", {}))
+        problem = type_conflict(existing, body.get("mappings", {}))
         if problem:
             raise IndexMappingError(
                 f"index template {name!r} exists with an incompatible mapping: {problem}")
         if ("data_stream" in template) != data_stream:
             kind = "a data stream" if data_stream else "an index"
             raise IndexMappingError(f"index template {name!r} exists but is not for {kind}")
-        return "exists"
+        if mapping_incompatibility(existing, body.get("mappings", {})) is None:
+            return "exists"
+        # made by an older version: it gains the fields added since (below, as when created)
     spec: dict[str, Any] = {
         "index_patterns": [target],
         "priority": 200,  # above any catch-all template of the cluster
@@ -146,9 +174,7 @@ def _check_compatible(client: OpenSearch, target: str, body: dict[str, Any], kin
     current = client.indices.get_mapping(index=target)
     # an alias or a data stream answers with its backing indices, each under its own name
     for backing in current.values():
-        problem = mapping_incompatibility(backing.get("mappings", {}), body.get("mappings", {}))
-        if problem:
-            raise IndexMappingError(f"{kind} {target!r} exists with an incompatible mapping: {problem}")
+        add_missing_fields(client, target, backing.get("mappings", {}), body, kind)
 
 
 def ensure_index(client: OpenSearch, index: str, body: dict[str, Any]) -> str:

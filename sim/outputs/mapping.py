@@ -16,6 +16,8 @@ from pathlib import Path
 MAPPING_PATH = Path(__file__).resolve().parents[2] / "mapping.json"
 #: Ground-truth incident records go to their own index, never into the telemetry.
 INCIDENTS_MAPPING_PATH = Path(__file__).resolve().parent / "incidents_mapping.json"
+#: Alerts (what monitors derived from the telemetry) too.
+ALERTS_MAPPING_PATH = Path(__file__).resolve().parent / "alerts_mapping.json"
 
 
 def create_mapping_only(args: argparse.Namespace) -> int:

@@ -22,10 +22,10 @@ from sim.outputs.index_setup import (
     ensure_index,
     load_mapping,
 )
-from sim.outputs.mapping import INCIDENTS_MAPPING_PATH, MAPPING_PATH
+from sim.outputs.mapping import ALERTS_MAPPING_PATH, INCIDENTS_MAPPING_PATH, MAPPING_PATH
 from sim.outputs.opensearch import OpenSearchSink, connect, refusal, scrub_url
 
-__all__ = ["enter_bulk_load", "prepare_opensearch", "run_sinks"]
+__all__ = ["alert_sinks", "enter_bulk_load", "prepare_opensearch", "run_sinks"]
 
 
 def prepare_opensearch(url: str, index: str, incidents_index: str, *, data_stream: bool,
@@ -70,3 +70,13 @@ def run_sinks(client: OpenSearch, index: str, incidents_index: str, run_dir: Pat
         client, incidents_index, dead_letter_path=run_dir / "dead_letter_incidents.ndjson",
         senders=1, name=f"opensearch:{incidents_index}", give_up_after=give_up_after)]
     return document_sinks, incident_sinks
+
+
+def alert_sinks(client: OpenSearch, alerts_index: str, run_dir: Path, *,
+                give_up_after: float | None) -> list[OpenSearchSink]:
+    """The run's alert documents into ``alerts_index``, created now if it is not there
+    (raises OpenSearchSetupError: one line)."""
+    ensure_index(client, alerts_index, load_mapping(ALERTS_MAPPING_PATH))
+    return [OpenSearchSink(client, alerts_index, senders=1, name=f"opensearch:{alerts_index}",
+                           dead_letter_path=run_dir / "dead_letter_alerts.ndjson",
+                           give_up_after=give_up_after)]

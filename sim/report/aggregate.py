@@ -56,6 +56,31 @@ class ReportInputError(Exception):
     """Bad input: the message is the one line the user sees."""
 
 
+@dataclass(frozen=True)
+class ChangeDoc:
+    """One change document (a host reached by a push, a deploy step, a flag switched): few,
+    so kept whole rather than per minute."""
+
+    ms: int
+    change_id: str
+    kind: str
+    host: str  # "" for a flag (the fleet)
+    version: str
+    message: str
+    settings: tuple[tuple[str, str, str], ...]  # (name, old, new) as the document writes them
+
+
+def _change_doc(doc: dict[str, Any], ms: int) -> ChangeDoc:
+    raw = doc.get("change")
+    change: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    settings = tuple((str(x.get("name")), str(x.get("old")), str(x.get("new")))
+                     for x in change.get("settings") or [] if isinstance(x, dict))
+    return ChangeDoc(ms, str(change.get("id", "?")), str(change.get("kind", "?")),
+                     str(_get(doc, ("host", "name")) or ""),
+                     str(_get(doc, ("service", "version")) or ""), str(doc.get("message", "")),
+                     settings)
+
+
 @dataclass
 class RangeResult:
     """What one worker found in its byte range (small: a range covers minutes, not days)."""
@@ -67,6 +92,7 @@ class RangeResult:
     errors: Counter[tuple[int, str]] = field(default_factory=Counter)
     # (minute, host, field) -> [sum, count, max]
     metrics: dict[tuple[int, str, str], list[float]] = field(default_factory=dict)
+    changes: list[ChangeDoc] = field(default_factory=list)
     problem: tuple[int, str] | None = None  # (line within the range, message)
 
 
@@ -84,6 +110,7 @@ class Aggregates:
     metrics: dict[tuple[str, str], np.ndarray]  # (host, field) -> [minute, (sum, count, max)]
     docs: dict[str, int]
     lines: int
+    changes: list[ChangeDoc] = field(default_factory=list)  # in time order
 
     @property
     def n(self) -> int:
@@ -182,6 +209,8 @@ def _parsed(doc: dict[str, Any], r: RangeResult, tx: Callable[[bytes, float, boo
         state = _get(doc, ("service", "state"))
         if state is not None:
             _add_metric(r, minute, host, STOPPED, 0.0 if state == "running" else 1.0)
+    elif kind == "change":
+        r.changes.append(_change_doc(doc, ms))
     return None
 
 
@@ -362,6 +391,7 @@ class _Folded:
     tx_parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     errors: Counter[tuple[int, str]] = field(default_factory=Counter)
     metric_parts: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
+    changes: list[ChangeDoc] = field(default_factory=list)
 
 
 def aggregate(path: Path, workers: int | None = None,
@@ -389,6 +419,7 @@ def aggregate(path: Path, workers: int | None = None,
         hist=table[:, 3:], error_types=types, errors=err,
         metrics=_metric_arrays(folded.metric_parts, first, n),
         docs=dict(sorted(folded.docs.items())), lines=folded.lines,
+        changes=sorted(folded.changes, key=lambda c: (c.ms, c.change_id, c.host)),
     )
 
 
@@ -405,6 +436,7 @@ def _fold_ranges(path: Path, workers: int) -> _Folded:
         if len(r.tx_minutes):
             folded.tx_parts.append((r.tx_minutes, r.tx_table))
         folded.errors.update(r.errors)
+        folded.changes.extend(r.changes)
         rows: dict[tuple[str, str], list[list[float]]] = {}
         for (minute, host, name), cell in r.metrics.items():
             rows.setdefault((host, name), []).append([float(minute), *cell])

@@ -3,7 +3,8 @@
 One stack of panels sharing a UTC time axis, drawn for the whole window (the overview) and
 zoomed on each incident, where a lane with the causal chain and one with the seed's "Find
 Performance Incidents" hits come on top. Every incident in view is shaded: its incident
-phase red, its recovery amber, the injected cause as a hatched band at the top.
+phase red, its recovery amber, the injected cause as a hatched band at the top. Every change
+in view (a deploy, a config push, a flag) is a dashed purple line with its label on top.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ TOP_ERROR_TYPES = 7
 HOST_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                "#bcbd22"]
 INCIDENT_COLOR = "#d62728"
+CHANGE_COLOR = "#6a3d9a"
 RECOVERY_COLOR = "#ff9f1c"
 BREAKER_COLORS = ListedColormap(["#b7e4a7", "#fde28a", "#d73027", "#222222"])
 BREAKER_LABELS = ("closed", "half-open", "open", "JVM down")
@@ -218,10 +220,29 @@ PANELS: list[Panel] = [
 ]
 
 
+def _mark_changes(axes: list[Axes], changes: list[dict[str, Any]], lo: np.datetime64,
+                  hi: np.datetime64) -> list[tuple[Any, str, str]]:
+    """Each change in view as a dashed line through every panel (a deploy's rollout also as a
+    band along the bottom); returns their labels for above the top panel."""
+    labels: list[tuple[Any, str, str]] = []
+    for c in changes:
+        x: Any = np.datetime64(int(c["epoch"]), "s")
+        if not lo <= x < hi:
+            continue
+        end: Any = np.datetime64(int(epoch_s(c["end"])), "s")
+        for ax in axes:
+            ax.axvline(x, color=CHANGE_COLOR, lw=0.8, ls="--", alpha=0.8)
+            if end > x:
+                ax.axvspan(x, end, ymin=0.0, ymax=0.03, color=CHANGE_COLOR, alpha=0.5, lw=0)
+        labels.append((x, f"{c['kind'].replace('_', ' ')} {c['id']}", CHANGE_COLOR))
+    return labels
+
+
 def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str, int],
-           label_ax: Axes, lo: np.datetime64, hi: np.datetime64) -> None:
-    """Incident phase red, recovery amber, the cause hatched; a label above the top panel."""
-    labels = []
+           label_ax: Axes, lo: np.datetime64, hi: np.datetime64,
+           labels: list[tuple[Any, str, str]]) -> None:
+    """Incident phase red, recovery amber, the cause hatched; a label above the top panel,
+    among ``labels`` (the changes')."""
     for rec in incidents:
         fs, fe = (np.datetime64(int(epoch_s(rec[k])), "s") for k in ("fault_start", "fault_end"))
         spans = []
@@ -236,13 +257,14 @@ def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str,
             ax.axvspan(fs, fe, ymin=0.97, ymax=1.0, facecolor="none", edgecolor="#555555",
                        hatch="////", lw=0)
         if lo <= fs < hi:
-            labels.append((fs, f"#{numbers[rec['incident_id']]} {rec['incident_type']}"))
+            labels.append((fs, f"#{numbers[rec['incident_id']]} {rec['incident_type']}",
+                           INCIDENT_COLOR))
     # labels in up to LABEL_ROWS rows, each placed in the lowest row where it does not
     # overlap the one before it (widths estimated from the text length)
     width_pt = label_ax.get_position().width * label_ax.figure.get_figwidth() * 72.0
     span = float((hi - lo).astype(float))
     row_ends = [-1.0] * LABEL_ROWS
-    for x, text in sorted(labels):
+    for x, text, color in sorted(labels):
         start = float((x - lo).astype(float)) / span
         row = next((r for r, end in enumerate(row_ends) if start > end), None)
         if row is None:
@@ -250,7 +272,7 @@ def _shade(axes: list[Axes], incidents: list[dict[str, Any]], numbers: dict[str,
         row_ends[row] = start + (len(text) * 4.3 + 6) / width_pt
         label_ax.annotate(text, xy=(x, 1.0), xycoords=("data", "axes fraction"),
                           xytext=(2, 2 + 9 * row), textcoords="offset points", fontsize=7,
-                          ha="left", va="bottom", color=INCIDENT_COLOR, annotation_clip=False)
+                          ha="left", va="bottom", color=color, annotation_clip=False)
 
 
 def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetime64) -> None:
@@ -264,6 +286,12 @@ def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetim
         label = f"{e['component']} {e['event']}" + (" (first)" if i == 0 else "")
         steps.append((epoch_s(e["at"]), "step", label))
     steps.append((epoch_s(rec["fault_end"]), "cause", "cause ends"))
+    first_of_rule: dict[str, dict[str, Any]] = {}
+    for alert in rec.get("alerts") or []:
+        first_of_rule.setdefault(alert["rule_id"], alert)
+    for alert in first_of_rule.values():  # each rule's first page
+        on = f" on {alert['on']}" if alert.get("on") else ""
+        steps.append((epoch_s(alert["fired"]), "alert", f"ALERT {alert['rule_id']}{on}"))
     if rec.get("symptom_end"):
         steps.append((epoch_s(rec["symptom_end"]), "end", "recovered"))
     steps.sort(key=lambda s: s[0])
@@ -274,7 +302,8 @@ def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetim
     for k, (t, kind, label) in enumerate(steps):
         x = np.datetime64(int(t), "s")
         y = 1.0 - (k + 0.7) / (n + 0.4)
-        color = {"cause": "#555555", "step": INCIDENT_COLOR, "end": "#2ca02c"}[kind]
+        color = {"cause": "#555555", "step": INCIDENT_COLOR, "end": "#2ca02c",
+                 "alert": ALERT_COLORS["critical"]}[kind]
         ax.plot([x, x], [0.0, y], color=color, lw=0.6)
         ax.plot(x, y, "o", color=color, ms=4)
         left = (x - lo).astype(float) < 0.6 * span
@@ -287,6 +316,23 @@ def _chain_lane(ax: Axes, rec: dict[str, Any], lo: np.datetime64, hi: np.datetim
     ax.set_ylabel("chain")
 
 
+ALERT_COLORS = {"critical": "#7b2d8e", "warning": "#c9a400"}
+
+
+def _alert_marks(ax: Axes, incidents: list[dict[str, Any]], false_alarms: list[dict[str, Any]],
+                 lo: np.datetime64, hi: np.datetime64) -> None:
+    """A triangle at the top of ``ax`` where an alert fired (critical purple, warning
+    yellow); hollow for a false alarm (no incident's)."""
+    fired = [(a, True) for rec in incidents for a in rec.get("alerts") or []]
+    fired += [(a, False) for a in false_alarms]
+    for alert, ours in fired:
+        x = np.datetime64(int(epoch_s(alert["fired"])), "s")
+        if lo <= x < hi:
+            color = ALERT_COLORS.get(alert.get("severity", ""), "#555555")
+            ax.plot(x, 0.93, "v", transform=ax.get_xaxis_transform(), ms=5, clip_on=False,
+                    color=color, markerfacecolor=color if ours else "none")
+
+
 def _format_time(ax: Axes, lo: np.datetime64, hi: np.datetime64) -> None:
     locator = mdates.AutoDateLocator(tz=dt.UTC, minticks=6, maxticks=14)
     ax.xaxis.set_major_locator(locator)
@@ -295,7 +341,8 @@ def _format_time(ax: Axes, lo: np.datetime64, hi: np.datetime64) -> None:
 
 
 def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]],
-         numbers: dict[str, int], focus: dict[str, Any] | None = None) -> None:
+         numbers: dict[str, int], focus: dict[str, Any] | None = None,
+         false_alarms: list[dict[str, Any]] | None = None) -> None:
     """One PNG: the panels over minutes [lo, hi), with a chain lane when ``focus`` is given."""
     v = View(s, lo, hi)
     panels = list(PANELS)
@@ -321,6 +368,9 @@ def draw(path: Path, s: Series, lo: int, hi: int, incidents: list[dict[str, Any]
             ax.xaxis.set_minor_locator(NullLocator())
     if focus is not None:
         _chain_lane(axes[0], focus, x_lo, x_hi)
-    _shade(list(axes), incidents, numbers, axes[0], x_lo, x_hi)
+    changes = _mark_changes(list(axes), s.changes, x_lo, x_hi)
+    _shade(list(axes), incidents, numbers, axes[0], x_lo, x_hi, changes)
+    _alert_marks(axes[1] if focus is not None else axes[0], incidents, false_alarms or [],
+                 x_lo, x_hi)
     _format_time(axes[-1], x_lo, x_hi)
     fig.savefig(path, format="png", metadata={"Software": None})

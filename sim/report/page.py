@@ -34,6 +34,27 @@ def _clock(seconds: float) -> str:
     return f"{sign}{s // 60}:{s % 60:02d}"
 
 
+def cause_text(key: str, value: Any) -> str:
+    """A cause parameter as a reader wants it: a change's settings as "name old -> new", its
+    hosts and a build's bug in words, never a raw list of dicts."""
+    if key == "settings" and isinstance(value, list):
+        return "; ".join(f"{x.get('name')} {x.get('old')} -> {x.get('new')}" if isinstance(x, dict)
+                         else str(x) for x in value)
+    if isinstance(value, list):
+        return ", ".join(str(x) for x in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def _change_rows(s: Series) -> list[dict[str, Any]]:
+    """The run's changes for the page's table (from its change documents)."""
+    return [{"at": _iso(c["at"]), "end": _iso(c["end"]) if c["end"] != c["at"] else "",
+             "id": c["id"], "kind": c["kind"].replace("_", " "),
+             "hosts": ", ".join(c["hosts"]) or "fleet", "settings": c["settings"],
+             "message": c["message"]} for c in s.changes]
+
+
 def incident_range(s: Series, rec: dict[str, Any]) -> tuple[int, int]:
     """Minute indices [lo, hi) of an incident's figure: cause and symptoms, ±30 minutes."""
     times = [epoch_s(rec[k]) for k in ("fault_start", "fault_end", "symptom_start", "symptom_end")
@@ -72,7 +93,8 @@ def _incident_context(n: int, rec: dict[str, Any], s: Series, lo: int, hi: int) 
         "number": n, "anchor": f"incident-{n}", "id": rec["incident_id"],
         "type": rec["incident_type"], "origin": rec.get("origin", ""), "observed": observed,
         "summary": summary, "image": f"incident-{n}.png", "cause": cause,
-        "cause_params": [(k, v) for k, v in cause.items() if k != "fault_type" and v is not None],
+        "cause_params": [(k, cause_text(k, v)) for k, v in cause.items()
+                         if k != "fault_type" and v is not None],
         "fault_start": _iso(rec["fault_start"]), "fault_end": _iso(rec["fault_end"]),
         "symptom_start": _iso(rec.get("symptom_start")), "incident_end": _iso(rec.get("incident_end")),
         "symptom_end": _iso(rec.get("symptom_end")),
@@ -90,7 +112,25 @@ def _incident_context(n: int, rec: dict[str, Any], s: Series, lo: int, hi: int) 
         "errors_by_kind": sorted((impact.get("errors_by_kind") or {}).items(),
                                  key=lambda kv: (-kv[1], kv[0])),
         "hits_window": hits_window, "hits_view": int(s.perf_hits[lo:hi].sum()),
+        "detection": _detection(rec),
+        "alerts": [_alert_row(a) for a in rec.get("alerts") or []],
     }
+
+
+def _detection(rec: dict[str, Any]) -> str:
+    """The incident's detection delay as the page says it."""
+    if "detection_delay_s" not in rec:
+        return "not evaluated (a run from before alerts)"
+    delay = rec["detection_delay_s"]
+    if delay is None:
+        return "no alert fired"
+    first = rec["alerts"][0]
+    return f"{_clock(delay)} after the cause began ({first['rule_id']}, {first['severity']})"
+
+
+def _alert_row(a: dict[str, Any]) -> dict[str, Any]:
+    return {"fired": _iso(a.get("fired")), "resolved": _iso(a.get("resolved")) or "still active",
+            "rule": a.get("rule_id", ""), "severity": a.get("severity", ""), "on": a.get("on") or ""}
 
 
 def _environment() -> jinja2.Environment:
@@ -102,22 +142,25 @@ def _environment() -> jinja2.Environment:
 _shared: dict[str, Any] = {}
 
 
-def _init_worker(s: Series, incidents: list[dict[str, Any]], numbers: dict[str, int]) -> None:
-    _shared.update(s=s, incidents=incidents, numbers=numbers)
+def _init_worker(s: Series, incidents: list[dict[str, Any]], numbers: dict[str, int],
+                 false_alarms: list[dict[str, Any]]) -> None:
+    _shared.update(s=s, incidents=incidents, numbers=numbers, false_alarms=false_alarms)
 
 
 def _draw_task(task: tuple[str, int, int, dict[str, Any] | None]) -> None:
     from sim.report.figures import draw  # matplotlib: only where figures are drawn
 
     path, lo, hi, focus = task
-    draw(Path(path), _shared["s"], lo, hi, _shared["incidents"], _shared["numbers"], focus)
+    draw(Path(path), _shared["s"], lo, hi, _shared["incidents"], _shared["numbers"], focus,
+         _shared["false_alarms"])
 
 
 def draw_all(tasks: list[tuple[str, int, int, dict[str, Any] | None]], s: Series,
-             incidents: list[dict[str, Any]], numbers: dict[str, int], workers: int) -> None:
+             incidents: list[dict[str, Any]], numbers: dict[str, int], workers: int,
+             false_alarms: list[dict[str, Any]] | None = None) -> None:
     """Every figure (about a second each): this process draws every ``workers``-th one while
     ``workers - 1`` worker processes draw the rest (one process fewer holding matplotlib)."""
-    _init_worker(s, incidents, numbers)
+    _init_worker(s, incidents, numbers, false_alarms or [])
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
             _draw_task(task)
@@ -126,7 +169,8 @@ def draw_all(tasks: list[tuple[str, int, int, dict[str, Any] | None]], s: Series
     theirs = [t for i, t in enumerate(tasks) if i % workers]
     ctx = multiprocessing.get_context("forkserver")
     # a fresh worker every few figures: matplotlib keeps caches that grow with each one
-    with ctx.Pool(min(workers - 1, len(theirs)), _init_worker, (s, incidents, numbers),
+    with ctx.Pool(min(workers - 1, len(theirs)), _init_worker,
+                  (s, incidents, numbers, false_alarms or []),
                   maxtasksperchild=4) as pool:
         pending = pool.map_async(_draw_task, theirs, chunksize=1)
         for task in mine:
@@ -150,7 +194,9 @@ def write_report(run: RunDir, s: Series, docs: dict[str, int], workers: int = 1)
             lo, hi = incident_range(s, rec)
             tasks.append((str(tmp / f"incident-{n}.png"), lo, hi, rec))
             contexts.append(_incident_context(n, rec, s, lo, hi))
-        draw_all(tasks, s, incidents, numbers, workers)
+        alerts = (run.summary or {}).get("alerts") or {}
+        false_alarms = alerts.get("false_alarms") or []
+        draw_all(tasks, s, incidents, numbers, workers, false_alarms)
         (tmp / "data.json").write_bytes(orjson.dumps(s.to_json()))
         window = (run.summary or {}).get("window") or {}
         first = dt.datetime.fromtimestamp(int(s.epochs[0]), dt.UTC).isoformat()
@@ -169,8 +215,12 @@ def write_report(run: RunDir, s: Series, docs: dict[str, int], workers: int = 1)
             },
             warnings=run.warnings,
             overview="overview.png",
+            changes=_change_rows(s),
             incidents=contexts,
             incidents_missing=run.incidents is None,
+            alerts={"fired": alerts.get("fired"), "critical": alerts.get("critical", 0),
+                    "warning": alerts.get("warning", 0),
+                    "false_alarms": [_alert_row(a) for a in false_alarms]},
         )
         (tmp / "index.html").write_text(html, encoding="utf-8")
         shutil.rmtree(final, ignore_errors=True)

@@ -6,13 +6,14 @@ behind the figures.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sim.report.aggregate import STOPPED, Aggregates
+from sim.report.aggregate import STOPPED, Aggregates, ChangeDoc
 
 # app-instance series: name in data.json -> (metric field, how a minute's samples combine)
 HOST_SERIES: dict[str, tuple[str, str]] = {
@@ -47,6 +48,7 @@ class Series:
     app_hosts: dict[str, dict[str, np.ndarray]]
     database: dict[str, dict[str, np.ndarray]]
     gateway: dict[str, dict[str, np.ndarray]]
+    changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # see ``changes``
 
     def index(self, epoch: float) -> int:
         """Index of the minute holding ``epoch`` (clamped to the window)."""
@@ -72,6 +74,7 @@ class Series:
             "app_hosts": hosts(self.app_hosts),
             "database": hosts(self.database),
             "payment_gateway": hosts(self.gateway),
+            "changes": self.changes,
         }
 
 
@@ -81,6 +84,31 @@ def _group(agg: Aggregates, marker: str, spec: dict[str, tuple[str, str]]
     for host in agg.hosts(marker):
         out[host] = {name: getattr(agg, how)(host, field) for name, (field, how) in spec.items()}
     return out
+
+
+def _iso_ms(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def changes(docs: list[ChangeDoc]) -> list[dict[str, Any]]:
+    """One entry per change (its documents grouped by change id, in time order): when it
+    reached its first and last host, the hosts, each setting as "name old -> new" (a push
+    reaching hosts with different values lists each once), and the first message."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        c = out.get(d.change_id)
+        if c is None:
+            c = out[d.change_id] = {"id": d.change_id, "kind": d.kind, "at": _iso_ms(d.ms),
+                                    "epoch": d.ms / 1000, "hosts": [], "settings": [],
+                                    "message": d.message}
+        c["end"] = _iso_ms(d.ms)
+        if d.host and d.host not in c["hosts"]:
+            c["hosts"].append(d.host)
+        for name, old, new in d.settings:
+            text = f"{name} {old} -> {new}"
+            if text not in c["settings"]:
+                c["settings"].append(text)
+    return list(out.values())
 
 
 def build_series(agg: Aggregates) -> Series:
@@ -94,4 +122,5 @@ def build_series(agg: Aggregates) -> Series:
         app_hosts=_group(agg, "thread_pool.active", HOST_SERIES),
         database=_group(agg, "db.cache_hit_ratio", DB_SERIES),
         gateway=_group(agg, "gateway.latency_p95_ms", GATEWAY_SERIES),
+        changes=changes(agg.changes),
     )

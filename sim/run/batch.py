@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.config import Scenario, StorefrontConfig
+from sim.config import Scenario, StorefrontConfig, alert_rules
 from sim.core.clock import Window
 from sim.model.faults import ActiveFault
 from sim.outputs.files import OutputError, WriteFailure
@@ -42,12 +42,17 @@ from sim.run.parallel import (
 from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
 from sim.run.segment import SegmentResult
 from sim.run.traces import TRACE_FILES, TraceFollower, stage_trace_files
+from sim.telemetry.alert_series import merge_cells
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
+from sim.truth.alerts import alert_doc_id, alert_docs, evaluate_run, link_alerts, write_alerts
+from sim.truth.overlap import split_impact
 from sim.truth.records import (
     SPLIT_NAMES,
+    annotate_leads,
     build_change_records,
     build_incident_records,
+    distractor_records,
     write_incidents,
     write_split_files,
 )
@@ -66,6 +71,8 @@ class RunResult:
     wall_time_s: float = 0.0
     files: list[str] = field(default_factory=list)
     live: dict[str, Any] = field(default_factory=dict)  # a live run's handoff, stop, lag...
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # alert documents, in time order
+    false_alarms: list[dict[str, Any]] = field(default_factory=list)  # alerts of no incident
 
     @property
     def total(self) -> int:
@@ -91,6 +98,7 @@ class RunResult:
                  "unaccounted": s.unaccounted, **s.details}
                 for s in self.sinks
             ],
+            "alerts": alerts_summary(self.alerts, self.false_alarms),
             "files": self.files,
             **({"live": self.live} if self.live else {}),
             "wall_time_s": round(self.wall_time_s, 2),
@@ -108,6 +116,7 @@ class _Run:
     run_dir: Path | None  # the lock and the part files
     sinks: list[EventSink]
     incident_sinks: Sequence[EventSink]
+    alert_sinks: Sequence[EventSink]
     ndjson: NdjsonSink | None = None
     parts_dir: Path | None = None
     finished: dict[int, SegmentResult] = field(default_factory=dict)  # a resumed run's
@@ -134,6 +143,7 @@ def simulate(
     dask: str | None = None,
     stream: StreamTarget | None = None,
     trace_sinks: dict[str, EventSink] | None = None,
+    alert_sinks: Sequence[EventSink] = (),
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
 
@@ -147,15 +157,17 @@ def simulate(
     plan = plan_run(scenario, today, engine, pinned)
     result = RunResult(scenario.name, scenario.seed, plan.window, faults=plan.faults)
     run = _Run(scenario, plan, output_dir, run_dir or output_dir, list(extra_sinks),
-               incident_sinks, trace_sinks=dict(trace_sinks or {}))
+               incident_sinks, alert_sinks, trace_sinks=dict(trace_sinks or {}))
     with contextlib.ExitStack() as held:
         try:
             _open_workspace(run, held, resume)
             _open_ndjson(run)
             segments = _simulate_segments(run, workers, progress, dask, stream)
             _merge_ground_truth(result, run.plan, segments, run.scenario.storefront)
+            _judge_alerts(result, run, segments)
             _emit_incidents(run, result.incidents)
-            result.files = _stage_files(run, result.incidents, write_summary)
+            _emit_alerts(run, result.alerts)
+            result.files = _stage_files(run, result, write_summary)
             _stream_trace_files(run, result.files)
             run.ok = True
         except SinkStopped:
@@ -231,8 +243,32 @@ def _merge_ground_truth(result: RunResult, plan: RunPlan, segments: list[Segment
         result.state_log.extend(seg.state_log)
     minutes = merge_minutes(seg.minutes for seg in segments)
     records = build_incident_records(plan.faults, minutes, result.state_log, plan.origin)
-    records += build_change_records(plan.changes, plan.faults, minutes, result.state_log, storefront)
+    records += build_change_records(plan.changes, plan.faults, minutes, result.state_log, storefront,
+                                    plan.origin)
+    split_impact(records, minutes)
+    annotate_leads(records, plan.changes, plan.distractors)
+    records += distractor_records(plan.changes, plan.distractors, records)
     result.incidents = sorted(records, key=lambda r: r["fault_start"])  # stable: faults keep their order
+
+
+def _judge_alerts(result: RunResult, run: _Run, segments: list[SegmentResult]) -> None:
+    """The rules evaluated over every segment's cells, in time order; each alert linked to
+    the incident it belongs to, or kept as a false alarm."""
+    stops = [p.stop_epoch for p in run.plan.segments if p.stop_epoch is not None]
+    until = min([run.plan.window.end.timestamp(), *stops])
+    events = evaluate_run(alert_rules(run.scenario), merge_cells(s.alert_cells for s in segments),
+                          run.plan.window.start.timestamp(), until)
+    result.alerts = alert_docs(events)
+    result.false_alarms = link_alerts(result.incidents, result.alerts)
+
+
+def alerts_summary(alerts: list[dict[str, Any]], false_alarms: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many alerts fired, by severity, and which were false alarms."""
+    fired = [a for a in alerts if a["alert"]["state"] == "active"]
+    return {"fired": len(fired),
+            "critical": sum(a["alert"]["severity"] == "critical" for a in fired),
+            "warning": sum(a["alert"]["severity"] == "warning" for a in fired),
+            "false_alarms": false_alarms}
 
 
 def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:
@@ -253,6 +289,13 @@ def _stream_trace_files(run: _Run, files: list[str]) -> None:
             feed_part(path.with_name(path.name + ".partial"), [sink])
 
 
+def _emit_alerts(run: _Run, alerts: list[dict[str, Any]]) -> None:
+    """Every alert document into the alert sinks (their own index)."""
+    for doc in alerts:
+        for sink in run.alert_sinks:
+            sink.emit(alert_doc_id(run.plan.key, doc), doc)
+
+
 def _remove_parts(run: _Run) -> None:
     """The part directory goes on every exit path (its Dask dead letters kept first)."""
     if run.parts_dir is not None:
@@ -267,7 +310,8 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
     run too, as one that stopped while it ran: no file of the run is kept."""
     closed = False
     try:
-        for sink in [*run.sinks, *run.incident_sinks, *run.trace_sinks.values()]:
+        for sink in [*run.sinks, *run.incident_sinks, *run.alert_sinks,
+                     *run.trace_sinks.values()]:
             # the NDJSON file is renamed into place with the others, below
             result.sinks.append(run.ndjson.summary if run.ok and sink is run.ndjson
                                 else sink.close(run.ok))
@@ -282,15 +326,16 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
 
 def _staged_names(output_dir: Path) -> list[Path]:
     """Every file a run may stage beside all_data, plain or gzip."""
-    return [output_dir / (n + gz) for n in ("incidents.ndjson", *SPLIT_NAMES)
+    return [output_dir / (n + gz) for n in ("incidents.ndjson", "alerts.ndjson", *SPLIT_NAMES)
             for gz in ("", ".gz")] + [output_dir / "run_summary.json"] + \
         [output_dir / n for n in TRACE_FILES]
 
 
-def _stage_files(run: _Run, incidents: list[dict[str, Any]], write_summary: bool) -> list[str]:
+def _stage_files(run: _Run, result: RunResult, write_summary: bool) -> list[str]:
     """Write every output file as ``.partial`` (nothing renamed yet: a full disk here leaves
     the previous run's files as they were); the files the run will have."""
     scenario, output_dir, ndjson = run.scenario, run.output_dir, run.ndjson
+    incidents = result.incidents
     if output_dir is None or ndjson is None:
         return []
     ndjson.finish()
@@ -301,6 +346,8 @@ def _stage_files(run: _Run, incidents: list[dict[str, Any]], write_summary: bool
         files.append(str(output_dir / f"incidents.ndjson{gz}"))
         if run.parts_dir is not None and scenario.output.traces.enabled:
             files.extend(stage_trace_files(run.plan.segments, run.parts_dir, output_dir))
+        write_alerts(output_dir / f"alerts.ndjson{gz}", run.plan.key, result.alerts, commit=False)
+        files.append(str(output_dir / f"alerts.ndjson{gz}"))
         if scenario.output.split_files:
             files.extend(str(p) for p in write_split_files(ndjson.partial, incidents,
                                                            commit=False, gz=bool(gz)))
@@ -405,8 +452,26 @@ def print_incidents(incidents: list[dict[str, Any]], stream: Any = None) -> None
     first (what broke, why, when it showed, what gave way first, what it cost)."""
     stream = stream or sys.stderr
     for rec in incidents:
-        for line in incident_lines(rec):
-            print(line, file=stream)
+        if not rec.get("distractor"):
+            for line in incident_lines(rec):
+                print(line, file=stream)
+    distractors = [rec for rec in incidents if rec.get("distractor")]
+    if distractors:
+        print(f"  distractors ({len(distractors)}, leads that are not causes):", file=stream)
+        for rec in distractors:
+            print(f"    {distractor_line(rec)}", file=stream)
+
+
+def distractor_line(rec: dict[str, Any]) -> str:
+    """``HH:MM KIND ID on HOSTS: what`` of a distractor record, and the incident it precedes."""
+    cause = rec["cause"]
+    kind = cause.get("change_kind") or cause["kind"]
+    hosts = cause.get("hosts") or []
+    where = f" on {hosts[0]}" if len(hosts) == 1 else f" on {len(hosts)} hosts" if hosts else ""
+    what = ", ".join(f"{s['name']} -> {s['new']}" for s in cause.get("settings", []))
+    before = f" (just before {', '.join(rec['before_incident'])})" if rec.get("before_incident") else ""
+    return f"{cause['at'][5:16].replace('T', ' ')} {kind} {rec['incident_id']}{where}" + \
+        (f": {what}" if what else "") + before
 
 
 def incident_lines(rec: dict[str, Any]) -> list[str]:

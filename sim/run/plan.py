@@ -19,6 +19,7 @@ import numpy as np
 from sim.config import Scenario
 from sim.core.clock import Window, resolve_time_expression, resolve_window
 from sim.model.changes import ActiveChange, active_change
+from sim.model.distractors import Distractor, draw_distractors
 from sim.model.faults import ActiveFault, active_fault
 from sim.model.random_incidents import draw_random_incidents
 from sim.model.traffic import DailySchedule
@@ -77,7 +78,7 @@ def resolve_changes(scenario: Scenario, today: dt.date) -> list[ActiveChange]:
     same time apply in the order written)."""
     changes = [active_change(c, f"{scenario.name}-c{i + 1}",
                              resolve_time_expression(c.at, today).timestamp(),
-                             scenario.storefront.instances)
+                             scenario.storefront)
                for i, c in enumerate(scenario.changes)]
     return sorted(changes, key=lambda c: c.epoch)
 
@@ -90,7 +91,8 @@ def with_runtime(base: list[ActiveFault], runtime: Sequence[ActiveFault]) -> lis
 # ---------------------------------------------------------------- segments
 
 def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault],
-                 changes: Sequence[ActiveChange] = ()) -> list[float]:
+                 changes: Sequence[ActiveChange] = (),
+                 distractors: Sequence[Distractor] = ()) -> list[float]:
     """Where the window is cut into independently simulated segments (epoch seconds).
 
     At every UTC midnight (the quietest time), and inside each day where half of that
@@ -110,7 +112,8 @@ def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault],
             steps = np.arange(a, b, 60.0)
             load = np.cumsum([schedule.rate(x) for x in steps])
             mid = float(steps[int(np.searchsorted(load, load[-1] / 2))])
-            mid = clear_of_faults(mid, faults, a + MIN_SEGMENT_S, b - MIN_SEGMENT_S, changes)
+            mid = clear_of_faults(mid, faults, a + MIN_SEGMENT_S, b - MIN_SEGMENT_S,
+                                  [*changes, *distractors])
             if mid is not None:
                 points.append(mid)
         if b < hi:
@@ -119,9 +122,10 @@ def split_points(scenario: Scenario, window: Window, faults: list[ActiveFault],
 
 
 def clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
-                    latest: float, changes: Sequence[ActiveChange] = ()) -> float | None:
-    """The time nearest ``t`` within [earliest, latest] that no fault or change is near, if any."""
-    spans = [(f.start_epoch, f.end_epoch) for f in faults] + [(c.epoch, c.epoch) for c in changes]
+                    latest: float, changes: Sequence[ActiveChange | Distractor] = ()) -> float | None:
+    """The time nearest ``t`` within [earliest, latest] that no fault, change or distractor
+    is near, if any."""
+    spans = [(f.start_epoch, f.end_epoch) for f in faults] + [c.span for c in changes]
     for shift in range(0, int(latest - earliest) + 1, 300):
         for cand in (t - shift, t + shift):
             if earliest <= cand <= latest and all(
@@ -131,14 +135,16 @@ def clear_of_faults(t: float, faults: list[ActiveFault], earliest: float,
 
 
 def plan_segments(scenario: Scenario, window: Window, faults: list[ActiveFault],
-                  engine: str = "fast", changes: Sequence[ActiveChange] = ()) -> list[SegmentPlan]:
-    return plans_from_splits(scenario, window, split_points(scenario, window, faults, changes),
-                             faults, engine, changes)
+                  engine: str = "fast", changes: Sequence[ActiveChange] = (),
+                  distractors: Sequence[Distractor] = ()) -> list[SegmentPlan]:
+    splits = split_points(scenario, window, faults, changes, distractors)
+    return plans_from_splits(scenario, window, splits, faults, engine, changes, distractors)
 
 
 def plans_from_splits(scenario: Scenario, window: Window, splits: Sequence[float],
                       faults: list[ActiveFault], engine: str = "fast",
-                      changes: Sequence[ActiveChange] = ()) -> list[SegmentPlan]:
+                      changes: Sequence[ActiveChange] = (),
+                      distractors: Sequence[Distractor] = ()) -> list[SegmentPlan]:
     warmup = scenario.window.warmup_minutes * 60.0
     drain = drain_s(scenario)
     edges = [window.start, *(dt.datetime.fromtimestamp(p, dt.UTC) for p in splits), window.end]
@@ -152,7 +158,8 @@ def plans_from_splits(scenario: Scenario, window: Window, splits: Sequence[float
                        if f.start_epoch - BASELINE_S < hi and f.end_epoch + TRAILING_S > lo)
         # and every change made before it ends: those before its start are already applied
         made = tuple(c for c in changes if c.epoch < hi)
-        plans.append(SegmentPlan(i, part, warmup, active, engine, changes=made))
+        benign = tuple(d for d in distractors if d.start_epoch < hi and d.end_epoch > lo)
+        plans.append(SegmentPlan(i, part, warmup, active, engine, changes=made, distractors=benign))
     return plans
 
 
@@ -165,6 +172,8 @@ class PinnedPlan:
     splits: tuple[float, ...]
     stop_epoch: float | None = None
     runtime_faults: tuple[ActiveFault, ...] = ()
+    # changes made at runtime, each with the boundary at which the live loop scheduled it
+    runtime_changes: tuple[tuple[float, ActiveChange], ...] = ()
 
 
 def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
@@ -175,7 +184,7 @@ def pinned_plans(scenario: Scenario, window: Window, faults: list[ActiveFault],
     last = plans[-1]
     plans[-1] = dataclasses.replace(
         last, faults=tuple(with_runtime(list(last.faults), pinned.runtime_faults)),
-        stop_epoch=pinned.stop_epoch)
+        stop_epoch=pinned.stop_epoch, runtime_changes=pinned.runtime_changes)
     return plans
 
 
@@ -197,6 +206,7 @@ class RunPlan:
     origin: dict[str, str]  # fault id -> "random" or "runtime" (absent: pinned)
     segments: list[SegmentPlan]
     changes: list[ActiveChange] = dataclasses.field(default_factory=list)  # in time order
+    distractors: list[Distractor] = dataclasses.field(default_factory=list)  # benign anomalies
 
 
 def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
@@ -207,12 +217,18 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     changes = resolve_changes(scenario, today)
     key = run_key(scenario, window)
     if pinned is None:
+        # distractors are drawn for batch runs only: a live run (and its replay) has none yet
+        benign, distractors = draw_distractors(scenario, window, faults)
+        changes = sorted([*changes, *benign], key=lambda c: c.epoch)
         return RunPlan(window, key, faults, origin,
-                       plan_segments(scenario, window, faults, engine, changes), changes)
+                       plan_segments(scenario, window, faults, engine, changes, distractors),
+                       changes, distractors)
     segments = pinned_plans(scenario, window, faults, pinned, engine, changes)
     faults = with_runtime(faults, pinned.runtime_faults)
     if pinned.stop_epoch is not None:  # the live run stopped before these began
         faults = [f for f in faults if f.start_epoch < pinned.stop_epoch]
     origin.update({f.fault_id: "runtime" for f in pinned.runtime_faults})
-    # no ``changes``: a live run writes no change records yet, and its replay matches it
-    return RunPlan(window, key, faults, origin, segments)
+    origin.update({c.change_id: "runtime" for _, c in pinned.runtime_changes})
+    # the live run's records cover its scenario's changes and those made at runtime
+    changes = sorted([*changes, *(c for _, c in pinned.runtime_changes)], key=lambda c: c.epoch)
+    return RunPlan(window, key, faults, origin, segments, changes)

@@ -15,17 +15,19 @@ from typing import Any
 
 import simpy
 
-from sim.config import Scenario
+from sim.config import Scenario, alert_rules
 from sim.core import engine
 from sim.core.clock import Window, epoch_ms
 from sim.core.rng import RandomStreams
-from sim.model.changes import ActiveChange, config_push
+from sim.model.changes import ActiveChange, config_push, deploy, feature_flag
 from sim.model.customers import Customer
+from sim.model.distractors import Distractor, batch_job, cache_flush
 from sim.model.failures import Failure
 from sim.model.faults import ActiveFault, FaultSchedule
 from sim.model.request import Request
 from sim.model.storefront import Storefront
 from sim.model.traffic import shoppers_arrive
+from sim.telemetry.alert_series import AlertSeries, Cells, signals_of
 from sim.telemetry.documents import DocumentFactory
 from sim.telemetry.encoding import EncodedDoc
 from sim.telemetry.logs import LogCollector
@@ -59,6 +61,10 @@ class SegmentPlan:
     engine: str = "fast"  # a key of ENGINES
     stop_epoch: float | None = None  # documents end here, before window.end (a live run's)
     changes: tuple[ActiveChange, ...] = ()  # in time order, every one made before it ends
+    distractors: tuple[Distractor, ...] = ()  # benign anomalies it holds a part of
+    # a live run's changes made at runtime, with the bucket boundary at which the live loop
+    # scheduled them (``SegmentRun.schedule_changes``): a replay schedules them there too
+    runtime_changes: tuple[tuple[float, ActiveChange], ...] = ()
 
 
 @dataclass
@@ -67,6 +73,7 @@ class SegmentResult:
     counts: dict[str, int] = field(default_factory=dict)
     state_log: list[tuple[str, str, str, str]] = field(default_factory=list)
     minutes: dict[int, Minute] = field(default_factory=dict)  # ground truth, see sim.truth.records
+    alert_cells: Cells = field(default_factory=dict)  # every minute's, see sim.telemetry.alerts
 
 
 def simulate_segment(
@@ -115,9 +122,15 @@ class SegmentRun:
         self.docs = docs
         counts: dict[str, int] = {}
         self.counts = counts
+        self.alerts = AlertSeries(signals_of(alert_rules(scenario)))
+        add_document = self.alerts.add_document
 
         def counting_emit(doc: dict[str, Any] | EncodedDoc) -> None:
-            kind = doc.event_type if type(doc) is EncodedDoc else doc["event_type"]
+            if type(doc) is EncodedDoc:
+                kind = doc.event_type
+            else:
+                kind = doc["event_type"]
+                add_document(doc)
             counts[kind] = counts.get(kind, 0) + 1
             emit(doc)
 
@@ -131,16 +144,20 @@ class SegmentRun:
                 day_cache[day] = label
             return label
 
-        self.minutes = MinuteAggregator(origin_s, self.faults.faults, plan.changes)
+        self.minutes = MinuteAggregator(origin_s, self.faults.faults,
+                                        [*plan.changes, *(c for _, c in plan.runtime_changes)])
         self.recorder = Recorder(env, scenario.storefront, docs, self.minutes,
                                  streams.stream("orders"), counting_emit, self.emit_from,
                                  self.emit_until, day_label)
+        self.recorder.alert_tx = self.alerts.add_transaction
         made = [c for c in plan.changes if c.epoch < origin_s]
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
+        self.recorder.versions = self.shop.versions
         self.schedule_changes(plan.changes[len(made):])
         self.trace_output = traces
         self.logs: LogCollector | None = None
         self.tracer = self.start_tracing(scenario, origin_ms, traces)
+        self.schedule_distractors(plan.distractors)
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
                                       counting_emit, self.emit_from, self.emit_until)
         env.process(self.sampler.run(env))
@@ -173,12 +190,31 @@ class SegmentRun:
         return tracer
 
     def schedule_changes(self, changes: tuple[ActiveChange, ...]) -> None:
-        """The changes made during the segment, each a process per host it reaches."""
+        """The changes made during the segment, from now on (when it is built, or at a live
+        run's bucket boundary): a push is a process per host it reaches, a deploy one
+        rolling process, a flag one switch."""
+        env = self.env
+        record = self.recorder.change
         by_name = {instance.name: instance for instance in self.shop.instances}
         for change in changes:
-            for host in change.hosts:
-                self.env.process(config_push(self.env, by_name[host], change,
-                                             change.epoch - self.origin_s, self.recorder.change))
+            at_s = max(0.0, change.epoch - self.origin_s - env.now)  # from now
+            if change.kind == "deploy":
+                env.process(deploy(env, [by_name[h] for h in change.hosts], change, at_s, record))
+            elif change.kind == "feature_flag":
+                env.process(feature_flag(env, self.shop.backends.flags, change, at_s, record))
+            else:
+                for host in change.hosts:
+                    env.process(config_push(env, by_name[host], change, at_s, record))
+
+    def schedule_distractors(self, distractors: tuple[Distractor, ...]) -> None:
+        """The benign anomalies: a batch job on its host, a flush of the database's cache."""
+        env, shop = self.env, self.shop
+        by_name = {instance.name: instance for instance in shop.instances}
+        for d in distractors:
+            if d.kind == "batch_job":
+                env.process(batch_job(env, by_name[d.host], d, self.origin_s))
+            elif d.start_epoch >= self.origin_s:
+                env.process(cache_flush(env, shop.backends.db, d, self.origin_s, shop.log.record))
 
     def now_epoch(self) -> float:
         return self.origin_s + self.env.now
@@ -197,7 +233,15 @@ class SegmentRun:
             self.halt[0] = until
 
     def finish(self) -> SegmentResult:
-        """Drain what is in flight, as the load balancer would, and hand back the results."""
+        """Drain what is in flight, as the load balancer would, and hand back the results.
+        A replayed live segment first steps to each boundary where the live run scheduled a
+        runtime change and schedules it there: the same events in the same order."""
+        stepped = None
+        for boundary, change in self.plan.runtime_changes:
+            if boundary != stepped and boundary - self.origin_s > self.env.now:
+                self.run_until(boundary)
+                stepped = boundary
+            self.schedule_changes((change,))
         shop = self.shop
         self.env.run(until=self.emit_until + self.drain_s)
         for instance, request in shop.in_flight():
@@ -206,7 +250,8 @@ class SegmentRun:
             self.trace_output[1](self.tracer.service_map_lines())
             for doc in self.logs.documents(shop.log.entries, self.emit_from, self.emit_until):
                 self.trace_output[2](doc)
-        return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes)
+        return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes,
+                             self.alerts.cells)
 
     def state_log(self) -> list[tuple[str, str, str, str]]:
         return [

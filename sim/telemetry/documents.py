@@ -15,6 +15,7 @@ import orjson
 
 from sim.core.clock import TimestampFormatter
 from sim.model.app_instance import InstanceFigures
+from sim.model.changes import ActiveChange
 from sim.model.customers import Customer
 from sim.model.endpoints import Endpoint
 from sim.model.failures import Failure
@@ -43,13 +44,14 @@ class FinishedRequest(Protocol):
 
 _TRANSACTION = (
     b'{"@timestamp":"%s%03dZ","event_type":"transaction","transaction":{"id":"%016x","name":%s},'
-    b'"trace":{"id":"%032x"},"session":{"id":%s},%s,%s%s%s%d}},"event":{"outcome":"%s",'
+    b'"trace":{"id":"%032x"},"session":{"id":%s},%s,%s%s},"host":{"name":%s%s%d}},"event":{"outcome":"%s",'
     b'"duration":%d},"status":"%s","response_time_ms":%.1f,"timing":{"queue_wait_ms":%.1f,'
     b'"db_pool_wait_ms":%.1f,"db_time_ms":%.1f,"gateway_time_ms":%.1f,"upstream_time_ms":%.1f,'
     b'"gc_pause_ms":%.1f},%s%s}'
 )
 _ERROR = (b'{"@timestamp":"%s%03dZ","event_type":"error","transaction":{"id":"%016x","name":%s},'
-          b'"trace":{"id":"%032x"},%s%s%s%d}},"event":{"outcome":"failure"},"status":"error",%s')
+          b'"trace":{"id":"%032x"},%s%s},"host":{"name":%s%s%d}},"event":{"outcome":"failure"},'
+          b'"status":"error",%s')
 _ORDER = (b',"order":{"order_id":"ORD-%s-%07d","amount":%a,%s,"items":%d,"payment_method":%s,'
           b'"payment_status":%s}')
 _METHODS_JSON = tuple(orjson.dumps(m) for m in PAYMENT_METHODS)
@@ -76,6 +78,7 @@ class DocumentFactory:
         self._customers: dict[int, tuple[Customer, bytes, bytes, bytes]] = {}
         self._failures: dict[int, tuple[Failure, bytes]] = {}
         self._hosts: dict[str, bytes] = {}
+        self._versions: dict[str | None, bytes] = {None: b""}
 
     def timestamp(self, sim_s: float) -> str:
         return self.ts(self.origin_ms + round(sim_s * 1000.0))
@@ -94,7 +97,7 @@ class DocumentFactory:
         return prefix
 
     def _endpoint(self, endpoint: Endpoint) -> tuple[Endpoint, bytes, bytes, bytes]:
-        """The name, ``"service":{..},"host":{"name":`` and
+        """The name, ``"service":{"name":..`` and
         ``},"url":{..},"http":{..,"response":{"status_code":``."""
         parts = self._endpoints.get(id(endpoint))
         if parts is not None and parts[0] is endpoint:
@@ -102,7 +105,7 @@ class DocumentFactory:
         parts = (
             endpoint,
             orjson.dumps(endpoint.name),
-            b'"service":{"name":' + orjson.dumps(endpoint.service) + b'},"host":{"name":',
+            b'"service":{"name":' + orjson.dumps(endpoint.service),
             b'},"url":{"path":' + orjson.dumps(endpoint.path) + b'},"http":{"request":{"method":'
             + orjson.dumps(endpoint.method) + b'},"response":{"status_code":',
         )
@@ -132,6 +135,14 @@ class DocumentFactory:
             encoded = self._hosts[host] = orjson.dumps(host)
         return encoded
 
+    def _version(self, version: str | None) -> bytes:
+        """``,"version":"2.13.4"`` (of the build that served it), or nothing: the load
+        balancer answered itself, no build of ours did."""
+        encoded = self._versions.get(version)
+        if encoded is None:
+            encoded = self._versions[version] = b',"version":' + orjson.dumps(version)
+        return encoded
+
     def _failure(self, failure: Failure) -> bytes:
         """Everything of an error document after its status, for one failure kind."""
         cached = self._failures.get(id(failure))
@@ -156,15 +167,18 @@ class DocumentFactory:
         status_code: int,
         response_ms: float,
         order: bytes,
+        version: str | None = None,
     ) -> EncodedDoc:
-        """``ids`` from ``new_ids()``; ``order`` is ``b""`` or the member from ``order()``."""
+        """``ids`` from ``new_ids()``; ``order`` is ``b""`` or the member from ``order()``;
+        ``version``: the build that served it (None: the load balancer answered)."""
         ep = self._endpoint(endpoint)
         cu = self._customer(customer)
         sec, milli = divmod(self.origin_ms + round(request.arrival * 1000.0), 1000)
         ok = status_code < 400
         body = _TRANSACTION % (
             self._second(sec), milli, ids & _LOW64, ep[1], ids >> 64,
-            orjson.dumps(request.session_id), cu[1], ep[2], self._host(host), ep[3], status_code,
+            orjson.dumps(request.session_id), cu[1], ep[2], self._version(version), self._host(host),
+            ep[3], status_code,
             b"success" if ok else b"failure", round(response_ms * 1e6),
             b"success" if ok else b"error", response_ms,
             request.queue_wait * 1000.0, request.pool_wait * 1000.0, request.db_time * 1000.0,
@@ -181,12 +195,13 @@ class DocumentFactory:
         host: str,
         failure: Failure,
         status_code: int,
+        version: str | None = None,
     ) -> EncodedDoc:
         ep = self._endpoint(endpoint)
         sec, milli = divmod(self.origin_ms + round(at_s * 1000.0), 1000)
         body = _ERROR % (
-            self._second(sec), milli, ids & _LOW64, ep[1], ids >> 64, ep[2], self._host(host),
-            ep[3], status_code, self._failure(failure),
+            self._second(sec), milli, ids & _LOW64, ep[1], ids >> 64, ep[2], self._version(version),
+            self._host(host), ep[3], status_code, self._failure(failure),
         )
         return EncodedDoc("error", body)
 
@@ -205,23 +220,37 @@ class DocumentFactory:
                          orjson.dumps(payment_status))
         return text, amount
 
-    def change(self, at_s: float, host: str, change_id: str, kind: str,
-               diff: list[tuple[str, Any, Any]], note: str | None, restart: bool) -> dict[str, Any]:
-        """A config push as the config service logs it reaching one host. Old and new values
-        are written as text (``"20"``, ``"true"``): settings of every type share one field."""
-        settings = [{"name": name, "old": setting_text(old), "new": setting_text(new)}
+    def change(self, at_s: float, host: str, change: ActiveChange, diff: list[tuple[str, Any, Any]],
+               restart: bool, began_s: float, version: str | None) -> dict[str, Any]:
+        """A change as the tool that made it logs it: the config service reaching one host,
+        the CD tool's "host updated" line of a rolling deploy (``began_s``: when that host's
+        step began; the last host's line ends the rollout), the flag service switching a flag
+        (no host: it serves the fleet). Old and new values are written as text (``"20"``,
+        ``"true"``, ``"50%"``): values of every type share one field. ``version``: what the
+        host runs afterwards."""
+        kind = change.kind
+        settings = [{"name": name, "old": change_text(kind, old), "new": change_text(kind, new)}
                     for name, old, new in diff]
-        shown = ", ".join(f"{s['name']} {s['old']} -> {s['new']}" for s in settings)
-        how = "restarting to apply" if restart else "applied live"
-        return {
-            "@timestamp": self.timestamp(at_s), "event_type": "change",
-            "event": {"kind": "event", "category": ["configuration"], "type": ["change"],
-                      "action": "config_change"},
-            "service": {"name": "storefront-app"}, "host": {"name": host},
-            "change": {"id": change_id, "kind": kind, "settings": settings},
-            "message": f"config push {change_id} to {host}: {shown} ({how})"
-                       + (f": {note}" if note else ""),
+        fields: dict[str, Any] = {"id": change.change_id, "kind": kind, "settings": settings}
+        event: dict[str, Any] = {"kind": "event", "category": ["configuration"], "type": ["change"],
+                                 "action": CHANGE_ACTIONS[kind]}
+        if kind == "deploy":
+            step, steps = change.hosts.index(host) + 1, len(change.hosts)
+            event |= {"start": self.timestamp(began_s), "end": self.timestamp(at_s)}
+            fields["rollout"] = {"start": self.timestamp(change.epoch - self.origin_ms / 1000.0),
+                                 "step": step, "steps": steps}
+            if step == steps:
+                fields["rollout"]["end"] = self.timestamp(at_s)
+        doc: dict[str, Any] = {
+            "@timestamp": self.timestamp(at_s), "event_type": "change", "event": event,
+            "service": {"name": "storefront-app"} | ({"version": version} if version else {}),
         }
+        if host:
+            doc["host"] = {"name": host}
+        doc["change"] = fields
+        doc["message"] = change_message(change, host, settings, restart) + (
+            f": {change.message}" if change.message else "")
+        return doc
 
     # -- infrastructure metrics: dicts (a few per interval), orjson-encoded downstream -------
     def instance_metrics(self, ts: str, interval_s: float, f: InstanceFigures) -> dict[str, Any]:
@@ -231,7 +260,7 @@ class DocumentFactory:
             "@timestamp": ts,
             "event_type": "infrastructure_metric",
             "host": {"name": f.name, "cpu": {"usage": round(f.cpu.busy_share, 4)}},
-            "service": {"name": "storefront-app", "type": "app-instance",
+            "service": {"name": "storefront-app", "type": "app-instance", "version": f.version,
                         "state": "running" if f.up else "stopped"},
             "jvm": {
                 "memory": {"used": round(f.heap.used_mb * MB), "limit": round(f.heap.max_mb * MB)},
@@ -273,6 +302,33 @@ class DocumentFactory:
             "gateway": {"latency_p95_ms": round(p95(gw.latencies) * 1000.0, 1),
                         "calls": gw.calls, "timeouts": gw.timeouts, "failures": gw.failures},
         }
+
+
+CHANGE_ACTIONS = {"config_push": "config_change", "deploy": "deployment", "feature_flag": "feature_flag"}
+
+
+def change_text(kind: str, value: Any) -> str:
+    """A changed value as text: a flag's share as ``off``, ``on`` or ``25%``."""
+    if kind == "feature_flag":
+        return "off" if not value else "on" if value >= 1.0 else f"{value * 100:g}%"
+    return setting_text(value)
+
+
+def change_message(change: ActiveChange, host: str, settings: list[dict[str, str]],
+                   restart: bool) -> str:
+    """The line the tool that made the change writes."""
+    if change.kind == "deploy":
+        s = settings[0]
+        step, steps = change.hosts.index(host) + 1, len(change.hosts)
+        done = "; rollout complete" if step == steps else ""
+        return (f"deployment {change.change_id}: {host} updated storefront-app {s['old']} -> "
+                f"{s['new']} ({step}/{steps}){done}")
+    if change.kind == "feature_flag":
+        s = settings[0]
+        return f"feature flag {s['name']} changed {s['old']} -> {s['new']} ({change.change_id})"
+    shown = ", ".join(f"{s['name']} {s['old']} -> {s['new']}" for s in settings)
+    how = "restarting to apply" if restart else "applied live"
+    return f"config push {change.change_id} to {host}: {shown} ({how})"
 
 
 def setting_text(value: Any) -> str:

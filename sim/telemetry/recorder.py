@@ -36,6 +36,10 @@ class Recorder:
         self.order_seq = 0
         # sim.telemetry.spans.Tracer when the run writes traces: a request's trace, if kept
         self.trace: Callable[[Request, int, Failure | None, float], None] | None = None
+        # host -> the version it runs (the storefront's, once built): what served a request
+        self.versions: dict[str, str] = {}
+        # the alert rules' per-minute cells (sim.telemetry.alert_series), when a run has rules
+        self.alert_tx: Callable[[int, str, str, str, float, int], None] | None = None
 
     def finish(self, req: Request, retried: bool) -> None:
         """A request was answered (``Shoppers.answer`` filled in what the client saw);
@@ -62,16 +66,20 @@ class Recorder:
         response_ms = req.response_s * 1000.0
         self.minutes.add(req.arrival, endpoint.name, host, response_ms, failure_kind,
                          failed_amount)
+        version = self.versions.get(host)
         self.emit(docs.transaction(req, ids, req.customer, endpoint, host, req.status_code,
-                                   response_ms, order))
+                                   response_ms, order, version))
+        if self.alert_tx is not None:
+            self.alert_tx(docs.origin_ms + round(req.arrival * 1000.0), endpoint.service,
+                          endpoint.name, host, response_ms, req.status_code)
         if failure is not None:
-            self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code))
+            self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code, version))
         if self.trace is not None:
             self.trace(req, ids, failure, response_ms)
 
     def change(self, at_s: float, host: str, change: ActiveChange,
-               diff: list[tuple[str, Any, Any]], restart: bool) -> None:
-        """A change reached a host: its document, inside the emitted window only."""
+               diff: list[tuple[str, Any, Any]], restart: bool, began_s: float) -> None:
+        """A change reached a host (or the fleet): its document, inside the emitted window only."""
         if self.emit_from <= at_s < self.emit_until:
-            self.emit(self.docs.change(at_s, host, change.change_id, change.kind, diff,
-                                       change.message, restart))
+            self.emit(self.docs.change(at_s, host, change, diff, restart, began_s,
+                                       self.versions.get(host)))

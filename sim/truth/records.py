@@ -22,11 +22,13 @@ from typing import Any
 import orjson
 
 from sim.config import StorefrontConfig, with_settings
-from sim.model.changes import ActiveChange, applied, setting
+from sim.model.changes import ActiveChange, applied, deployed, flag_shares, setting
+from sim.model.distractors import WHY as DISTRACTOR_WHY
+from sim.model.distractors import Distractor
 from sim.model.endpoints import ENDPOINTS
 from sim.model.faults import ActiveFault
 from sim.outputs.ndjson import open_partial, read_lines
-from sim.telemetry.documents import setting_text
+from sim.telemetry.documents import change_text, setting_text
 from sim.telemetry.minutes import CHANGE_HORIZON_S, SEARCH_AFTER_FAULT_S, Minute
 
 # The seed's envelopes turned into per-minute thresholds.
@@ -179,12 +181,17 @@ def build_incident_records(
     origin: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One ground-truth record per fault, in start order. A fault's symptoms are looked for
-    after those of the fault before it have ended (a minute is never claimed twice)."""
+    after those of the fault before it have ended, unless the two causes overlap in time."""
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
     records = []
     claimed = 0.0
+    cause_end = 0.0
     for fault in sorted(faults, key=lambda f: (f.start_epoch, f.fault_id)):
-        win = observe_window(fault, minutes, claimed)
+        # a fault that begins while another is still active overlaps it: both keep their own
+        # window (``sim.truth.overlap`` shares out the failures); one that begins after looks
+        # for its symptoms once the earlier one's have ended
+        win = observe_window(fault, minutes, 0.0 if fault.start_epoch < cause_end else claimed)
+        cause_end = max(cause_end, fault.end_epoch)
         rec = _cause(fault, (origin or {}).get(fault.fault_id, "pinned"), win is not None)
         if win is None:
             rec.update(_not_observed())
@@ -288,18 +295,26 @@ def build_change_records(
     minutes: dict[int, Minute],
     state_log: list[tuple[str, str, str, str]],
     storefront: StorefrontConfig,
+    origin: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """A ground-truth record per change whose symptoms showed within ``CHANGE_HORIZON_S``,
-    in time order. A change whose symptoms overlap a fault's span leaves them to the fault's
-    record (telling two causes apart is not done yet); one without symptoms gets no record."""
+    in time order (``origin``: "runtime" for a live run's changes; absent: "pinned"). A
+    change made while a fault's symptoms fade is left out (they are the fault's); one that
+    overlaps a fault gets its own record, and ``sim.truth.overlap`` shares out the failures;
+    one without symptoms gets no record."""
     log = sorted((_parse_iso(ts), comp, ev, detail) for ts, comp, ev, detail in state_log)
-    records = []
+    records: list[dict[str, Any]] = []
+    claimed_until = 0.0  # a change whose symptoms start inside an earlier one's is not their cause
     for i, change in enumerate(changes):
+        if change.benign:
+            continue  # a distractor: recorded as one (``distractor_records``), never a cause
         win = _sustained_span(change.epoch, minutes)
-        if win is None or any(f.start_epoch < win.end and win.start < f.end_epoch + SEARCH_AFTER_FAULT_S
-                              for f in faults):
-            continue
-        rec = _change_cause(change, applied(storefront, changes[:i], change.hosts[0]))
+        if win is None or win.start < claimed_until or any(
+                f.end_epoch <= change.epoch < f.end_epoch + SEARCH_AFTER_FAULT_S for f in faults):
+            continue  # an earlier change's symptoms, or a fault's recovery it was made in
+        claimed_until = win.end
+        rec = _change_cause(change, changes[:i], storefront)
+        rec["origin"] = (origin or {}).get(change.change_id, "pinned")
         rec.update(_observed(change.epoch, None, win, minutes, log))
         first = rec["first_saturated"]
         rec["incident_type"] = INCIDENT_OF_FIRST_SATURATED.get(
@@ -310,23 +325,82 @@ def build_change_records(
     return records
 
 
-def _change_cause(change: ActiveChange, before: StorefrontConfig) -> dict[str, Any]:
-    """What was changed, where and when (``before``: its first host's settings until then).
-    A push has no end: ``fault_end`` is its time too."""
+def _change_cause(change: ActiveChange, before: list[ActiveChange],
+                  storefront: StorefrontConfig) -> dict[str, Any]:
+    """What was changed, where and when (``before``: the changes made until then). A change
+    has no end: ``fault_end`` is its time too."""
     at = _iso(change.epoch)
-    after = with_settings(before, dict(change.settings))
-    settings = [{"name": path, "old": setting_text(setting(before, path)),
-                 "new": setting_text(setting(after, path))} for path, _ in change.settings]
+    cause: dict[str, Any] = {"kind": "change", "id": change.change_id, "change_kind": change.kind}
+    if change.kind == "deploy":
+        old = deployed(storefront, before, change.hosts[0]).version
+        cause["settings"] = [{"name": "version", "old": old, "new": change.version}]
+        if change.leak_mb:
+            cause["code_fault"] = {"type": "memory_leak", "magnitude": change.leak_mb}
+    elif change.kind == "feature_flag":
+        flag = change.flag or ""
+        old_share = flag_shares(before).get(flag, 0.0)
+        cause["settings"] = [{"name": flag, "old": change_text(change.kind, old_share),
+                              "new": change_text(change.kind, change.share)}]
+    else:
+        was = applied(storefront, before, change.hosts[0])
+        after = with_settings(was, dict(change.settings))
+        cause["settings"] = [{"name": path, "old": setting_text(setting(was, path)),
+                              "new": setting_text(setting(after, path))} for path, _ in change.settings]
+    cause |= {"hosts": list(change.hosts), "at": at}
     return {
         "incident_id": change.change_id,
         "incident_type": CHANGE_INCIDENT_DEFAULT,
         "origin": "pinned",
-        "cause": {"kind": "change", "id": change.change_id, "change_kind": change.kind,
-                  "settings": settings, "hosts": list(change.hosts), "at": at},
+        "cause": cause,
         "fault_start": at,
         "fault_end": at,
         "observed": True,
     }
+
+
+LEAD_WINDOW_S = 3600.0  # how far before an incident's symptoms a change or distractor is a lead
+
+
+def distractor_records(changes: list[ActiveChange], distractors: list[Distractor],
+                       incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A record per distractor (``"distractor": true``): what it was, when and where, why it
+    is not a cause, and the incident it sits just before, if any."""
+    out = []
+    for change in changes:
+        if change.benign:
+            what = {"kind": "change", "id": change.change_id, "change_kind": change.kind,
+                    "settings": [{"name": "version", "new": change.version}] if change.version else
+                    [{"name": p, "new": setting_text(v)} for p, v in change.settings],
+                    "hosts": list(change.hosts), "at": _iso(change.epoch)}
+            out.append(_distractor(change.change_id, what, change.epoch, change.benign, incidents))
+    for d in distractors:
+        what = {"kind": d.kind, "id": d.distractor_id, "hosts": [d.host], "at": _iso(d.start_epoch),
+                "end": _iso(d.end_epoch)} | ({"cores": d.cores} if d.cores else {})
+        out.append(_distractor(d.distractor_id, what, d.start_epoch, DISTRACTOR_WHY[d.kind], incidents))
+    return out
+
+
+def _distractor(ident: str, what: dict[str, Any], at: float, why: str,
+                incidents: list[dict[str, Any]]) -> dict[str, Any]:
+    near = [r["incident_id"] for r in incidents if r.get("observed")
+            and 0.0 <= _parse_iso(r["symptom_start"]) - at <= LEAD_WINDOW_S]
+    return {"incident_id": ident, "incident_type": "distractor", "origin": "distractor",
+            "distractor": True, "cause": what, "why_not_a_cause": why, "before_incident": near,
+            "fault_start": _iso(at), "fault_end": what.get("end", _iso(at)), "observed": False}
+
+
+def annotate_leads(records: list[dict[str, Any]], changes: list[ActiveChange],
+                   distractors: list[Distractor]) -> None:
+    """Each observed incident lists the changes made and the distractors started in the hour
+    before its symptoms and during them: what an investigator asking "what changed?" finds."""
+    for rec in records:
+        if not rec.get("observed"):
+            continue
+        lo = _parse_iso(rec["symptom_start"]) - LEAD_WINDOW_S
+        hi = _parse_iso(rec["symptom_end"])
+        rec["changes_in_window"] = [c.change_id for c in changes if lo <= c.epoch <= hi]
+        rec["distractors_near"] = [c.change_id for c in changes if c.benign and lo <= c.epoch <= hi] + \
+            [d.distractor_id for d in distractors if lo <= d.start_epoch <= hi]
 
 
 def _not_observed() -> dict[str, Any]:
