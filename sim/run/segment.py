@@ -105,8 +105,7 @@ class SegmentRun:
                  progress: Callable[[float], None] | None = None, live: bool = False,
                  traces: TraceOutput | None = None) -> None:
         self.plan = plan
-        env: Any = ENGINES[plan.engine]()
-        self.env = env
+        self.env = env = ENGINES[plan.engine]()
         streams = RandomStreams(scenario.seed, plan.index)
         origin = plan.window.start - dt.timedelta(seconds=plan.warmup_s)
         origin_ms = epoch_ms(origin)
@@ -118,8 +117,7 @@ class SegmentRun:
         self.halt = [self.emit_until] if live or plan.stop_epoch is not None else None
         self.faults = FaultSchedule(list(plan.faults), lambda: origin_s + env.now, live=live)
         id_seed = int(streams.generator("ids").integers(0, 2**63 - 1))
-        docs = DocumentFactory(origin_ms, id_seed)
-        self.docs = docs
+        self.docs = docs = DocumentFactory(origin_ms, id_seed)
         counts: dict[str, int] = {}
         self.counts = counts
         self.alerts = AlertSeries(signals_of(alert_rules(scenario)))
@@ -154,8 +152,6 @@ class SegmentRun:
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
         self.recorder.versions = self.shop.versions
         self.schedule_changes(plan.changes[len(made):])
-        self.trace_output = traces
-        self.logs: LogCollector | None = None
         self.tracer = self.start_tracing(scenario, origin_ms, traces)
         self.schedule_distractors(plan.distractors)
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
@@ -169,6 +165,8 @@ class SegmentRun:
                       ) -> Tracer | None:
         """Every instance records its requests' steps and the recorder hands each answered
         one to the tracer (its sampler builds the kept ones), when traces are written."""
+        self.trace_output = traces
+        self.logs: LogCollector | None = None
         cfg = scenario.output.traces
         if traces is None or not cfg.enabled:
             return None
