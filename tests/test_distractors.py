@@ -89,6 +89,13 @@ def _utc(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch - epoch % 60, dt.UTC)
 
 
+def _night_draws():
+    """What NIGHT draws for the test day, to pick a window that holds one of them."""
+    scenario = parse_scenario({"name": "night", "seed": 11, "traffic": {"base_tps": 4},
+                               "distractors": {"per_day": 8}}, "t")
+    return draw_distractors(scenario, _window(1, dt.datetime(2026, 11, 27, tzinfo=dt.UTC)), [])
+
+
 NIGHT = "name: night\nseed: 11\ntraffic: {base_tps: 4}\ndistractors: {per_day: 8}\n"
 
 
@@ -96,10 +103,7 @@ def test_a_batch_job_heats_its_host_and_is_recorded_as_a_lead_not_a_cause(tmp_pa
     """The day's first batch job: its host runs hotter than the others while it runs, by
     about the cores it holds; its record says what it was and why it is not a cause, and no
     incident is recorded."""
-    day = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
-    _, anomalies = draw_distractors(parse_scenario({"name": "night", "seed": 11, "traffic": {"base_tps": 4},
-                                                    "distractors": {"per_day": 8}}, "t"),
-                                    _window(1, day), [])
+    _, anomalies = _night_draws()
     job = next(d for d in anomalies if d.kind == "batch_job")
     docs, records = _run(tmp_path, "job", NIGHT, _utc(job.start_epoch) - dt.timedelta(minutes=3),
                          _utc(job.end_epoch) + dt.timedelta(minutes=3))
@@ -122,10 +126,7 @@ def test_a_batch_job_heats_its_host_and_is_recorded_as_a_lead_not_a_cause(tmp_pa
 def test_a_benign_push_is_written_like_any_change_and_never_blamed(tmp_path):
     """The day's first benign config push: a change document per host, a distractor record,
     and no incident record naming it as a cause."""
-    day = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
-    changes, _ = draw_distractors(parse_scenario({"name": "night", "seed": 11, "traffic": {"base_tps": 4},
-                                                  "distractors": {"per_day": 8}}, "t"),
-                                  _window(1, day), [])
+    changes, _ = _night_draws()
     push = next(c for c in changes if c.kind == "config_push")
     docs, records = _run(tmp_path, "push", NIGHT, _utc(push.epoch) - dt.timedelta(minutes=1),
                          _utc(push.epoch) + dt.timedelta(minutes=3))

@@ -13,9 +13,11 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from sim.outputs.files import WriteFailure, last_timestamp
 from sim.outputs.sink import SinkSummary
@@ -65,6 +67,22 @@ def open_partial(path: Path) -> tuple[Path, IO[bytes] | DeterministicGzip]:
     fh = open(partial, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed by the caller
     return partial, DeterministicGzip(fh) if path.suffix == ".gz" else fh
 
+
+
+def write_bulk_file(path: Path, docs: Iterable[tuple[str, dict[str, Any]]], commit: bool = True) -> None:
+    """(id, document) pairs as a ``_bulk`` file, atomically (``commit=False``: left as
+    ``.partial`` for the caller to rename with the run's other files)."""
+    tmp, fh = open_partial(path)
+    try:
+        for doc_id, doc in docs:
+            fh.write(orjson.dumps({"index": {"_id": doc_id}}) + b"\n")
+            fh.write(orjson.dumps(doc) + b"\n")
+        fh.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if commit:
+        os.replace(tmp, path)
 
 def read_lines(path: Path, gz: bool | None = None) -> Iterator[bytes]:
     """The lines of an NDJSON file, plain or gzip (``gz``; by default: the name ends in

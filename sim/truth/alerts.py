@@ -11,16 +11,13 @@ index stays exactly the documents the storefront emitted.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from sim.config import AlertRule
 from sim.core.clock import TimestampFormatter
-from sim.outputs.ndjson import open_partial
+from sim.outputs.ndjson import write_bulk_file
 from sim.telemetry.alert_series import Cells
 from sim.telemetry.alerts import AlertEvaluator, AlertEvent, alert_document, alert_id
 
@@ -48,17 +45,7 @@ def alert_doc_id(run_key: str, doc: dict[str, Any]) -> str:
 def write_alerts(path: Path, run_key: str, docs: Sequence[dict[str, Any]],
                  commit: bool = True) -> None:
     """``alerts.ndjson`` in _bulk format, as ``.partial`` (``commit``: renamed into place)."""
-    tmp, fh = open_partial(path)
-    try:
-        for doc in docs:
-            fh.write(orjson.dumps({"index": {"_id": alert_doc_id(run_key, doc)}}) + b"\n")
-            fh.write(orjson.dumps(doc) + b"\n")
-        fh.close()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if commit:
-        os.replace(tmp, path)
+    write_bulk_file(path, ((alert_doc_id(run_key, doc), doc) for doc in docs), commit)
 
 
 def _epoch(text: str) -> float:

@@ -27,7 +27,7 @@ from sim.model.distractors import WHY as DISTRACTOR_WHY
 from sim.model.distractors import Distractor
 from sim.model.endpoints import ENDPOINTS
 from sim.model.faults import ActiveFault
-from sim.outputs.ndjson import open_partial, read_lines
+from sim.outputs.ndjson import open_partial, read_lines, write_bulk_file
 from sim.telemetry.documents import change_text, setting_text
 from sim.telemetry.minutes import CHANGE_HORIZON_S, SEARCH_AFTER_FAULT_S, Minute
 
@@ -428,17 +428,7 @@ def write_incidents(path: Path, records: list[dict[str, Any]], commit: bool = Tr
     """``incidents.ndjson`` in _bulk format (ids are the incident ids), atomically, gzip when
     ``path`` ends in ``.gz`` (``commit=False``: left as ``.partial`` for the caller to
     rename)."""
-    tmp, fh = open_partial(path)
-    try:
-        for rec in records:
-            fh.write(orjson.dumps({"index": {"_id": rec["incident_id"]}}) + b"\n")
-            fh.write(orjson.dumps(rec) + b"\n")
-        fh.close()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if commit:
-        os.replace(tmp, path)
+    write_bulk_file(path, ((rec["incident_id"], rec) for rec in records), commit)
 
 
 def read_incidents(path: Path) -> list[dict[str, Any]]:
