@@ -27,6 +27,7 @@ COMPILED = [
     "sim/telemetry/documents.py",
     "sim/telemetry/minutes.py",
     "sim/telemetry/recorder.py",
+    "sim/telemetry/spans.py",
 ]
 
 # an extension of a module no longer compiled would shadow its source: remove it

@@ -65,6 +65,7 @@ FLAG_FIELDS: dict[str, str] = {
     "error_rate_normal": "background_errors.error_rate_normal",
     "output_dir": "output.dir",
     "gzip": "output.gzip",
+    "trace_sample": "output.traces.sample_share",
     "seed": "seed",
 }
 
@@ -111,6 +112,9 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gzip", action="store_true", default=None,
                    help="write .ndjson.gz files (a sixth of the bytes; curl loads them with "
                         "Content-Encoding: gzip)")
+    p.add_argument("--trace-sample", type=float, metavar="SHARE",
+                   help="write distributed traces too (otel-v1-apm-span*.ndjson), keeping every "
+                        "failed or slow trace and this share (0-1) of the rest")
     p.add_argument("--create-mapping-only", action="store_true",
                    help="write mapping.json to the output dir (and create the index if "
                         "--opensearch is given), then exit")
@@ -182,6 +186,8 @@ def load_from_args(args: argparse.Namespace) -> tuple[Scenario, dt.date]:
                 resolve_time_expression(getattr(args, flag), dt.date(2000, 1, 3))
         except ValueError as exc:
             raise ScenarioError(f"{source}: --{flag}: {exc}") from None
+    if args.trace_sample is not None:
+        overrides["output.traces.enabled"] = True
     if open_end:  # the window's end needs today, which may come from the scenario
         del overrides["window.start"]
     scenario = load_scenario(source, overrides, flags)
@@ -258,6 +264,7 @@ class _Outputs:
     alert_sinks: list[Any] = field(default_factory=list)
     stream: Any = None  # the Dask workers' StreamTarget
     bulk_index: tuple[Any, str] | None = None  # (client, index) a live run bulk-loads into
+    trace_sinks: dict[str, Any] = field(default_factory=dict)  # trace file -> its sink
     # the index's bulk-load settings of a batch run, restored at its end
     load_settings: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -322,6 +329,12 @@ def _flag_problem(args: argparse.Namespace, scenario: Scenario) -> str | None:
             return f"{args.scenario}: --{flag}: must be greater than 0"
     if not args.live and (args.speed != 1.0 or args.bucket != 1.0 or args.control):
         return f"{args.scenario}: --speed, --bucket and --control need --live"
+    if args.no_files and scenario.output.traces.enabled:
+        return (f"{args.scenario}: --trace-sample (output.traces): traces are streamed from the "
+                "run's trace files; drop --no-files")
+    if args.live and scenario.output.traces.enabled:
+        return (f"{args.scenario}: --trace-sample (output.traces): traces are written by "
+                "batch runs; drop it with --live")
     if args.live and args.distractors_per_day:
         return (f"{args.scenario}: --distractors-per-day: a live run draws no distractors yet "
                 "(a scenario's distractors.per_day is left out of a live run)")
@@ -396,6 +409,14 @@ def _stream_to_opensearch(args: argparse.Namespace, scenario: Scenario, url: str
         give_up_after=LIVE_GIVE_UP_S if args.live else None)
     if outputs.extra_sinks:
         outputs.bulk_index = (client, index)
+    if scenario.output.traces.enabled:
+        from sim.outputs.trace_indices import ensure_trace_indices, trace_sinks
+
+        try:
+            ensure_trace_indices(client)
+        except OpenSearchSetupError as exc:
+            raise _refuse(str(exc)) from None
+        outputs.trace_sinks = trace_sinks(client, index, Path(scenario.output.dir), None)
 
 
 def _progress_bar(args: argparse.Namespace, scenario: Scenario,
@@ -449,7 +470,8 @@ def _execute(args: argparse.Namespace, scenario: Scenario, today: dt.date,
                                 incident_sinks=outputs.incident_sinks, engine=args.engine,
                                 run_dir=Path(scenario.output.dir), resume=args.resume,
                                 dask=outputs.dask, stream=outputs.stream,
-                                alert_sinks=outputs.alert_sinks)
+                                alert_sinks=outputs.alert_sinks,
+                                trace_sinks=outputs.trace_sinks)
     except RunDirError as exc:
         raise _refuse(str(exc)) from None
     except (SegmentError, OutputError, KeyboardInterrupt) as exc:

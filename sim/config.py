@@ -537,6 +537,17 @@ RANDOM_RAMP_S: Final = 120.0
 LOAD_SAMPLE_AFTER_S: Final = 300.0
 
 
+class TracesConfig(_Model):
+    """Distributed traces (sim.telemetry.spans), sampled as a collector's tail sampler does:
+    every failed trace and every one slower than ``slow_ms`` is kept, plus ``sample_share``
+    of the rest. 5 % keeps a few hundred ordinary traces an hour to compare the slow ones
+    with, at a small fraction of the cost of keeping them all (docs/performance.md)."""
+
+    enabled: bool = False  # --trace-sample turns them on
+    sample_share: Probability = 0.05
+    slow_ms: PositiveFloat = 2_000  # the storefront's latency objective is well under this
+
+
 class DistractorsConfig(_Model):
     """Benign changes and anomalies drawn per simulated day from the seed
     (sim/model/distractors.py): leads that are not causes."""
@@ -552,6 +563,7 @@ class OutputConfig(_Model):
     split_files: bool = False  # the seed's normal/incident/recovery files; or `split` later
     gzip: bool = False  # write .ndjson.gz (--gzip)
     alerts_index: str = "ecommerce_performance_alerts"  # alert documents (not telemetry)
+    traces: TracesConfig = TracesConfig()
 
 
 

@@ -24,7 +24,23 @@ from sim.config import (
 )
 from sim.core.rng import RandomStream
 from sim.model.failures import RequestFailure
-from sim.model.request import AFTER_READ, AFTER_WORK, AFTER_WRITE, Request
+from sim.model.request import (
+    AFTER_READ,
+    AFTER_WORK,
+    AFTER_WRITE,
+    STEP_BREAKER,
+    STEP_CHARGE,
+    STEP_FAILED,
+    STEP_GC,
+    STEP_INVENTORY,
+    STEP_OK,
+    STEP_POOL_WAIT,
+    STEP_READ,
+    STEP_RECOMMENDATIONS,
+    STEP_TRANSACTION,
+    STEP_WRITE,
+    Request,
+)
 from sim.model.resources.cache import BufferCache
 from sim.model.resources.circuit_breaker import BreakerFigures, CircuitBreaker
 from sim.model.resources.cpu import Cpu, CpuFigures
@@ -125,6 +141,7 @@ class AppInstance:
         self.start_jvm(cfg, build)
         self.jit_factor = 1.0  # CPU time factor while the JIT warms up
         self.lb_timeout_s = cfg.lb_timeout_ms / 1000.0
+        self.tracing = False  # record every request's steps (Request.spans) for its trace
         # per-interval figures, taken by the metrics sampler
         self.served = 0
         self.errors = 0
@@ -159,6 +176,8 @@ class AppInstance:
         env = self.env
         me = env.active_process
         self.requests[me] = req
+        if self.tracing:
+            req.spans = []
         failure: str | None = None
         try:
             thread = self.workers.request()
@@ -217,7 +236,11 @@ class AppInstance:
         stalled = cpu.paused_until - start
         yield cpu.run(seconds)
         if stalled > 0.0:
-            req.gc_wait += min(stalled, env.now - start - seconds)
+            waited = min(stalled, env.now - start - seconds)
+            req.gc_wait += waited
+            spans = req.spans
+            if spans is not None and waited > 0.0:
+                spans.append((STEP_GC, start, start + waited, STEP_OK))
         if req.fails_at == AFTER_WORK:
             raise RequestFailure(req.everyday_failure)
 
@@ -226,16 +249,25 @@ class AppInstance:
         if connection.triggered:
             return  # a free connection, at once
         start = self.env.now
+        outcome = STEP_FAILED  # HikariCP's timeout, or the JVM died while it waited
         try:
             yield connection
+            outcome = STEP_OK
         finally:
             req.pool_wait += self.env.now - start
+            spans = req.spans
+            if spans is not None:
+                spans.append((STEP_POOL_WAIT, start, self.env.now, outcome))
 
     def query(self, req: Request) -> Process:
         """One statement on the shared database."""
         start = self.env.now
         yield self.db.query()
         req.db_time += self.env.now - start
+        spans = req.spans
+        if spans is not None:
+            spans.append((STEP_WRITE, start, self.env.now,
+                          STEP_FAILED if req.fails_at == AFTER_WRITE else STEP_OK))
 
     def read(self, req: Request) -> Process:
         """A read in its own short transaction: borrow a connection, query, give it back."""
@@ -247,6 +279,9 @@ class AppInstance:
             start = env.now
             yield self.db.query()
             req.db_time += env.now - start
+            spans = req.spans
+            if spans is not None:
+                spans.append((STEP_READ, start, env.now, STEP_OK))
         finally:
             self.db_pool.release(connection)
         if req.fails_at == AFTER_READ:
@@ -266,13 +301,26 @@ class AppInstance:
         if req.fails_at == AFTER_WRITE:
             raise RequestFailure(req.everyday_failure)
 
+    def committed(self, req: Request, began: float) -> None:
+        """A transaction gave its connection back (asked for at ``began``): its span, when
+        the request is traced (the connection is held across everything inside it)."""
+        if req.spans is not None:
+            req.spans.append((STEP_TRANSACTION, began, self.env.now, STEP_OK))
+
     def call(self, req: Request, upstream: UpstreamService) -> Process:
         """An idempotent GET to an internal service: a read timeout is tried again before
         the request fails."""
-        start = self.env.now
+        env = self.env
+        start = env.now
+        spans = req.spans
+        step = STEP_INVENTORY if upstream is self.inventory else STEP_RECOMMENDATIONS
         try:
             for _ in range(upstream.retries + 1):
-                if (yield upstream.get()) == OK:
+                began = env.now
+                outcome = yield upstream.get()
+                if spans is not None:
+                    spans.append((step, began, env.now, outcome))
+                if outcome == OK:
                     return
             raise RequestFailure(upstream.timeout_kind)
         finally:
@@ -288,11 +336,15 @@ class AppInstance:
                 yield env.timeout(self.retry_backoff_s * attempt)
             if not breaker.try_acquire():
                 req.gateway_time += BREAKER_REFUSAL_S
+                if req.spans is not None:
+                    req.spans.append((STEP_BREAKER, env.now, env.now, STEP_FAILED))
                 raise RequestFailure("breaker_open")
             start = env.now
             outcome = yield self.gateway.charge()
             took = env.now - start
             req.gateway_time += took
+            if req.spans is not None:
+                req.spans.append((STEP_CHARGE, start, env.now, outcome))
             breaker.record(took, outcome in (FAILED, TIMED_OUT))
             if outcome == OK:
                 return

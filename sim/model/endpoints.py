@@ -71,6 +71,7 @@ def place_order(app: AppInstance, req: Request) -> Process:
     yield from app.read(req)  # load the cart
     yield from app.call(req, app.inventory)  # reserve the stock
     connection = app.db_pool.request()
+    began = app.env.now
     try:
         yield from app.connect(req, connection)
         yield from app.write(req, connection)  # INSERT INTO orders (may deadlock)
@@ -82,6 +83,7 @@ def place_order(app: AppInstance, req: Request) -> Process:
         yield from app.write(req, connection)  # UPDATE orders SET status = 'PAID'; COMMIT
     finally:
         app.db_pool.release(connection)
+        app.committed(req, began)
     yield from app.work(req)  # the confirmation
 
 

@@ -8,7 +8,7 @@ passing probes.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from sim.config import HEALTH_CHECK_PHASE_STEP, HealthCheckConfig
@@ -27,6 +27,8 @@ class LoadBalancer:
         self.checks = checks
         self.in_rotation = [True] * len(instances)
         self._next = 0
+        # told when a health check takes an instance out of rotation or back (its logs)
+        self.on_health: Callable[[str, bool, int], None] | None = None
         for i, instance in enumerate(instances):
             env.process(self.health_checks(i, instance))
 
@@ -45,6 +47,11 @@ class LoadBalancer:
                 return instance
         raise RequestFailure("no_instance")
 
+    def health_changed(self, instance: AppInstance) -> None:
+        if self.on_health is not None:
+            self.on_health(instance.name, self.in_rotation[self.instances.index(instance)],
+                           sum(self.in_rotation))
+
     def health_checks(self, i: int, instance: AppInstance) -> Process:
         """GET /actuator/health every ``interval_s``; probes of instances not in lockstep."""
         checks = self.checks
@@ -55,8 +62,10 @@ class LoadBalancer:
                 passes, fails = passes + 1, 0
                 if not self.in_rotation[i] and passes >= checks.passes_to_add:
                     self.in_rotation[i] = True
+                    self.health_changed(instance)
             else:
                 passes, fails = 0, fails + 1
                 if self.in_rotation[i] and fails >= checks.fails_to_remove:
                     self.in_rotation[i] = False
+                    self.health_changed(instance)
             yield self.env.timeout(checks.interval_s)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from sim.model.customers import Customer
 from sim.model.endpoints import Endpoint
 
 # where an everyday failure strikes: after the first CPU step, the first read or a write
 NOWHERE, AFTER_WORK, AFTER_READ, AFTER_WRITE = 0, 1, 2, 3
+
+# the steps a traced request records, (step, start, end, outcome) in ``Request.spans``
+# (sim.telemetry.spans turns the kept ones into spans); outcome: a dependency's answer
+# (OK, DECLINED, FAILED, TIMED_OUT of sim.model.resources.dependencies) or STEP_FAILED
+# (Final: compiled code inlines them)
+STEP_POOL_WAIT: Final = 1
+STEP_READ: Final = 2
+STEP_WRITE: Final = 3
+STEP_INVENTORY: Final = 4
+STEP_RECOMMENDATIONS: Final = 5
+STEP_CHARGE: Final = 6
+STEP_BREAKER: Final = 7
+STEP_GC: Final = 8
+STEP_TRANSACTION: Final = 9
+STEP_OK: Final = 0
+STEP_FAILED: Final = 9
 
 
 class Request:
@@ -15,7 +33,7 @@ class Request:
     __slots__ = ("endpoint", "arrival", "customer", "session_id", "attempt", "queue_wait",
                  "pool_wait", "db_time", "gateway_time", "upstream_time", "gc_wait",
                  "fails_at", "everyday_failure", "extra_cpu_s", "host", "end", "response_s",
-                 "failure_kind", "status_code")
+                 "failure_kind", "status_code", "spans")
 
     def __init__(self, endpoint: Endpoint, arrival: float, customer: Customer, session_id: str,
                  attempt: int = 0):
@@ -40,3 +58,5 @@ class Request:
         self.response_s = 0.0
         self.failure_kind: str | None = None
         self.status_code = 0
+        # the steps' times when its instance traces requests (``AppInstance.tracing``)
+        self.spans: list[tuple[int, float, float, int]] | None = None

@@ -34,12 +34,14 @@ from sim.run.disk import estimate_run_bytes, failure_message
 from sim.run.parallel import (
     StreamTarget,
     default_workers,
+    feed_part,
     in_process,
     merge_summaries,
     run_segments,
 )
 from sim.run.plan import PinnedPlan, RunPlan, iso_utc, plan_run
 from sim.run.segment import SegmentResult
+from sim.run.traces import TRACE_FILES, TraceFollower, stage_trace_files
 from sim.telemetry.alert_series import merge_cells
 from sim.telemetry.encoding import incident_doc_id
 from sim.telemetry.minutes import merge_minutes
@@ -119,6 +121,8 @@ class _Run:
     parts_dir: Path | None = None
     finished: dict[int, SegmentResult] = field(default_factory=dict)  # a resumed run's
     task_summaries: list[SinkSummary] = field(default_factory=list)  # Dask tasks' streams
+    trace_sinks: dict[str, EventSink] = field(default_factory=dict)  # trace file -> its sink
+    traces_sent: bool = False  # the trace sinks were fed while the segments ran
     ok: bool = False
 
 
@@ -138,6 +142,7 @@ def simulate(
     resume: bool = False,
     dask: str | None = None,
     stream: StreamTarget | None = None,
+    trace_sinks: dict[str, EventSink] | None = None,
     alert_sinks: Sequence[EventSink] = (),
 ) -> RunResult:
     """Run a whole scenario. Files land in ``output_dir`` (None: no files).
@@ -146,12 +151,13 @@ def simulate(
     of the Dask scheduler at ``dask`` (streaming into ``stream`` themselves); the output is
     the same for any number and either backend. ``run_dir`` (default ``output_dir``) holds
     the run's lock and part files; ``resume`` continues a killed run from them
-    (``sim.run.workspace``). ``pinned`` repeats a live run (sim.live.loop) as a batch."""
+    (``sim.run.workspace``). ``pinned`` repeats a live run (sim.live.loop) as a batch.
+    ``trace_sinks`` take the run's trace files once they are staged (by file name)."""
     t0 = time.perf_counter()
     plan = plan_run(scenario, today, engine, pinned)
     result = RunResult(scenario.name, scenario.seed, plan.window, faults=plan.faults)
     run = _Run(scenario, plan, output_dir, run_dir or output_dir, list(extra_sinks),
-               incident_sinks, alert_sinks)
+               incident_sinks, alert_sinks, trace_sinks=dict(trace_sinks or {}))
     with contextlib.ExitStack() as held:
         try:
             _open_workspace(run, held, resume)
@@ -162,6 +168,7 @@ def simulate(
             _emit_incidents(run, result.incidents)
             _emit_alerts(run, result.alerts)
             result.files = _stage_files(run, result, write_summary)
+            _stream_trace_files(run, result.files)
             run.ok = True
         except SinkStopped:
             pass  # a sink cannot go on (its summary says why): the run stops here, as failed
@@ -207,9 +214,22 @@ def _simulate_segments(run: _Run, workers: int | None, progress: Callable[[float
         return [in_process(scenario, p, plan.key, run.sinks, progress) for p in plan.segments]
     if run.parts_dir is None:
         run.parts_dir = Path(tempfile.mkdtemp(prefix="storefront-sim-"))
-    segments, run.task_summaries = run_segments(
-        scenario, plan.segments, plan.key, run.sinks, workers, run.parts_dir, progress,
-        run.finished, dask=dask, stream=stream)
+    # trace parts stream while the segments run (on Dask a retried task rewrites its parts:
+    # they are sent once staged instead)
+    follower = TraceFollower(plan.segments, run.parts_dir, run.trace_sinks) \
+        if run.trace_sinks and dask is None else None
+    if follower is not None:
+        follower.start()
+    ok = False
+    try:
+        segments, run.task_summaries = run_segments(
+            scenario, plan.segments, plan.key, run.sinks, workers, run.parts_dir, progress,
+            run.finished, dask=dask, stream=stream)
+        ok = True
+    finally:
+        if follower is not None:
+            follower.finish(ok)
+            run.traces_sent = ok
     return segments
 
 
@@ -258,6 +278,17 @@ def _emit_incidents(run: _Run, incidents: list[dict[str, Any]]) -> None:
             sink.emit(incident_doc_id(run.plan.key, record["incident_id"]), record)
 
 
+def _stream_trace_files(run: _Run, files: list[str]) -> None:
+    """The staged trace files into their sinks (each file's ids: a resent one is a 409),
+    unless they were fed while the segments ran."""
+    if run.traces_sent:
+        return
+    for name, sink in run.trace_sinks.items():
+        staged = [Path(f) for f in files if Path(f).name == name]
+        for path in staged:
+            feed_part(path.with_name(path.name + ".partial"), [sink])
+
+
 def _emit_alerts(run: _Run, alerts: list[dict[str, Any]]) -> None:
     """Every alert document into the alert sinks (their own index)."""
     for doc in alerts:
@@ -279,7 +310,8 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
     run too, as one that stopped while it ran: no file of the run is kept."""
     closed = False
     try:
-        for sink in [*run.sinks, *run.incident_sinks, *run.alert_sinks]:
+        for sink in [*run.sinks, *run.incident_sinks, *run.alert_sinks,
+                     *run.trace_sinks.values()]:
             # the NDJSON file is renamed into place with the others, below
             result.sinks.append(run.ndjson.summary if run.ok and sink is run.ndjson
                                 else sink.close(run.ok))
@@ -295,7 +327,8 @@ def _close_and_commit(run: _Run, result: RunResult, stream: StreamTarget | None,
 def _staged_names(output_dir: Path) -> list[Path]:
     """Every file a run may stage beside all_data, plain or gzip."""
     return [output_dir / (n + gz) for n in ("incidents.ndjson", "alerts.ndjson", *SPLIT_NAMES)
-            for gz in ("", ".gz")] + [output_dir / "run_summary.json"]
+            for gz in ("", ".gz")] + [output_dir / "run_summary.json"] + \
+        [output_dir / n for n in TRACE_FILES]
 
 
 def _stage_files(run: _Run, result: RunResult, write_summary: bool) -> list[str]:
@@ -311,6 +344,8 @@ def _stage_files(run: _Run, result: RunResult, write_summary: bool) -> list[str]
         gz = ".gz" if scenario.output.gzip else ""
         write_incidents(output_dir / f"incidents.ndjson{gz}", incidents, commit=False)
         files.append(str(output_dir / f"incidents.ndjson{gz}"))
+        if run.parts_dir is not None and scenario.output.traces.enabled:
+            files.extend(stage_trace_files(run.plan.segments, run.parts_dir, output_dir))
         write_alerts(output_dir / f"alerts.ndjson{gz}", run.plan.key, result.alerts, commit=False)
         files.append(str(output_dir / f"alerts.ndjson{gz}"))
         if scenario.output.split_files:

@@ -36,6 +36,7 @@ from sim.model.customers import Customer, make_customer_pool
 from sim.outputs.files import WriteFailure
 from sim.outputs.sink import EventSink, SinkSummary
 from sim.run.segment import SegmentPlan, SegmentResult, simulate_segment
+from sim.run.traces import writing_trace_parts
 from sim.telemetry.encoding import EncodedDoc, bulk_lines, doc_ids
 from sim.telemetry.minutes import Minute
 
@@ -133,7 +134,9 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
     next_id = doc_ids(run_key, plan.index)
     pool = customers_for(scenario) if customers is None else [Customer(*c) for c in customers]
     try:
-        with open(part, "wb", buffering=1 << 20) as fh:
+        with open(part, "wb", buffering=1 << 20) as fh, \
+                writing_trace_parts(Path(part), scenario.output.traces.enabled, run_key,
+                                    plan.index) as traces:
             write = fh.write
             if also is None:
                 def emit(doc: dict[str, Any] | EncodedDoc) -> None:
@@ -146,7 +149,7 @@ def _segment_to_file(scenario: Scenario, plan: SegmentPlan, run_key: str, part: 
                     write(bulk_lines(doc_id, doc))
                     also_emit(doc_id, doc)
 
-            result = simulate_segment(scenario, plan, pool, emit)
+            result = simulate_segment(scenario, plan, pool, emit, traces=traces)
         write_record(Path(part), result)
     except OSError as exc:
         raise WriteFailure.of(part, exc, covers_from=plan.window.start.timestamp()) from None

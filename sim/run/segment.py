@@ -22,15 +22,24 @@ from sim.core.rng import RandomStreams
 from sim.model.changes import ActiveChange, config_push, deploy, feature_flag
 from sim.model.customers import Customer
 from sim.model.distractors import Distractor, batch_job, cache_flush
+from sim.model.failures import Failure
 from sim.model.faults import ActiveFault, FaultSchedule
+from sim.model.request import Request
 from sim.model.storefront import Storefront
 from sim.model.traffic import shoppers_arrive
 from sim.telemetry.alert_series import AlertSeries, Cells, signals_of
 from sim.telemetry.documents import DocumentFactory
 from sim.telemetry.encoding import EncodedDoc
+from sim.telemetry.logs import LogCollector
 from sim.telemetry.metrics import MetricsSampler
 from sim.telemetry.minutes import Minute, MinuteAggregator
 from sim.telemetry.recorder import Recorder
+from sim.telemetry.spans import Tracer
+
+# where a segment's traces go: its spans' and its service map's _bulk line pairs, and its
+# log documents
+TraceOutput = tuple[Callable[[bytes], None], Callable[[bytes], None],
+                    Callable[[dict[str, Any]], None]]
 
 ENGINES: dict[str, Callable[[], Any]] = {"fast": engine.Environment, "simpy": simpy.Environment}
 
@@ -73,12 +82,14 @@ def simulate_segment(
     customers: list[Customer],
     emit: Callable[[dict[str, Any] | EncodedDoc], None],
     progress: Callable[[float], None] | None = None,
+    traces: TraceOutput | None = None,
 ) -> SegmentResult:
-    """Run one segment; ``emit`` receives every document in a deterministic order.
+    """Run one segment; ``emit`` receives every document in a deterministic order, and
+    ``traces`` its kept traces and service map when the scenario writes traces.
 
     ``plan.engine`` picks the environment: ``fast`` (sim.core.engine) or ``simpy``; the model
     is the same code on both, and writes the same bytes."""
-    return SegmentRun(scenario, plan, customers, emit, progress).finish()
+    return SegmentRun(scenario, plan, customers, emit, progress, traces=traces).finish()
 
 
 class SegmentRun:
@@ -91,10 +102,10 @@ class SegmentRun:
 
     def __init__(self, scenario: Scenario, plan: SegmentPlan, customers: list[Customer],
                  emit: Callable[[dict[str, Any] | EncodedDoc], None],
-                 progress: Callable[[float], None] | None = None, live: bool = False) -> None:
+                 progress: Callable[[float], None] | None = None, live: bool = False,
+                 traces: TraceOutput | None = None) -> None:
         self.plan = plan
-        env: Any = ENGINES[plan.engine]()
-        self.env = env
+        self.env = env = ENGINES[plan.engine]()
         streams = RandomStreams(scenario.seed, plan.index)
         origin = plan.window.start - dt.timedelta(seconds=plan.warmup_s)
         origin_ms = epoch_ms(origin)
@@ -106,8 +117,7 @@ class SegmentRun:
         self.halt = [self.emit_until] if live or plan.stop_epoch is not None else None
         self.faults = FaultSchedule(list(plan.faults), lambda: origin_s + env.now, live=live)
         id_seed = int(streams.generator("ids").integers(0, 2**63 - 1))
-        docs = DocumentFactory(origin_ms, id_seed)
-        self.docs = docs
+        self.docs = docs = DocumentFactory(origin_ms, id_seed)
         counts: dict[str, int] = {}
         self.counts = counts
         self.alerts = AlertSeries(signals_of(alert_rules(scenario)))
@@ -142,6 +152,7 @@ class SegmentRun:
         self.shop = Storefront(env, scenario, streams, self.faults, self.recorder, made)
         self.recorder.versions = self.shop.versions
         self.schedule_changes(plan.changes[len(made):])
+        self.tracer = self.start_tracing(scenario, origin_ms, traces)
         self.schedule_distractors(plan.distractors)
         self.sampler = MetricsSampler(self.shop, docs, scenario.output.metrics_interval_s,
                                       counting_emit, self.emit_from, self.emit_until)
@@ -149,6 +160,32 @@ class SegmentRun:
         env.process(shoppers_arrive(env, scenario, streams, self.shop, customers, origin_s,
                                     planned_until, self.faults, progress, self.halt))
         self.drain_s = drain_s(scenario)
+
+    def start_tracing(self, scenario: Scenario, origin_ms: int, traces: TraceOutput | None
+                      ) -> Tracer | None:
+        """Every instance records its requests' steps and the recorder hands each answered
+        one to the tracer (its sampler builds the kept ones), when traces are written."""
+        self.trace_output = traces
+        self.logs: LogCollector | None = None
+        cfg = scenario.output.traces
+        if traces is None or not cfg.enabled:
+            return None
+        tracer = Tracer(origin_ms, cfg.sample_share, cfg.slow_ms, traces[0])
+        shop = self.shop
+        for instance in shop.instances:
+            instance.tracing = True
+        logs = LogCollector(self.env, scenario.storefront, self.docs.timestamp,
+                            {i.name: i.db_pool for i in shop.instances})
+        self.logs = logs
+        shop.lb.on_health = logs.health
+
+        def finish(req: Request, ids: int, failure: Failure | None, response_ms: float) -> None:
+            tracer.finish(req, ids, failure, response_ms)
+            if failure is not None and failure.kind == "db_pool_timeout":
+                logs.request(req.end, req.host, ids)
+
+        self.recorder.trace = finish
+        return tracer
 
     def schedule_changes(self, changes: tuple[ActiveChange, ...]) -> None:
         """The changes made during the segment, from now on (when it is built, or at a live
@@ -207,6 +244,10 @@ class SegmentRun:
         self.env.run(until=self.emit_until + self.drain_s)
         for instance, request in shop.in_flight():
             shop.shoppers.give_up(request, instance.name)
+        if self.tracer is not None and self.trace_output is not None and self.logs is not None:
+            self.trace_output[1](self.tracer.service_map_lines())
+            for doc in self.logs.documents(shop.log.entries, self.emit_from, self.emit_until):
+                self.trace_output[2](doc)
         return SegmentResult(self.plan.index, self.counts, self.state_log(), self.minutes.minutes,
                              self.alerts.cells)
 

@@ -34,6 +34,8 @@ class Recorder:
         self.emit_until = emit_until
         self.day_label = day_label
         self.order_seq = 0
+        # sim.telemetry.spans.Tracer when the run writes traces: a request's trace, if kept
+        self.trace: Callable[[Request, int, Failure | None, float], None] | None = None
         # host -> the version it runs (the storefront's, once built): what served a request
         self.versions: dict[str, str] = {}
         # the alert rules' per-minute cells (sim.telemetry.alert_series), when a run has rules
@@ -72,6 +74,8 @@ class Recorder:
                           endpoint.name, host, response_ms, req.status_code)
         if failure is not None:
             self.emit(docs.error(req.end, ids, endpoint, host, failure, req.status_code, version))
+        if self.trace is not None:
+            self.trace(req, ids, failure, response_ms)
 
     def change(self, at_s: float, host: str, change: ActiveChange,
                diff: list[tuple[str, Any, Any]], restart: bool, began_s: float) -> None:
