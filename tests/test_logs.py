@@ -32,6 +32,11 @@ def run(tmp_path_factory):
             {"type": "memory_leak", "start": "today 14:00", "duration_minutes": 30, "magnitude": 3},
             {"type": "db_slow_queries", "start": "today 14:12", "duration_minutes": 6, "magnitude": 105},
         ],
+        "changes": [
+            {"kind": "config_push", "at": "today 14:05", "hosts": ["app-01"], "settings": {"db_pool.max_size": 12}},
+            {"kind": "feature_flag", "at": "today 14:06", "flag": "recommended_for_you", "share": 0.5},
+            {"kind": "deploy", "at": "today 14:20", "version": "2.13.5", "hosts": ["app-04"],
+             "warmup_requests": 400}],
         "output": {"traces": {"enabled": True, "sample_share": 0.0}},
     }, "test")
     result = simulate(scenario, dt.date(2026, 11, 27), out, workers=1)
@@ -42,7 +47,8 @@ def test_every_state_change_has_its_line_in_order(run):
     result, _, logs = run
     changes = [(ts, event) for ts, _c, event, _d in result.state_log]
     logged = [(d["@timestamp"], d["event"]["action"]) for d in logs
-              if d["event"]["action"] not in ("lb_marked_down", "lb_marked_up", "db_pool_timeout")]
+              if d["event"]["action"] not in ("lb_marked_down", "lb_marked_up", "db_pool_timeout",
+                                              "config_change", "deployment", "feature_flag")]
     assert changes and logged == changes
     assert [d["@timestamp"] for d in logs] == sorted(d["@timestamp"] for d in logs)
 
@@ -88,3 +94,16 @@ def test_log_fields_are_mapped(run):
             assert path in mapping, path
             if kind is None:
                 assert isinstance(value, COMPATIBLE[mapping[path]]), (path, value)
+
+
+def test_each_change_is_logged_by_the_tool_that_made_it(run):
+    """A config push, a flag and a deploy step: one line each, at the change document's time,
+    in its words, from the config client, the flag service and the CD tool."""
+    _, out, logs = run
+    docs = [d for _, d in bulk(out / "all_data.ndjson") if d["event_type"] == "change"]
+    lines = [d for d in logs if d["event"]["action"] in ("config_change", "deployment", "feature_flag")]
+    assert len(docs) == 3
+    assert [(d["@timestamp"], d["message"]) for d in lines] == [(d["@timestamp"], d["message"]) for d in docs]
+    assert [(d["host"]["name"], d["log"]["logger"]) for d in lines] == [
+        ("app-01", "org.springframework.cloud.context.refresh.ContextRefresher"),
+        ("flagd", "dev.openfeature.flagd"), ("app-04", "argocd-application-controller")]

@@ -178,6 +178,7 @@ class SegmentRun:
                             {i.name: i.db_pool for i in shop.instances})
         self.logs = logs
         shop.lb.on_health = logs.health
+        self.recorder.change_log = logs.change
 
         def finish(req: Request, ids: int, failure: Failure | None, response_ms: float) -> None:
             tracer.finish(req, ids, failure, response_ms)

@@ -23,7 +23,7 @@ LOGS_FILE = "logs.ndjson"  # beside all_data.ndjson, for the same index
 APP_SERVICE = "storefront-app"
 # component (host) -> service.name of the components that are not app instances
 SERVICES = {"db-01": "postgresql", "payment-gateway": APP_SERVICE, "inventory": APP_SERVICE,
-            "recommendations": APP_SERVICE, "lb-01": "haproxy"}
+            "recommendations": APP_SERVICE, "lb-01": "haproxy", "flagd": "flagd"}
 UPSTREAM_URLS = {"inventory": "http://inventory-service:8080/api/v1/stock",
                  "recommendations": "http://recommendation-service:8080/api/v1/recommendations"}
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
@@ -122,6 +122,12 @@ LINES: dict[str, Callable[[str, StorefrontConfig], LogLine]] = {
 }
 
 
+# who logs a change: the config service's client on the host, the CD tool, the flag service
+CHANGE_LOGGERS = {"config_change": ("INFO", "org.springframework.cloud.context.refresh.ContextRefresher"),
+                  "deployment": ("INFO", "argocd-application-controller"),
+                  "feature_flag": ("INFO", "dev.openfeature.flagd")}
+
+
 def upstream_timeouts(component: str, detail: str) -> LogLine:
     return ("WARN", "org.springframework.web.client.RestTemplate",
             f'I/O error on GET request for "{UPSTREAM_URLS.get(component, component)}": '
@@ -184,6 +190,13 @@ class LogCollector:
         """``LoadBalancer.on_health``."""
         self.lines.append((self.env.now, "lb-01", "lb_marked_up" if up else "lb_marked_down",
                            health_line(server, up, in_rotation, self.servers), None))
+
+    def change(self, at_s: float, doc: dict[str, Any]) -> None:
+        """A change document's line, from the tool that made it (``Recorder.change_log``)."""
+        action = doc["event"]["action"]
+        level, logger = CHANGE_LOGGERS[action]
+        host = doc.get("host", {}).get("name", "flagd")  # the flag service
+        self.lines.append((at_s, host, action, (level, logger, doc["message"]), None))
 
     def request(self, at_s: float, host: str, ids: int) -> None:
         """A request's connection wait timed out on ``host``: HikariCP's line, the pool's

@@ -36,6 +36,8 @@ class Recorder:
         self.order_seq = 0
         # sim.telemetry.spans.Tracer when the run writes traces: a request's trace, if kept
         self.trace: Callable[[Request, int, Failure | None, float], None] | None = None
+        # the log line of a change (sim.telemetry.logs), when logs are written: (time, document)
+        self.change_log: Callable[[float, dict[str, Any]], None] | None = None
         # host -> the version it runs (the storefront's, once built): what served a request
         self.versions: dict[str, str] = {}
         # the alert rules' per-minute cells (sim.telemetry.alert_series), when a run has rules
@@ -81,5 +83,7 @@ class Recorder:
                diff: list[tuple[str, Any, Any]], restart: bool, began_s: float) -> None:
         """A change reached a host (or the fleet): its document, inside the emitted window only."""
         if self.emit_from <= at_s < self.emit_until:
-            self.emit(self.docs.change(at_s, host, change, diff, restart, began_s,
-                                       self.versions.get(host)))
+            doc = self.docs.change(at_s, host, change, diff, restart, began_s, self.versions.get(host))
+            self.emit(doc)
+            if self.change_log is not None:
+                self.change_log(at_s, doc)
