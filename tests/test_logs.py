@@ -33,7 +33,8 @@ def run(tmp_path_factory):
             {"type": "db_slow_queries", "start": "today 14:12", "duration_minutes": 6, "magnitude": 105},
         ],
         "changes": [
-            {"kind": "config_push", "at": "today 14:05", "hosts": ["app-01"], "settings": {"db_pool.max_size": 12}},
+            {"kind": "config_push", "at": "today 14:05", "hosts": ["app-01"],
+             "settings": {"db_pool.max_size": 12}},
             {"kind": "feature_flag", "at": "today 14:06", "flag": "recommended_for_you", "share": 0.5},
             {"kind": "deploy", "at": "today 14:20", "version": "2.13.5", "hosts": ["app-04"],
              "warmup_requests": 400}],
