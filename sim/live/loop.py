@@ -69,7 +69,7 @@ from sim.telemetry.minutes import (
     minutes_needed,
 )
 from sim.truth.overlap import split_impact
-from sim.truth.records import build_change_records, build_incident_records, write_split_files
+from sim.truth.records import annotate_leads, build_change_records, build_incident_records, write_split_files
 
 CATCH_UP_STEP_S = 60.0  # before the handoff: simulated seconds per step
 LIVE_LEAD_S = 30 * 60.0  # the live segment starts about this long before the wall clock...
@@ -510,6 +510,7 @@ class LiveRun:
                                             self.scenario.storefront, self.origin)
             self._judged |= {c.change_id for c in due_changes}
         split_impact(records, minutes)
+        annotate_leads(records, changes, [])  # a live run draws no distractors
         self.alerts.link(records)
         ids = {f.fault_id for f in due} | {c.change_id for c in due_changes}
         for rec in records:
