@@ -197,7 +197,8 @@ def test_missing_privileges_stop_instead_of_dead_lettering(tmp_path: Path, scrip
 def _scenario(tmp_path: Path, index: str, incidents: str) -> Path:
     path = tmp_path / "rel.yaml"
     path.write_text("name: rel\nfaults:\n  - type: payment_gateway_slowdown\n    start: today 14:25\n"
-                    f"output:\n  index: {index}\n  incidents_index: {incidents}\n")
+                    f"output:\n  index: {index}\n  incidents_index: {incidents}\n"
+                    f"  alerts_index: {incidents.replace('incidents', 'alerts')}\n")
     return path
 
 
@@ -225,10 +226,11 @@ def names(client: OpenSearch) -> Iterator[tuple[str, str]]:
     suffix = uuid.uuid4().hex[:8]
     index, incidents = f"rel-cli-{suffix}", f"rel-cli-incidents-{suffix}"
     yield index, incidents
-    for name in (index, incidents):
+    alerts = f"rel-cli-alerts-{suffix}"  # what _scenario names the alerts index
+    for name in (index, incidents, alerts):
         if client.indices.exists(index=name):
             _heal(client, name, "all")
-    client.indices.delete(index=f"{index},{incidents}", ignore_unavailable=True)
+    client.indices.delete(index=f"{index},{incidents},{alerts}", ignore_unavailable=True)
 
 
 @pytest.mark.parametrize("how,workers,code,expect", [
@@ -362,12 +364,15 @@ def test_cli_partition_exits_non_zero_and_rerun_completes_without_duplicates(
         code = main(_cli(scenario, tmp_path / "a", proxy.url, "14:00", "15:00", "--workers", "1"))
     err = capsys.readouterr().err
     assert code == 1
-    # one line per sink cut off: the telemetry's, and the incidents' when the simulation had
-    # finished (all documents handed over) before the telemetry sink's retries ran out
+    # one line per sink cut off: the telemetry's, and the incidents' and the alerts' when the
+    # simulation had finished (all documents handed over) before the telemetry sink's retries
+    # ran out
     lines = _errors(err)
-    assert 1 <= len(lines) <= 2, err
+    alerts = incidents.replace("incidents", "alerts")
+    assert 1 <= len(lines) <= 3, err
     assert all("after 2s of retries" in line and "127.0.0.1" in line for line in lines), err
-    assert repr(index) in lines[0] and all(repr(incidents) in line for line in lines[1:]), err
+    assert repr(index) in lines[0] and all(repr(incidents) in line or repr(alerts) in line
+                                           for line in lines[1:]), err
     first = _sink_line(err)
     assert first["indexed"] > 0 and first["unaccounted"] > 0 and first["dead_lettered"] == 0
     assert first["generated"] == first["indexed"] + first["unaccounted"]
