@@ -1,0 +1,2 @@
+"""The investigation benchmark: generated cases, their questions, the answers kept apart,
+and a scorer (docs/benchmark.md)."""
