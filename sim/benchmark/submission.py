@@ -70,13 +70,13 @@ def write_schema(path: str | Path, case_ids: Sequence[str] = (),
 class _Pairs(dict):  # type: ignore[type-arg]
     """A JSON object that remembers the keys it had more than once."""
 
-    duplicates: list[str]
+    duplicates: tuple[str, ...] = ()
 
 
 def _object(pairs: list[tuple[str, Any]]) -> _Pairs:
     obj = _Pairs(pairs)
     keys = [k for k, _ in pairs]
-    obj.duplicates = [k for i, k in enumerate(keys) if k in keys[:i]]
+    obj.duplicates = tuple(k for i, k in enumerate(keys) if k in keys[:i])
     return obj
 
 
@@ -149,8 +149,8 @@ def check_submission(path: str | Path, case_ids: Sequence[str], root_cause_kinds
         return {}, [f"{name}: not a JSON object (a submission is {{\"cases\": {{...}}}})"]
     problems: list[str] = []
     _keys(doc, "", ("cases",), problems)
-    cases = doc.get("cases", {})
-    if not isinstance(cases, dict):
+    cases = doc.get("cases", _Pairs())
+    if not isinstance(cases, _Pairs):
         problems.append("cases: not an object (case id -> answer)")
         cases = {}
     else:
