@@ -27,7 +27,7 @@ HOURS = 0.5
 N = 3
 # what an answer calls a cause: none of it may be written where the investigator looks
 CAUSE_WORDS = sorted({*INCIDENT_TYPE, *INCIDENT_TYPE.values(), "distractor", "benign",
-                      "why_not_a_cause", "not_observed", "root_cause"})
+                      "why_not_a_cause", "not_observed"})
 
 
 def _files(root: Path) -> dict[str, bytes]:

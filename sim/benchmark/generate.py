@@ -95,7 +95,8 @@ def generate(n: int, seed: int, out: Path, workers: int, url: str | None = None,
     cases = draw_cases(n, seed, hours)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     (out / "answers").mkdir(exist_ok=True)
-    write_schema(out / "submission.schema.json")
+    write_schema(out / "submission.schema.json", [c.case_id for c in cases], ROOT_CAUSE_KINDS,
+                 locations())
     _write_json(out / "benchmark.json", {
         "seed": seed, "cases": [c.case_id for c in cases],
         "root_cause_kinds": list(ROOT_CAUSE_KINDS), "locations": list(locations()),
