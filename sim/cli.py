@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("sim.truth.split", "write a finished run's normal/incident/recovery files"),
     "dashboards": ("sim.outputs.dashboards", "import the OpenSearch Dashboards saved objects"),
     "monitors": ("sim.outputs.alert_monitors", "the alert rules as OpenSearch Alerting monitors"),
+    "solve": ("sim.benchmark.solve", "answer a benchmark's cases with a reference solver"),
 }
 
 # CLI flag -> scenario field it overrides
