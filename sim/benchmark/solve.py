@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, case_dir in cases:
         try:
             evidence = read_case(case_dir)
+        except AnswersRefused as exc:
+            return bad_input(str(exc))
         except (OSError, KeyError, ValueError) as exc:
             print(f"error: {case_dir}: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -71,5 +73,6 @@ def case_dirs(root: Path) -> list[tuple[str, Path]]:
         case_dir = cases_root / name
         if "/" in name or name in ("", ".", "..") or not (case_dir / "questions.json").exists():
             raise ValueError(f"{listing}: cases: {name!r} has no cases/{name}/questions.json")
+        refuse_answers(case_dir)  # a case linked into the answer key is the answer key
         out.append((name, case_dir))
     return out
