@@ -401,6 +401,9 @@ class ChangeConfig(_Model):
     enabled: bool = True
     share: Annotated[float, Field(gt=0, le=1)] = 1.0
     message: str | None = None
+    # a red herring planted on purpose (the benchmark's cases, a demo): why it is not a cause.
+    # It acts like any change; the ground truth records it as a distractor, never as a cause
+    benign: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
     _id = field_validator("id")(_plain_id)
 
@@ -462,6 +465,16 @@ def check_changes(scenario: Scenario, source: str) -> None:
     values are ones the storefront's schema takes: a typo would otherwise change nothing,
     without a word."""
     check_change_list(scenario.changes, scenario.storefront, source)
+    hosts = tuple(instance_name(i) for i in range(scenario.storefront.instances))
+    for i, anomaly in enumerate(scenario.distractors.anomalies):
+        where = f"{source}: distractors.anomalies[{i}]"
+        if anomaly.kind == "batch_job" and anomaly.host not in hosts:
+            raise ScenarioError(f"{where}.host: unknown instance {anomaly.host!r} "
+                                f"(valid: {', '.join(hosts)})")
+        try:
+            resolve_time_expression(anomaly.at, dt.date(2000, 1, 3))
+        except ValueError as exc:
+            raise ScenarioError(f"{where}.at: {exc}") from None
 
 
 def check_change_list(changes: list[ChangeConfig], storefront: StorefrontConfig, source: str,
@@ -506,7 +519,7 @@ def _check_change_fields(change: ChangeConfig, where: str) -> None:
         raise ScenarioError(f"{where}.{required}: required for a {change.kind}")
     allowed = CHANGE_FIELDS[change.kind]
     for name in change.model_fields_set:
-        if name not in allowed and name not in ("id", "kind", "at", "message"):
+        if name not in allowed and name not in ("id", "kind", "at", "message", "benign"):
             raise ScenarioError(f"{where}.{name}: not a field of a {change.kind} "
                                 f"(it takes: {', '.join(allowed)})")
 
@@ -548,11 +561,26 @@ class TracesConfig(_Model):
     slow_ms: PositiveFloat = 2_000  # the storefront's latency objective is well under this
 
 
+class PlannedAnomaly(_Model):
+    """A benign anomaly placed at a given time (``sim/model/distractors.py``): a batch job
+    holding ``cores`` of ``host``'s cores for ``minutes``, or a flush of the database's cache."""
+
+    id: str
+    kind: Literal["batch_job", "cache_flush"]
+    at: str
+    host: str = "app-01"  # batch_job
+    minutes: Annotated[float, Field(gt=0, le=240)] = 15.0
+    cores: Annotated[int, Field(ge=1, le=64)] = 4
+
+    _id = field_validator("id")(_plain_id)
+
+
 class DistractorsConfig(_Model):
     """Benign changes and anomalies drawn per simulated day from the seed
     (sim/model/distractors.py): leads that are not causes."""
 
     per_day: Annotated[float, Field(ge=0, le=20)] = 0
+    anomalies: list[PlannedAnomaly] = []  # placed by hand, on top of the drawn ones
 
 
 class OutputConfig(_Model):
@@ -885,6 +913,11 @@ def check_times(scenario: Scenario, today: dt.date, source: str) -> None:
             resolve_time_expression(change.at, today)
         except ValueError as exc:
             raise ScenarioError(f"{source}: changes[{i}].at: {exc}") from None
+    for i, anomaly in enumerate(scenario.distractors.anomalies):
+        try:
+            resolve_time_expression(anomaly.at, today)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: distractors.anomalies[{i}].at: {exc}") from None
 
 
 UPSTREAMS = ("inventory", "recommendations")

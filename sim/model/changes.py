@@ -67,7 +67,8 @@ def active_change(change: ChangeConfig, change_id: str, epoch: float,
     made = ActiveChange(change.id or change_id, change.kind, epoch, hosts,
                         tuple((change.settings or {}).items()), change.version, leak,
                         change.pause_seconds, change.warmup_requests, change.flag,
-                        change.share if change.enabled else 0.0, change.message)
+                        change.share if change.enabled else 0.0, change.message,
+                        benign=change.benign)
     return dataclasses.replace(made, settled_epoch=epoch + rollout_bound_s(made, cfg))
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.config import Scenario, StorefrontConfig, instance_name
-from sim.core.clock import Window
+from sim.core.clock import Window, resolve_time_expression
 from sim.core.rng import RandomStreams
 from sim.model.app_instance import AppInstance
 from sim.model.changes import ActiveChange, rollout_bound_s
@@ -72,15 +72,17 @@ def distractor_stream(seed: int, day: dt.date) -> Any:
     return RandomStreams(seed, 0).generator(f"distractors:{day.isoformat()}")
 
 
-def draw_distractors(scenario: Scenario, window: Window, faults: Sequence[ActiveFault]
-                     ) -> tuple[list[ActiveChange], list[Distractor]]:
-    """Every UTC day's distractors, inside the window: benign changes and benign anomalies."""
+def draw_distractors(scenario: Scenario, window: Window, faults: Sequence[ActiveFault],
+                     today: dt.date | None = None) -> tuple[list[ActiveChange], list[Distractor]]:
+    """Every UTC day's distractors, inside the window: benign changes and benign anomalies,
+    and the anomalies the scenario places itself (their times resolved against ``today``)."""
     per_day = scenario.distractors.per_day
-    if per_day <= 0:
-        return [], []
     changes: list[ActiveChange] = []
-    anomalies: list[Distractor] = []
     lo_all, hi_all = window.start.timestamp(), window.end.timestamp()
+    anomalies = [a for a in planned_anomalies(scenario, today or window.end.date())
+                 if a.start_epoch < hi_all and a.end_epoch > lo_all]
+    if per_day <= 0:
+        return [], anomalies
     for part in window.segments():
         day = part.start.date()
         midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
@@ -101,6 +103,19 @@ def draw_distractors(scenario: Scenario, window: Window, faults: Sequence[Active
                 if lo_all <= at < hi_all:
                     changes.append(change)
     return sorted(changes, key=lambda c: c.epoch), sorted(anomalies, key=lambda d: d.start_epoch)
+
+
+def planned_anomalies(scenario: Scenario, today: dt.date) -> list[Distractor]:
+    """The anomalies the scenario places itself (``distractors.anomalies``)."""
+    out = []
+    for a in scenario.distractors.anomalies:
+        at = resolve_time_expression(a.at, today).timestamp()
+        if a.kind == "cache_flush":
+            out.append(Distractor(a.id, a.kind, at, at + 1.0, "db-01"))
+        else:
+            cores = min(scenario.storefront.cpu_cores - 1, a.cores)
+            out.append(Distractor(a.id, a.kind, at, at + a.minutes * 60.0, a.host, max(1, cores)))
+    return out
 
 
 def _when(gen: Any, kind: str, midnight: float, incident_starts: list[float]) -> float:

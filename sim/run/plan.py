@@ -218,7 +218,7 @@ def plan_run(scenario: Scenario, today: dt.date, engine: str = "fast",
     key = run_key(scenario, window)
     if pinned is None:
         # distractors are drawn for batch runs only: a live run (and its replay) has none yet
-        benign, distractors = draw_distractors(scenario, window, faults)
+        benign, distractors = draw_distractors(scenario, window, faults, today)
         changes = sorted([*changes, *benign], key=lambda c: c.epoch)
         return RunPlan(window, key, faults, origin,
                        plan_segments(scenario, window, faults, engine, changes, distractors),
