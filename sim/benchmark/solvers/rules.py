@@ -8,9 +8,11 @@
 2. What saturated first: in the minutes around the onset, each resource's own signal is
    compared with its usual level (gateway latency and timeouts, gateway 5xx and breakers,
    query time, upstream time and timeouts, full GCs and heap logs, request rate, pool
-   waits); the earliest names the kind, a dependency before the pools it holds up.
+   and thread waits); the earliest names the kind. Pools and threads run short when
+   anything else is slow, so they name it only when nothing else stood out.
 3. What changed: the last change in the 90 minutes before the onset that plausibly explains
-   that resource (a push shrinking the pool that ran out, a deploy to exactly the hosts that
+   that resource (a push shrinking the pool, heap or threads that ran out, a deploy to
+   exactly the hosts that
    leak, a flag switched on shortly before symptoms no dependency explains) is named, and
    the kind becomes the change's.
 
@@ -43,12 +45,18 @@ UPSTREAM_URL = re.compile(r"https?://([a-z][a-z-]*-service)")
 UPSTREAM_HOSTS = {"inventory": "inventory-service", "recommendations": "recommendation-service"}
 HEAP_LOGS = ("heap_pressure", "out_of_memory")
 POOL_LOGS = ("db_pool_exhausted", "db_pool_timeout")
+THREAD_LOGS = ("thread_pool_saturated",)
 # the order in which signals of the same minute are believed: a slow dependency holds the
 # pools and threads up, not the other way round
-PRIORITY = ("gateway_slow", "gateway_errors", "db_slow", "upstream", "heap", "surge", "pool")
+PRIORITY = ("gateway_slow", "gateway_errors", "db_slow", "upstream", "heap", "surge", "pool",
+            "threads")
 KIND_OF_SIGNAL = {"gateway_slow": "payment_gateway_slowdown", "gateway_errors": "dependency_error_burst",
                   "db_slow": "db_slow_queries", "upstream": "upstream_slowdown", "heap": "memory_leak",
-                  "surge": "traffic_surge", "pool": "db_slow_queries"}
+                  "surge": "traffic_surge", "pool": "db_slow_queries", "threads": "traffic_surge"}
+# resources that run short because something else is slow: named only when nothing else is
+SYMPTOMS = ("pool", "threads")
+# the settings whose shrinking starves a resource: a push that did so is its cause
+SETTINGS_OF_SIGNAL = {"pool": ("db_pool",), "heap": ("heap",), "threads": ("worker_threads", "accept_queue")}
 
 
 @dataclass
@@ -123,8 +131,8 @@ def _stretch(run: list[int], score: dict[int, float]) -> list[Stretch]:
 
 def _incident(ev: Evidence, s: Stretch) -> dict[str, Any]:
     finding = _saturated(ev, s)
-    signal = min(finding.first_minute, key=lambda k: (finding.first_minute[k], PRIORITY.index(k)),
-                 default=None)
+    causes = [k for k in finding.first_minute if k not in SYMPTOMS] or list(finding.first_minute)
+    signal = min(causes, key=lambda k: (finding.first_minute[k], PRIORITY.index(k)), default=None)
     kind = KIND_OF_SIGNAL[signal] if signal else _guess_from_endpoints(ev, s)
     places = _places(signal, finding)
     change = _cause(ev, s, signal, finding)
@@ -189,6 +197,9 @@ def _saturated(ev: Evidence, s: Stretch) -> Finding:
         for m, v in ev.metric(host, "db.client.connection.pending_requests", "min").items():
             if v > 0:
                 mark("pool", m, host)
+        for m, v in ev.metric(host, "thread_pool.queued", "min").items():
+            if v > 0:
+                mark("threads", m, host)
     for line in ev.logs:
         m = int(line.at // 60)
         if m not in near:
@@ -197,6 +208,8 @@ def _saturated(ev: Evidence, s: Stretch) -> Finding:
             mark("heap", m, line.host)
         elif line.action in POOL_LOGS:
             mark("pool", m, line.host)
+        elif line.action in THREAD_LOGS:
+            mark("threads", m, line.host)
         elif line.action == "upstream_timeouts_started":
             mark("upstream", m)
             f.upstream = f.upstream or UPSTREAM_HOSTS.get(line.host)
@@ -239,7 +252,8 @@ def _cause(ev: Evidence, s: Stretch, signal: str | None, f: Finding) -> Change |
     for change in sorted(ev.changes, key=lambda c: -c.at):
         if not onset - CHANGE_LOOKBACK_S <= change.at <= onset + 60.0:
             continue
-        if change.kind == "config_push" and signal == "pool" and _shrinks(change, "db_pool"):
+        if change.kind == "config_push" and signal in SETTINGS_OF_SIGNAL and \
+                _shrinks(change, SETTINGS_OF_SIGNAL[signal]):
             return change
         if change.kind == "deploy" and signal == "heap" and \
                 set(change.hosts) == f.hosts.get("heap", set()):
@@ -251,8 +265,8 @@ def _cause(ev: Evidence, s: Stretch, signal: str | None, f: Finding) -> Change |
     return None
 
 
-def _shrinks(change: Change, prefix: str) -> bool:
-    """Whether a push set a ``prefix`` setting lower than it was."""
+def _shrinks(change: Change, prefix: tuple[str, ...]) -> bool:
+    """Whether a push set a setting starting with ``prefix`` lower than it was."""
     for name, old, new in change.settings:
         if name.startswith(prefix):
             try:
