@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitors": ("sim.outputs.alert_monitors", "the alert rules as OpenSearch Alerting monitors"),
     "benchmark": ("sim.benchmark.generate", "generate investigation cases: telemetry, questions, answers apart"),
     "score": ("sim.benchmark.score", "score a submission against a benchmark's answers"),
+    "solve": ("sim.benchmark.solve", "answer a benchmark's cases with a reference solver"),
 }
 
 # CLI flag -> scenario field it overrides
