@@ -73,8 +73,8 @@ def main() -> int:
     print(f"{args.cases} cases of {args.hours:g} h, seed {args.seed}\n")
     print("| step | wall s | per case s | case files |\n|---|---|---|---|")
     for name, took, nbytes in rows:
-        print(f"| {name} | {took:.0f} | {took / args.cases:.1f} | "
-              f"{nbytes / 1e9:.2f} GB |" if nbytes else f"| {name} | {took:.0f} | {took / args.cases:.1f} | |")
+        files_gb = f"{nbytes / 1e9:.2f} GB" if nbytes else ""
+        print(f"| {name} | {took:.0f} | {took / args.cases:.1f} | {files_gb} |")
     print()
     for solver, overall in scores.items():
         print(solver, json.dumps(overall, sort_keys=True))

@@ -50,7 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("sim.truth.split", "write a finished run's normal/incident/recovery files"),
     "dashboards": ("sim.outputs.dashboards", "import the OpenSearch Dashboards saved objects"),
     "monitors": ("sim.outputs.alert_monitors", "the alert rules as OpenSearch Alerting monitors"),
-    "benchmark": ("sim.benchmark.generate", "generate investigation cases: telemetry, questions, answers apart"),
+    "benchmark": ("sim.benchmark.generate", "generate investigation cases (answers kept apart)"),
     "score": ("sim.benchmark.score", "score a submission against a benchmark's answers"),
     "solve": ("sim.benchmark.solve", "answer a benchmark's cases with a reference solver"),
 }
