@@ -73,3 +73,32 @@ def test_shares_follow_what_each_cause_breaks_and_round_to_the_totals():
     assert ia["requests"] + ib["requests"] == 300
     assert ia["failed_orders"] + ib["failed_orders"] == 3
     assert a["overlaps_with"] == ["b"] and b["overlaps_with"] == ["a"]
+
+
+def test_a_change_during_a_fault_is_credited_only_from_its_own_first_sign(tmp_path):
+    """A gateway slowdown at 14:25; at 14:21 a push that raises the accept queue, at 14:22 a
+    build that leaks rolled out to app-02 (with the pipeline's warm-up). The push cannot
+    exhaust anything it raised: no record, although the fault's symptoms follow it. The
+    build's record starts with the first sign of its own mechanism (app-02's heap), not with
+    the fault's symptoms."""
+    scenario = tmp_path / "both.yaml"
+    scenario.write_text(
+        (ROOT / "scenarios" / "payment_timeout.yaml").read_text()
+        + "changes:\n"
+        "  - {id: push-aq, kind: config_push, at: 'today 14:21', settings: {accept_queue: 80}}\n"
+        "  - {id: leaky-2.14.0, kind: deploy, at: 'today 14:22', version: '2.14.0', hosts: [app-02],\n"
+        "     fault: {type: memory_leak, magnitude: 2.0}}\n")
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, str(ROOT / "run_sim.py"), str(scenario), "--today", "2026-11-27",
+                    "--start", "today 14:10", "--end", "today 15:05", "--output-dir", str(out),
+                    "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    lines = (out / "incidents.ndjson").read_text().splitlines()[1::2]
+    records = {r["incident_id"]: r for r in map(json.loads, lines)}
+    assert "push-aq" not in records
+    fault = next(r for r in records.values() if r["cause"].get("fault_type") == "payment_gateway_slowdown")
+    deploy = records["leaky-2.14.0"]
+    heap = [c for c in deploy["chain"] if c["component"] == "app-02"
+            and c["event"] in ("heap_pressure", "long_gc_pause", "out_of_memory")]
+    assert heap, "the leak showed on app-02"
+    assert deploy["symptom_start"] <= heap[0]["at"] and heap[0]["at"][:16] == deploy["symptom_start"][:16]
+    assert fault["symptom_start"] < deploy["symptom_start"]

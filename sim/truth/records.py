@@ -312,6 +312,16 @@ def build_change_records(
         if win is None or win.start < claimed_until or any(
                 f.end_epoch <= change.epoch < f.end_epoch + SEARCH_AFTER_FAULT_S for f in faults):
             continue  # an earlier change's symptoms, or a fault's recovery it was made in
+        if any(f.start_epoch <= win.start + 60.0 < f.end_epoch + SEARCH_AFTER_FAULT_S for f in faults):
+            # the symptoms began while a fault acted: the change is credited only from its
+            # own mechanism's first sign on its hosts (a leaking build's heap, a shrunk pool
+            # running out); none, and they are the fault's alone
+            own = _own_first_sign(change, applied(storefront, changes[:i], change.hosts[0])
+                                  if change.hosts else storefront, log, change.epoch + CHANGE_HORIZON_S)
+            if own is None or own >= win.end:
+                continue
+            start = max(win.start, own // 60.0 * 60.0)
+            win = ObservedWindow(start, max(win.incident_end, start + 60.0), win.end)
         claimed_until = win.end
         rec = _change_cause(change, changes[:i], storefront)
         rec["origin"] = (origin or {}).get(change.change_id, "pinned")
@@ -323,6 +333,32 @@ def build_change_records(
         rec["delay_to_first_symptom_s"] = round(max(0.0, win.start - change.epoch), 1)
         records.append(rec)
     return records
+
+
+HEAP_SIGNS = ("heap_pressure", "long_gc_pause", "out_of_memory")
+# a setting's resource, and what it announces when that resource gives way
+SIGNS_OF_SETTING = (("db_pool.", ("db_pool_exhausted",)), ("cpu_", ("cpu_saturated",)),
+                    ("worker_threads", ("thread_pool_saturated",)),
+                    ("accept_queue", ("thread_pool_saturated",)), ("heap.", HEAP_SIGNS),
+                    ("circuit_breaker.", ("circuit_breaker_open",)),
+                    ("payment_gateway.", ("gateway_timeouts_started",)))
+
+
+def _own_first_sign(change: ActiveChange, was: StorefrontConfig,
+                    log: list[tuple[float, str, str, str]], until: float) -> float | None:
+    """When the resource a change acts on first gave way on one of its hosts (a leaking
+    build: its heap; a push that lowered a setting: that setting's resource; ``was``: the
+    host's settings before it), or None: a push that raised a limit cannot exhaust it, and
+    a flag reaches every host through many paths, with no sign of its own."""
+    if change.kind == "deploy":
+        signs: tuple[str, ...] = HEAP_SIGNS if change.leak_mb else ()
+    else:
+        lowered = [path for path, value in change.settings
+                   if not isinstance(value, int | float) or value < setting(was, path)]
+        signs = tuple(ev for path in lowered for prefix, evs in SIGNS_OF_SETTING
+                      if path.startswith(prefix) for ev in evs)
+    return next((t for t, comp, ev, _ in log
+                 if change.epoch <= t < until and ev in signs and comp in change.hosts), None)
 
 
 def _change_cause(change: ActiveChange, before: list[ActiveChange],
