@@ -164,3 +164,31 @@ def test_a_streamed_case_has_its_own_index_with_every_document_and_no_answer(
 
 def _documents(path: Path) -> int:
     return path.read_bytes().count(b"\n") // 2 if path.exists() else 0
+
+
+def test_the_generated_answers_as_a_submission_score_full_marks(generated, tmp_path, capsys):
+    """Through the commands, as a user runs them: the answers themselves score 1 on every
+    metric (0 false positives, no distractor blamed); an empty submission scores 0."""
+    from sim.benchmark.score import main as score_main
+
+    submission = {"cases": {}}
+    for path in sorted((generated / "answers").iterdir()):
+        answer = json.loads(path.read_text())
+        submission["cases"][answer["case"]] = {"incidents": [
+            {k: i[k] for k in ("start", "end", "root_cause_kind", "locations", "change")}
+            for i in answer["incidents"]]}
+    (tmp_path / "answers.json").write_text(json.dumps(submission))
+    (tmp_path / "empty.json").write_text("{}")
+    results = {}
+    for name in ("answers", "empty"):
+        out = tmp_path / f"{name}-score.json"
+        argv = [str(generated / "answers"), str(tmp_path / f"{name}.json"), "--json", str(out)]
+        assert score_main(argv) == 0
+        results[name] = json.loads(out.read_text())["overall"]
+    capsys.readouterr()
+    full = results["answers"]
+    for metric in ("detection", "onset_60s", "iou", "kind", "change", "change_score"):
+        assert full[metric] in (1.0, None), metric
+    assert full["ac1"] in (1.0, None) and full["distractor_blamed"] in (0.0, None)
+    assert full["false_positive_rate"] in (0.0, None) and full["extra_incidents"] == 0
+    assert results["empty"]["detection"] == 0.0
