@@ -32,6 +32,15 @@ CASES = {
     "end_before_start": ("name: x\n", ["--start", "today 10:00", "--end", "today 09:00"],
                          "window: end must be after start"),
     "not_a_mapping": ("- just\n- a list\n", [], "(top level): expected a mapping"),
+    "anomaly_on_unknown_host": (
+        "distractors:\n  anomalies:\n    - {id: job-1, kind: batch_job, at: 'today 10:00', host: app-09}\n",
+        [], "distractors.anomalies[0].host: unknown instance 'app-09'"),
+    "anomaly_bad_time": (
+        "distractors:\n  anomalies:\n    - {id: job-1, kind: cache_flush, at: teatime}\n",
+        [], "distractors.anomalies[0].at: cannot parse time 'teatime'"),
+    "benign_without_why": (
+        "changes:\n  - {kind: config_push, at: 'today 10:00', settings: {accept_queue: 80}, benign: ''}\n",
+        [], "changes[0].benign"),
 }
 
 
