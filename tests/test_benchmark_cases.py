@@ -192,3 +192,27 @@ def test_the_generated_answers_as_a_submission_score_full_marks(generated, tmp_p
     assert full["ac1"] in (1.0, None) and full["distractor_blamed"] in (0.0, None)
     assert full["false_positive_rate"] in (0.0, None) and full["extra_incidents"] == 0
     assert results["empty"]["detection"] == 0.0
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--cases", "0"], "--cases: 0 is not between 1 and 999"),
+    (["--cases", "2", "--hours", "0.1"], "--hours: 0.1 is not between 0.25 and 12"),
+    (["--cases", "2", "--opensearch", "http://127.0.0.1:9"], "--opensearch: cannot connect"),
+])
+def test_bad_benchmark_input_is_one_line_and_writes_nothing(argv, expected, tmp_path, capsys):
+    from sim.benchmark.generate import main as benchmark_main
+
+    out = tmp_path / "bench"
+    assert benchmark_main([*argv, "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+    assert not out.exists()
+
+
+def test_a_used_output_dir_is_refused_untouched(tmp_path, capsys):
+    from sim.benchmark.generate import main as benchmark_main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    assert benchmark_main(["--cases", "1", "--output-dir", str(tmp_path)]) == 2
+    assert "not an empty directory" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -28,6 +28,7 @@ from sim.benchmark.submission import write_schema
 from sim.benchmark.vocabulary import ROOT_CAUSE_KINDS, locations, record_kind, record_locations
 from sim.console import EXIT_FAILED, OneLineParser, bad_input, one_line, program_name
 from sim.outputs.files import OutputError, check_output_dir
+from sim.outputs.opensearch import OpenSearchSetupError, connect
 from sim.run.batch import RunResult, simulate
 from sim.telemetry.logs import LOGS_FILE
 
@@ -75,12 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         check_output_dir(out)
     except OutputError as exc:
         return bad_input(str(exc))
+    if args.opensearch:  # a typo or a stopped cluster: one line now, not after the first case
+        try:
+            connect(args.opensearch)
+        except OpenSearchSetupError as exc:
+            return bad_input(f"--opensearch: {exc} (nothing was written)")
     workers = args.workers or (1 if args.opensearch else (os.cpu_count() or 1))
     t0 = time.perf_counter()
     try:
         generated = generate(args.cases, args.seed, out, workers, args.opensearch,
                              args.index_prefix, args.hours)
-    except OutputError as exc:
+    except (OutputError, OpenSearchSetupError) as exc:  # a disk, or an index, gave up mid-way
         print(one_line(str(exc)), file=sys.stderr)
         return EXIT_FAILED
     print(mix_table(generated))
