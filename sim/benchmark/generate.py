@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -112,7 +113,11 @@ def generate(n: int, seed: int, out: Path, workers: int, url: str | None = None,
     if workers == 1:
         answers = [run_case(*job) for job in jobs]
     else:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        # from the forkserver, never a fork of this process: a fork would inherit this
+        # process's forkserver (if a run here started one), which is not its child to wait for
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["sim.benchmark.generate"])
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             answers = list(pool.map(run_case, *zip(*jobs, strict=True)))
     shutil.rmtree(out / ".work", ignore_errors=True)
     return answers
