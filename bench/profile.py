@@ -77,12 +77,12 @@ def cli(out: Path, scenario: str, start: str, end: str, warmup: bool,
     """CPU seconds (user + system, the worker included) of one run."""
     args = [sys.executable, str(ROOT / "run_sim.py"), scenario, "--today", TODAY, "--start", start,
             "--end", end, "--workers", "1", "--output-dir", str(out), "--quiet"]
-    if not warmup:
+    if not warmup:  # the same scenario, its segment starting cold at the window's start
+        import yaml
+        raw = yaml.safe_load((ROOT / scenario).read_text())
+        raw.setdefault("window", {})["warmup_minutes"] = 0
         flat = out.parent / "no-warmup.yaml"
-        flat.write_text(Path(ROOT / scenario).read_text() + "\n")
-        text = flat.read_text()
-        flat.write_text(text.replace("window:\n", "window:\n  warmup_minutes: 0\n", 1)
-                        if "window:\n" in text else text + "window:\n  warmup_minutes: 0\n")
+        flat.write_text(yaml.safe_dump(raw))
         args[2] = str(flat)
     shutil.rmtree(out, ignore_errors=True)
     t0 = _children_cpu()
