@@ -465,6 +465,11 @@ def check_changes(scenario: Scenario, source: str) -> None:
     values are ones the storefront's schema takes: a typo would otherwise change nothing,
     without a word."""
     check_change_list(scenario.changes, scenario.storefront, source)
+    check_anomalies(scenario, source)
+
+
+def check_anomalies(scenario: Scenario, source: str) -> None:
+    """Each placed anomaly's host and time name something real (as a change's do)."""
     hosts = tuple(instance_name(i) for i in range(scenario.storefront.instances))
     for i, anomaly in enumerate(scenario.distractors.anomalies):
         where = f"{source}: distractors.anomalies[{i}]"

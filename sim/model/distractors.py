@@ -107,15 +107,9 @@ def draw_distractors(scenario: Scenario, window: Window, faults: Sequence[Active
 
 def planned_anomalies(scenario: Scenario, today: dt.date) -> list[Distractor]:
     """The anomalies the scenario places itself (``distractors.anomalies``)."""
-    out = []
-    for a in scenario.distractors.anomalies:
-        at = resolve_time_expression(a.at, today).timestamp()
-        if a.kind == "cache_flush":
-            out.append(Distractor(a.id, a.kind, at, at + 1.0, "db-01"))
-        else:
-            cores = min(scenario.storefront.cpu_cores - 1, a.cores)
-            out.append(Distractor(a.id, a.kind, at, at + a.minutes * 60.0, a.host, max(1, cores)))
-    return out
+    return sorted((anomaly(a.kind, a.id, resolve_time_expression(a.at, today).timestamp(),
+                           scenario.storefront, a.host, a.minutes * 60.0, a.cores)
+                   for a in scenario.distractors.anomalies), key=lambda d: d.start_epoch)
 
 
 def _when(gen: Any, kind: str, midnight: float, incident_starts: list[float]) -> float:
@@ -134,11 +128,20 @@ def _when(gen: Any, kind: str, midnight: float, incident_starts: list[float]) ->
 
 def _anomaly(gen: Any, kind: str, ident: str, at: float, cfg: StorefrontConfig) -> Distractor:
     if kind == "cache_flush":
-        return Distractor(ident, kind, at, at + 1.0, "db-01")
+        return anomaly(kind, ident, at, cfg)
     host = instance_name(int(gen.integers(0, cfg.instances)))
     minutes = float(gen.uniform(*BATCH_MINUTES))
-    cores = min(cfg.cpu_cores - 1, int(gen.integers(BATCH_CORES[0], BATCH_CORES[1] + 1)))
-    return Distractor(ident, kind, at, at + round(minutes * 60.0), host, max(1, cores))
+    cores = int(gen.integers(BATCH_CORES[0], BATCH_CORES[1] + 1))
+    return anomaly(kind, ident, at, cfg, host, round(minutes * 60.0), cores)
+
+
+def anomaly(kind: str, ident: str, at: float, cfg: StorefrontConfig, host: str = "",
+            seconds: float = 0.0, cores: int = 0) -> Distractor:
+    """A benign anomaly, drawn or placed: a cache flush is an instant on the database; a
+    batch job leaves the JVM at least one of the host's cores."""
+    if kind == "cache_flush":
+        return Distractor(ident, kind, at, at + 1.0, "db-01")
+    return Distractor(ident, kind, at, at + seconds, host, max(1, min(cfg.cpu_cores - 1, cores)))
 
 
 def _benign_change(gen: Any, kind: str, ident: str, at: float, day: dt.date, k: int,
